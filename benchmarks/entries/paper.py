@@ -1,0 +1,57 @@
+"""The paper's Table 1, row by row as printed, and its final model.
+
+Table 1's rows ran "around 50 epochs"; the final model is row 6's architecture for 80.
+Parameter counts are computed from the configs; `params` is only what the paper printed.
+"""
+from benchmarks.registry import Paper, arch, entry
+from resnet.train import TrainConfig
+
+TABLE1 = TrainConfig(epochs=50)
+
+
+@entry("table1/row1", paper=Paper(num=1, accuracy=84.8, params="1.9M", epochs=50))
+def row1():
+    """Table 1 row 1: [2,2,2,2] blocks at 16-128 channels, 5x5 convs."""
+    return arch(blocks=[2, 2, 2, 2], channels=[16, 32, 64, 128], conv_kernel=5), TABLE1
+
+
+@entry("table1/row2", paper=Paper(num=2, accuracy=86.6, params="2.79M", epochs=50))
+def row2():
+    """Table 1 row 2: [2,2,2,2] blocks at 32-256 channels."""
+    return arch(blocks=[2, 2, 2, 2], channels=[32, 64, 128, 256]), TABLE1
+
+
+@entry("table1/row3", paper=Paper(num=3, accuracy=91.78, params="4.9M", epochs=50))
+def row3():
+    """Table 1 row 3: one block per layer at 64-512 channels (the paper's best row)."""
+    return arch(blocks=[1, 1, 1, 1], channels=[64, 128, 256, 512]), TABLE1
+
+
+@entry("table1/row4", paper=Paper(num=4, accuracy=89.10, params="4.9M", epochs=50))
+def row4():
+    """Table 1 row 4: row 3 with a 3x3 average pool."""
+    return arch(blocks=[1, 1, 1, 1], channels=[64, 128, 256, 512], pool_kernel=3), TABLE1
+
+
+@entry("table1/row5", paper=Paper(num=5, accuracy=88.43, params="5.4M", epochs=50))
+def row5():
+    """Table 1 row 5 as printed: ResNet-18 widths with 2x2 shortcut convs (larger than the printed 5.4M)."""
+    return arch(blocks=[2, 2, 2, 2], channels=[64, 128, 256, 512], skip_kernel=2), TABLE1
+
+
+@entry("table1/row6", paper=Paper(num=6, accuracy=90.70, params="4.9M", epochs=50))
+def row6():
+    """Table 1 row 6: [4,6,4,3] blocks at 32-256 channels (the final architecture)."""
+    return arch(blocks=[4, 6, 4, 3], channels=[32, 64, 128, 256]), TABLE1
+
+
+@entry("table1/row7", paper=Paper(num=7, accuracy=90.93, params="4.99M", epochs=50))
+def row7():
+    """Table 1 row 7: [5,7,4,3] blocks at 32-256 channels."""
+    return arch(blocks=[5, 7, 4, 3], channels=[32, 64, 128, 256]), TABLE1
+
+
+@entry("paper/final", paper=Paper(accuracy=90.86, params="4,902,186", epochs=80, test_loss=0.42))
+def final():
+    """The paper's final model: row 6's architecture trained for 80 epochs."""
+    return arch(blocks=[4, 6, 4, 3], channels=[32, 64, 128, 256]), TrainConfig(epochs=80)

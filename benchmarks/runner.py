@@ -1,0 +1,142 @@
+"""Runs one entry for one seed and logs it to MLflow as one run.
+
+The runner turns an entry plus the user's overrides into configs, loads the data once,
+trains through `resnet.train`, and hands `tracking` plain dicts: the flat params, the
+tags that make runs easy to find, one batched metrics call per epoch, and the artifacts
+(config JSON, learning-curve PNG, final weights).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from benchmarks import figures
+from benchmarks.registry import Entry
+from resnet.data import Dataset
+from resnet.data import load as load_data
+from resnet.model import ConfigError
+from resnet.train import Diverged, ExecConfig, TrainConfig, train
+from tracking import Tracker, names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: str = "cifar10"       # cifar10 | synthetic
+    data_dir: str | None = None   # None: $RESBENCH_DATA_DIR or ~/.cache/resbench/data
+    limit_train: int = 0          # first N training images; 0 = all 50,000
+    limit_test: int = 0           # first N test images; 0 = all 10,000
+
+    def load(self) -> Dataset:
+        return load_data(self.source, self.data_dir, self.limit_train, self.limit_test)
+
+
+def apply_overrides(base: TrainConfig, overrides: dict) -> TrainConfig:
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: not a training field "
+                          f"(fields: {', '.join(f.name for f in dataclasses.fields(TrainConfig))})")
+    return dataclasses.replace(base, **overrides)
+
+
+def overridden(entry: Entry, cfg: TrainConfig, spec: DataSpec) -> list[str]:
+    """Fields in which this run differs from the entry as registered (limits included)."""
+    diff = [k for k, v in asdict(cfg).items() if getattr(entry.train, k) != v]
+    return diff + [k for k in ("limit_train", "limit_test") if getattr(spec, k)]
+
+
+@lru_cache(maxsize=1)
+def git_version() -> tuple[str, bool]:
+    """(commit, dirty) of the checkout the code runs from; ("unknown", False) outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        return commit, dirty
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+def run_name(entry: Entry, seed: int) -> str:
+    return f"{entry.name} seed={seed}"
+
+
+def describe(entry: Entry) -> str:
+    p = entry.paper
+    claim = []
+    if p.accuracy is not None:
+        claim.append(f"{p.accuracy:.2f}% test accuracy")
+    if p.params:
+        claim.append(f"{p.params} parameters")
+    if p.epochs:
+        claim.append(f"{p.epochs} epochs")
+    return f"{entry.name}: {entry.description}" + (f" Paper: {', '.join(claim)}." if claim else "")
+
+
+def build_tags(entry: Entry, cfg: TrainConfig, seed: int, data: Dataset, spec: DataSpec, device) -> dict:
+    commit, dirty = git_version()
+    p = entry.paper
+    tags = {
+        names.TAG_ENTRY: entry.name, names.TAG_GROUP: entry.group, names.TAG_SEED: seed,
+        names.TAG_KIND: "train",
+        names.TAG_CONFIG_HASH: entry.config_hash(cfg), names.TAG_ENTRY_HASH: entry.config_hash(),
+        names.TAG_OVERRIDES: ",".join(overridden(entry, cfg, spec)),
+        names.TAG_DATA_SOURCE: data.source, names.TAG_DATA_CHECKSUM: data.checksum,
+        names.TAG_GIT_COMMIT: commit, names.TAG_GIT_DIRTY: dirty,
+        names.TAG_TORCH: torch.__version__, names.TAG_CUDA: torch.version.cuda or "none",
+        names.TAG_DEVICE: torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        names.TAG_DESCRIPTION: describe(entry),
+    }
+    for tag, value in ((names.TAG_PAPER_ACCURACY, p.accuracy), (names.TAG_PAPER_PARAMS, p.params),
+                       (names.TAG_PAPER_EPOCHS, p.epochs), (names.TAG_PAPER_TEST_LOSS, p.test_loss)):
+        if value is not None:
+            tags[tag] = value
+    return tags
+
+
+def run_entry(entry: Entry, tracker: Tracker, data: Dataset, spec: DataSpec, *, seed: int = 0,
+              overrides: dict | None = None, ex: ExecConfig = ExecConfig(), progress: bool | None = None) -> str:
+    """Train `entry` once and log it; returns the MLflow run id. Failures leave a FAILED run."""
+    cfg = apply_overrides(entry.train, overrides or {})
+    device = ex.torch_device()
+    params = {**entry.model.flat(), **asdict(cfg), **asdict(ex), "seed": seed, "data": data.source,
+              "limit_train": spec.limit_train, "limit_test": spec.limit_test,
+              "train_images": len(data.train_y), "test_images": len(data.test_y)}
+    tags = build_tags(entry, cfg, seed, data, spec, device)
+    with tracker.start_run(run_name(entry, seed), params, tags) as run:
+        try:
+            result = train(entry.model, cfg, data, seed=seed, ex=ex, progress=progress,
+                           on_epoch=lambda s: run.log_metrics(s.metrics(), step=s.epoch))
+        except Diverged as e:
+            run.set_tags({names.TAG_DIVERGED_EPOCH: e.epoch})
+            raise
+        history = pd.DataFrame([asdict(s) for s in result.history])
+        last = result.history[-1]
+        run.log_metrics({
+            names.PARAM_COUNT: result.param_count, names.TEST_ACCURACY: last.test_acc,
+            names.BEST_TEST_ACCURACY: history["test_acc"].max(), names.TEST_LOSS: last.test_loss,
+            names.WALL_SECONDS: history["epoch_seconds"].sum(),
+        })
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            (tmp / names.ARTIFACT_CONFIG).write_text(json.dumps(
+                {"entry": entry.name, "model": entry.model.flat(), "train": asdict(cfg), "exec": asdict(ex),
+                 "seed": seed, "data": asdict(spec) | {"source": data.source, "checksum": data.checksum}},
+                indent=2))
+            figures.learning_curve(history, tmp / names.ARTIFACT_CURVE, run_name(entry, seed))
+            weights = tmp / Path(names.ARTIFACT_WEIGHTS).name
+            torch.save({k: v.detach().cpu() for k, v in result.model.state_dict().items()}, weights)
+            run.log_artifact(tmp / names.ARTIFACT_CONFIG)
+            run.log_artifact(tmp / names.ARTIFACT_CURVE)
+            run.log_artifact(weights, str(Path(names.ARTIFACT_WEIGHTS).parent))
+        return run.run_id

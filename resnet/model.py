@@ -1,0 +1,151 @@
+"""The kuangliu-style CIFAR ResNet over the paper's six hyperparameters.
+
+N residual layers (``len(blocks)``), B_i blocks per layer, C_i channels, F_i conv
+kernel, K_i skip-connection kernel and P average-pool kernel. The definition follows
+the authors' published code, so row 6 of Table 1 has exactly 4,902,186 parameters.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGE_SIZE = 32  # CIFAR-10 images are 32x32
+
+
+class ConfigError(ValueError):
+    """An invalid model or training configuration; the message names the field."""
+
+
+def _per_layer(value, n: int, name: str) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected an int or a list of {n} ints, got {value!r}")
+    if isinstance(value, int):
+        return (value,) * n
+    try:
+        out = tuple(value)
+    except TypeError:
+        raise ConfigError(f"{name}: expected an int or a list of {n} ints, got {value!r}") from None
+    if len(out) != n:
+        raise ConfigError(f"{name}: has {len(out)} values but layers (N) is {n}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in out):
+        raise ConfigError(f"{name}: every value must be an int, got {list(out)!r}")
+    return out
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """One architecture. Scalars for F, K are broadcast to every layer."""
+
+    layers: int = 4                              # N: residual layers
+    blocks: tuple[int, ...] = (2, 2, 2, 2)       # B_i: blocks in layer i
+    channels: tuple[int, ...] = (64, 128, 256, 512)  # C_i: channels of layer i
+    conv_kernel: tuple[int, ...] = (3, 3, 3, 3)  # F_i: conv kernel in layer i (odd)
+    skip_kernel: tuple[int, ...] = (1, 1, 1, 1)  # K_i: shortcut conv kernel in layer i
+    pool_kernel: int = 4                         # P: average-pool kernel (and stride)
+    num_classes: int = 10
+
+    def __post_init__(self):
+        n = self.layers
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"layers: must be a positive int, got {n!r}")
+        for name in ("blocks", "channels", "conv_kernel", "skip_kernel"):
+            object.__setattr__(self, name, _per_layer(getattr(self, name), n, name))
+        for name in ("pool_kernel", "num_classes"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"{name}: must be an int, got {v!r}")
+        for name in ("blocks", "channels", "conv_kernel", "skip_kernel", "pool_kernel", "num_classes"):
+            values = getattr(self, name)
+            if any(v < 1 for v in (values if isinstance(values, tuple) else (values,))):
+                raise ConfigError(f"{name}: sizes must be positive, got {values!r}")
+        if any(f % 2 == 0 for f in self.conv_kernel):
+            raise ConfigError(f"conv_kernel: must be odd so padding F//2 keeps the size, got {self.conv_kernel}")
+        size = IMAGE_SIZE
+        for i in range(1, n):
+            main = _conv_out(size, self.conv_kernel[i], 2, self.conv_kernel[i] // 2)
+            skip = _conv_out(size, self.skip_kernel[i], 2, 0)
+            if main < 1 or skip != main:
+                raise ConfigError(
+                    f"skip_kernel: K={self.skip_kernel[i]} in layer {i + 1} gives a {skip}x{skip} shortcut "
+                    f"for a {main}x{main} block output on a {size}x{size} input")
+            size = main
+        if self.pool_kernel > size:
+            raise ConfigError(f"pool_kernel: P={self.pool_kernel} is larger than the last feature map ({size}x{size})")
+
+    @property
+    def final_map(self) -> int:
+        """Side of the last feature map before pooling."""
+        return IMAGE_SIZE // 2 ** (self.layers - 1) if self.layers > 1 else IMAGE_SIZE
+
+    @property
+    def pooled_features(self) -> int:
+        side = _conv_out(self.final_map, self.pool_kernel, self.pool_kernel, 0)
+        return self.channels[-1] * side * side
+
+    def flat(self) -> dict[str, object]:
+        """Plain values for logging and tables: tuples as lists."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int, conv_kernel: int, skip_kernel: int):
+        super().__init__()
+        pad = conv_kernel // 2
+        self.conv1 = nn.Conv2d(c_in, c_out, conv_kernel, stride, pad, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, conv_kernel, 1, pad, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, skip_kernel, stride, 0, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self, cfg: ResNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.conv1 = nn.Conv2d(3, cfg.channels[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cfg.channels[0])
+        layers, c_in = [], cfg.channels[0]
+        for i in range(cfg.layers):
+            blocks = []
+            for j in range(cfg.blocks[i]):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(BasicBlock(c_in, cfg.channels[i], stride, cfg.conv_kernel[i], cfg.skip_kernel[i]))
+                c_in = cfg.channels[i]
+            layers.append(nn.Sequential(*blocks))
+        self.layers = nn.Sequential(*layers)
+        self.linear = nn.Linear(cfg.pooled_features, cfg.num_classes)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layers(out)
+        out = F.avg_pool2d(out, self.cfg.pool_kernel)
+        return self.linear(torch.flatten(out, 1))
+
+
+def build_model(cfg: ResNetConfig) -> ResNet:
+    return ResNet(cfg)
+
+
+def count_parameters(model_or_cfg: nn.Module | ResNetConfig) -> int:
+    """Trainable parameters; builds the model on the meta device when given a config."""
+    model = model_or_cfg
+    if isinstance(model_or_cfg, ResNetConfig):
+        with torch.device("meta"):
+            model = ResNet(model_or_cfg)
+    return sum(math.prod(p.shape) for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,230 @@
+"""The training recipe (TrainConfig), how it is executed (ExecConfig) and the loop.
+
+TrainConfig holds what changes the mathematics and defaults to the authors' code:
+Adam lr 0.1, default betas, no weight decay, CosineAnnealingLR(T_max=200) stepped per
+epoch, batch 128, crop+flip. ExecConfig holds what must not change it: the input
+pipeline, precision, compilation, the device. One call of `train` is one run; each
+epoch is reported through `on_epoch` so callers can log or checkpoint it.
+"""
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from resnet.data import Dataset
+from resnet.model import ConfigError, ResNetConfig, build_model, count_parameters
+from resnet.pipeline import DeviceLoader, reference_loader
+
+OPTIMIZERS = ("adam", "sgd")
+PIPELINES = ("fast", "reference")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 80              # passes over the training set
+    batch_size: int = 128         # images per step, train and test
+    optimizer: str = "adam"       # adam | sgd
+    lr: float = 0.1               # initial learning rate
+    momentum: float = 0.0         # SGD only
+    nesterov: bool = False        # SGD only
+    weight_decay: float = 0.0     # L2, as the optimiser's own weight_decay
+    t_max: int = 200              # CosineAnnealingLR period in epochs (the authors' 200, not `epochs`)
+    eta_min: float = 0.0          # CosineAnnealingLR floor
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    crop_padding: int = 4         # RandomCrop(32, padding=crop_padding); 0 disables the crop
+    hflip: bool = True            # RandomHorizontalFlip(p=0.5)
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            want = {"int": int, "float": (int, float), "bool": bool, "str": str}[f.type]
+            if isinstance(v, bool) != (f.type == "bool") or not isinstance(v, want):
+                raise ConfigError(f"{f.name}: expected {f.type}, got {v!r}")
+        positive = ("epochs", "batch_size", "lr", "t_max")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)!r}")
+        for name in ("momentum", "weight_decay", "eta_min", "crop_padding"):
+            if getattr(self, name) < 0 or not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not math.isfinite(self.lr):
+            raise ConfigError(f"lr: must be finite, got {self.lr!r}")
+
+
+@dataclass(frozen=True)
+class ExecConfig:
+    pipeline: str = "fast"        # fast (device-resident) | reference (the authors' DataLoader)
+    precision: str = "auto"       # auto = bf16 autocast on CUDA with the fast pipeline, else fp32
+    compile: bool = False         # torch.compile the model
+    channels_last: bool = True    # NHWC activations (fast pipeline)
+    num_workers: int = 2          # reference pipeline's DataLoader workers
+    device: str = "auto"          # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self):
+        if self.pipeline not in PIPELINES:
+            raise ConfigError(f"pipeline: must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers: must be >= 0, got {self.num_workers!r}")
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            dev = torch.device(self.device)
+        except RuntimeError:
+            raise ConfigError(f"device: unknown device {self.device!r}; use auto, cpu or cuda") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device: {self.device} asked for but no CUDA GPU is available")
+        if dev.type not in ("cpu", "cuda"):
+            raise ConfigError(f"device: unsupported device {self.device!r}; use auto, cpu or cuda")
+        return dev
+
+    def dtype(self, device: torch.device) -> torch.dtype:
+        if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"
+                                         and self.pipeline == "fast"):
+            return torch.bfloat16
+        return torch.float32
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int                # 0-based, as the authors' notebook counts
+    train_loss: float         # mean cross-entropy per training image
+    train_acc: float          # percent
+    test_loss: float          # mean cross-entropy per test image
+    test_acc: float           # percent
+    lr: float                 # learning rate used during this epoch
+    epoch_seconds: float      # train + test wall time
+    images_per_second: float  # training images per second
+
+    def metrics(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if k != "epoch"}
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[EpochStats]
+    param_count: int
+    device: torch.device
+    dtype: torch.dtype
+
+
+class Diverged(RuntimeError):
+    def __init__(self, epoch: int, loss: float):
+        super().__init__(f"training diverged at epoch {epoch}: train loss {loss}")
+        self.epoch, self.loss = epoch, loss
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                fused=device.type == "cuda")
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay)
+
+
+def _loaders(data: Dataset, cfg: TrainConfig, ex: ExecConfig, device, seed: int):
+    if ex.pipeline == "reference":
+        pin = device.type == "cuda"
+        return (reference_loader(data.train_x, data.train_y, cfg.batch_size, train=True, pad=cfg.crop_padding,
+                                 flip=cfg.hflip, num_workers=ex.num_workers, pin_memory=pin),
+                reference_loader(data.test_x, data.test_y, cfg.batch_size, train=False,
+                                 num_workers=ex.num_workers, pin_memory=pin))
+    gen = torch.Generator(device=device).manual_seed(seed)
+    cl = ex.channels_last
+    return (DeviceLoader(data.train_x, data.train_y, cfg.batch_size, device, train=True, pad=cfg.crop_padding,
+                         flip=cfg.hflip, generator=gen, channels_last=cl),
+            DeviceLoader(data.test_x, data.test_y, cfg.batch_size, device, train=False, channels_last=cl))
+
+
+def run_epoch(model, loader, criterion, device, dtype, optimizer=None, sync_each_step=False):
+    """One pass; sums stay on the device and are read once at the end."""
+    training = optimizer is not None
+    model.train(training)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    autocast = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext())
+    with torch.set_grad_enabled(training):
+        for x, y in loader:
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            with autocast:
+                out = model(x)
+                loss = criterion(out, y)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            n = y.shape[0]
+            seen += n
+            if sync_each_step:  # the authors' loop calls loss.item() every step
+                loss_sum += loss.item() * n
+            else:
+                loss_sum += loss.detach().float() * n
+            correct += (out.argmax(1) == y).sum()
+    return loss_sum.item() / seen, 100.0 * correct.item() / seen
+
+
+def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int = 0,
+          ex: ExecConfig = ExecConfig(), on_epoch: Callable[[EpochStats], None] | None = None,
+          progress: bool | None = None) -> TrainResult:
+    device = ex.torch_device()
+    dtype = ex.dtype(device)
+    seed_everything(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model = build_model(model_cfg).to(device)
+    if ex.channels_last and ex.pipeline == "fast":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model.parameters(), cfg, device)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.t_max, eta_min=cfg.eta_min)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    step_model = torch.compile(model) if ex.compile else model
+    train_loader, test_loader = _loaders(data, cfg, ex, device, seed)
+    sync = ex.pipeline == "reference"
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(cfg.epochs), desc="epochs", unit="ep", leave=False,
+               disable=not (sys.stderr.isatty() if progress is None else progress))
+    history = []
+    for epoch in bar:
+        lr = optimizer.param_groups[0]["lr"]
+        t0 = time.perf_counter()
+        train_loss, train_acc = run_epoch(step_model, train_loader, criterion, device, dtype, optimizer, sync)
+        t_train = time.perf_counter() - t0
+        if not math.isfinite(train_loss):
+            raise Diverged(epoch, train_loss)
+        test_loss, test_acc = run_epoch(step_model, test_loader, criterion, device, dtype)
+        scheduler.step()
+        stats = EpochStats(epoch, train_loss, train_acc, test_loss, test_acc, lr,
+                           time.perf_counter() - t0, len(data.train_y) / t_train)
+        history.append(stats)
+        bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.2f}")
+        if on_epoch:
+            on_epoch(stats)
+    return TrainResult(model, history, count_parameters(model), device, dtype)

@@ -1,0 +1,40 @@
+"""Every metric, tag and artifact name resbench writes to MLflow, in one place."""
+
+DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's embedded default, in the working directory
+DEFAULT_EXPERIMENT = "resbench"
+
+# Per-epoch curves, logged with step = epoch (0-based).
+EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds",
+                 "images_per_second")
+# One value per run.
+PARAM_COUNT = "param_count"
+TEST_ACCURACY = "test_accuracy"            # test accuracy at the last epoch, as the paper reports
+BEST_TEST_ACCURACY = "best_test_accuracy"
+TEST_LOSS = "test_loss_final"
+WALL_SECONDS = "wall_seconds"
+
+TAG_ENTRY = "resbench.entry"
+TAG_GROUP = "resbench.group"
+TAG_SEED = "resbench.seed"
+TAG_KIND = "resbench.kind"                 # "train" or "speed"
+TAG_CONFIG_HASH = "resbench.config_hash"   # hash of the model and training configs actually run
+TAG_ENTRY_HASH = "resbench.entry_hash"     # hash of the entry's own configs
+TAG_OVERRIDES = "resbench.overrides"       # comma-separated fields that differ from the entry ("" = none)
+TAG_DATA_SOURCE = "resbench.data_source"   # cifar10 | cifar10-jpeg-rebuild | cifar10-unverified | synthetic
+TAG_DATA_CHECKSUM = "resbench.data_checksum"
+TAG_FAILURE = "resbench.failure"           # why a FAILED run failed, one line
+TAG_DIVERGED_EPOCH = "resbench.diverged_epoch"
+TAG_GIT_COMMIT = "resbench.git_commit"
+TAG_GIT_DIRTY = "resbench.git_dirty"
+TAG_TORCH = "resbench.torch"
+TAG_CUDA = "resbench.cuda"
+TAG_DEVICE = "resbench.device"
+TAG_PAPER_ACCURACY = "paper.accuracy"
+TAG_PAPER_PARAMS = "paper.params"
+TAG_PAPER_EPOCHS = "paper.epochs"
+TAG_PAPER_TEST_LOSS = "paper.test_loss"
+TAG_DESCRIPTION = "mlflow.note.content"    # shown as the run's description in the UI
+
+ARTIFACT_CONFIG = "config.json"
+ARTIFACT_CURVE = "learning_curve.png"
+ARTIFACT_WEIGHTS = "model/weights.pt"

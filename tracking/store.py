@@ -1,0 +1,125 @@
+"""Connecting to a tracking store and logging one run: params once, one batched call per epoch.
+
+With nothing configured the store is MLflow's embedded SQLite default (mlflow.db in the
+working directory); MLFLOW_TRACKING_URI or an explicit URI (an `mlflow server` URL, say)
+take precedence. Runs are written through MlflowClient, so no global active-run state leaks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from tracking import names
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be reached or used; the message says which and why."""
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or names.DEFAULT_URI
+
+
+def _probe_http(uri: str) -> None:
+    import requests
+
+    try:
+        r = requests.get(uri.rstrip("/") + "/health", timeout=5)
+    except requests.RequestException as e:
+        raise TrackingError(f"tracking server {uri} is unreachable ({type(e).__name__})") from None
+    if r.status_code >= 400:
+        raise TrackingError(f"tracking server {uri} answered {r.status_code} on /health; is it an MLflow server?")
+
+
+class Tracker:
+    """A connection to one store and one experiment."""
+
+    def __init__(self, uri: str, experiment: str):
+        self.uri, self.experiment = uri, experiment
+        if uri.startswith(("http://", "https://")):
+            _probe_http(uri)
+        elif "://" not in uri and not uri.startswith("file:"):
+            raise TrackingError(f"tracking URI {uri!r} has no scheme; use sqlite:///PATH.db, file:PATH or http://HOST:PORT")
+        try:
+            self.client = MlflowClient(tracking_uri=uri)
+            self.experiment_id = self._experiment_id(experiment)
+        except MlflowException as e:
+            raise TrackingError(f"tracking store {uri}: {e.message.splitlines()[0]}") from None
+
+    def _experiment_id(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return self.client.create_experiment(name)
+        except MlflowException:  # another process created it first
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def start_run(self, run_name: str, params: dict, tags: dict) -> "RunLogger":
+        try:
+            run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                         tags={k: str(v) for k, v in tags.items()})
+        except MlflowException as e:
+            raise TrackingError(f"cannot create a run in {self.uri}: {e.message.splitlines()[0]}") from None
+        logger = RunLogger(self.client, run.info.run_id)
+        logger.log_params(params)
+        return logger
+
+
+def connect(uri: str | None = None, experiment: str = names.DEFAULT_EXPERIMENT) -> Tracker:
+    return Tracker(resolve_uri(uri), experiment)
+
+
+class RunLogger:
+    """One run. A context manager: an exception marks it FAILED (Ctrl-C: KILLED), never RUNNING."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
+        self.status: str | None = None
+
+    def log_params(self, params: dict) -> None:
+        items = [Param(k, json.dumps(v) if isinstance(v, (list, tuple)) else str(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow's per-call parameter limit
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        """All of `metrics` at one step, in one call."""
+        ts = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
+
+    def set_tags(self, tags: dict) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status=status)
+        self.status = status
+
+    def __enter__(self) -> "RunLogger":
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.status is not None:
+            return False
+        if exc_type is None:
+            self.finish("FINISHED")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("KILLED")
+        else:
+            try:
+                self.set_tags({names.TAG_FAILURE: f"{exc_type.__name__}: {exc}"[:500]})
+            finally:
+                self.finish("FAILED")
+        return False
+
