@@ -72,6 +72,8 @@ def data_options(fn):
                      show_default=True, help="cifar10 (downloaded if missing) or generated test data."),
         click.option("--data-dir", envvar="RESBENCH_DATA_DIR", default=None,
                      help="Folder holding cifar-10-batches-py/ [default: ~/.cache/resbench/data]."),
+        click.option("--download/--no-download", default=True, show_default=True,
+                     help="Download CIFAR-10 (MD5-checked) when it is missing."),
         click.option("--limit-train", type=click.IntRange(min=1), default=None, help="Use the first N training images."),
         click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Use the first N test images."),
     ]):
@@ -134,7 +136,7 @@ def list_cmd(fmt):
 @exec_options
 @tracking_options
 @one_line_errors
-def run(names_, epochs, seed, sets, data_source, data_dir, limit_train, limit_test, device, pipeline,
+def run(names_, epochs, seed, sets, data_source, data_dir, download, limit_train, limit_test, device, pipeline,
         precision, compile, tracking_uri, experiment):
     """Train each entry NAME (names or globs such as 'table1/*') and log it to MLflow."""
     overrides = parse_sets(sets)
@@ -145,7 +147,7 @@ def run(names_, epochs, seed, sets, data_source, data_dir, limit_train, limit_te
         dataclasses.replace(e.train, **overrides)
     ex = ExecConfig(pipeline=pipeline, precision=precision, compile=compile, device=device)
     ex.torch_device()
-    spec = DataSpec(data_source, data_dir, limit_train or 0, limit_test or 0)
+    spec = DataSpec(data_source, data_dir, limit_train or 0, limit_test or 0, download)
     tracker = connect(tracking_uri, experiment)
     data = spec.load()
     failed = 0

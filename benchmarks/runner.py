@@ -35,9 +35,10 @@ class DataSpec:
     data_dir: str | None = None   # None: $RESBENCH_DATA_DIR or ~/.cache/resbench/data
     limit_train: int = 0          # first N training images; 0 = all 50,000
     limit_test: int = 0           # first N test images; 0 = all 10,000
+    download: bool = True         # fetch CIFAR-10 (MD5-checked) when it is missing
 
     def load(self) -> Dataset:
-        return load_data(self.source, self.data_dir, self.limit_train, self.limit_test)
+        return load_data(self.source, self.data_dir, self.limit_train, self.limit_test, self.download)
 
 
 def apply_overrides(base: TrainConfig, overrides: dict) -> TrainConfig:

@@ -157,10 +157,11 @@ def synthetic(n_train: int = 50_000, n_test: int = 10_000, seed: int = 0) -> Dat
     return Dataset(train_x, train_y, test_x, test_y, SYNTHETIC, f"synthetic-{n_train}-{n_test}-{seed}")
 
 
-def load(data: str, data_dir=None, limit_train: int | None = None, limit_test: int | None = None) -> Dataset:
+def load(data: str, data_dir=None, limit_train: int | None = None, limit_test: int | None = None,
+         download: bool = True) -> Dataset:
     """The named source ("cifar10" or "synthetic"), cut to the limits."""
     if data == SYNTHETIC:
         return synthetic(limit_train or 50_000, limit_test or 10_000)
     if data != "cifar10":
         raise DataError(f"unknown data source {data!r}: use cifar10 or synthetic")
-    return load_cifar10(data_dir).limit(limit_train, limit_test)
+    return load_cifar10(data_dir, download).limit(limit_train, limit_test)

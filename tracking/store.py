@@ -10,12 +10,16 @@ import json
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tracking import names
+
+
+SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
 
 
 class TrackingError(RuntimeError):
@@ -44,13 +48,17 @@ class Tracker:
         self.uri, self.experiment = uri, experiment
         if uri.startswith(("http://", "https://")):
             _probe_http(uri)
-        elif "://" not in uri and not uri.startswith("file:"):
-            raise TrackingError(f"tracking URI {uri!r} has no scheme; use sqlite:///PATH.db, file:PATH or http://HOST:PORT")
+        else:
+            scheme = urlparse(uri).scheme.split("+")[0]
+            if scheme not in SCHEMES:
+                raise TrackingError(f"tracking URI {uri!r}: unknown scheme {scheme or '(none)'!r}; "
+                                    f"use sqlite:///PATH.db, postgresql://..., file:PATH or http://HOST:PORT")
         try:
             self.client = MlflowClient(tracking_uri=uri)
             self.experiment_id = self._experiment_id(experiment)
-        except MlflowException as e:
-            raise TrackingError(f"tracking store {uri}: {e.message.splitlines()[0]}") from None
+        except Exception as e:  # drivers, SQL and HTTP errors all mean "this store can't be used"
+            first = (str(e).splitlines() or [type(e).__name__])[0]
+            raise TrackingError(f"tracking store {uri} cannot be used: {type(e).__name__}: {first}") from None
 
     def _experiment_id(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)

@@ -1,0 +1,46 @@
+"""Shared fixtures: a throwaway MLflow store, small generated data, the CLI as a subprocess."""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture
+def store(tmp_path) -> str:
+    """A fresh SQLite tracking URI; artifacts land beside it."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def write_batches(folder: Path, n_train: int = 50, n_test: int = 20, seed: int = 0) -> Path:
+    """A CIFAR-10 python-layout folder of generated images (5 train batches + test)."""
+    rng = np.random.default_rng(seed)
+    dest = folder / "cifar-10-batches-py"
+    dest.mkdir(parents=True, exist_ok=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        n = n_test if name == "test_batch" else n_train
+        d = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": rng.integers(0, 10, n).tolist(),
+             "batch_label": name, "filenames": [f"{i}.png" for i in range(n)]}
+        with open(dest / name, "wb") as f:
+            pickle.dump(d, f)
+    return folder
+
+
+def resbench(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
+    """Run the real console entry point in a child process."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("MLFLOW_TRACKING_URI", None) if env is None or "MLFLOW_TRACKING_URI" not in env else None
+    return subprocess.run([sys.executable, "-m", "benchmarks.cli", *args], cwd=cwd or ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

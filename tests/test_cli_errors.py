@@ -1,0 +1,64 @@
+"""Bad input ends in one line on stderr and a non-zero exit, never a traceback."""
+import socket
+
+import pytest
+
+from tests.conftest import resbench, write_batches
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def one_line_error(proc, *fragments):
+    assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert any(all(f in line for f in fragments) for line in err), proc.stderr
+
+
+def test_list_shows_every_entry():
+    proc = resbench("list")
+    assert proc.returncode == 0
+    assert "4,902,186" in proc.stdout and "table1/row7" in proc.stdout and "paper/final" in proc.stdout
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["run", "table1/row99"], ["unknown entry 'table1/row99'"]),
+    (["run", "table1/row1", "--epochs", "0"], ["--epochs"]),
+    (["run", "table1/row1", "--set", "lr=fast"], ["lr expects float"]),
+    (["run", "table1/row1", "--set", "lr=-1"], ["lr: must be positive"]),
+    (["run", "table1/row1", "--set", "optimizer=rmsprop"], ["optimizer: must be one of"]),
+    (["run", "table1/row1", "--set", "nosuch=1"], ["FIELD=VALUE"]),
+    (["run", "table1/row1", "--limit-train", "-5"], ["--limit-train"]),
+    (["run", "table1/row1", "--device", "tpu"], ["device"]),
+])
+def test_bad_arguments(args, fragments, tmp_path):
+    one_line_error(resbench(*args, "--data", "synthetic", cwd=tmp_path), *fragments)
+
+
+def test_missing_data(tmp_path):
+    proc = resbench("run", "table1/row1", "--data-dir", str(tmp_path / "nowhere"), "--no-download",
+                    "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
+    one_line_error(proc, "missing in", "--data-dir")
+
+
+def test_corrupt_data(tmp_path):
+    write_batches(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
+    proc = resbench("run", "table1/row1", "--data-dir", str(tmp_path), "--no-download",
+                    "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
+    one_line_error(proc, "test_batch is not a readable CIFAR-10 batch")
+
+
+def test_unreachable_tracking_server(tmp_path):
+    proc = resbench("run", "table1/row1", "--data", "synthetic", "--tracking-uri",
+                    f"http://127.0.0.1:{free_port()}", cwd=tmp_path, timeout=60)
+    one_line_error(proc, "unreachable")
+
+
+def test_mistyped_tracking_uri(tmp_path):
+    proc = resbench("run", "table1/row1", "--data", "synthetic", "--tracking-uri", "sqlit:/x.db", cwd=tmp_path)
+    one_line_error(proc, "tracking")

@@ -1,0 +1,72 @@
+"""The registry: entries are well formed, names unique, and a new file of entries is discovered."""
+import sys
+import textwrap
+
+import pytest
+
+from benchmarks import registry
+from benchmarks.registry import Paper, RegistryError, arch, entry
+from resnet.train import TrainConfig
+
+ENTRIES = registry.entries()
+
+
+def test_the_papers_entries_in_order():
+    names = [e.name for e in ENTRIES]
+    assert names[:8] == [f"table1/row{i}" for i in range(1, 8)] + ["paper/final"]
+    final = registry.get("paper/final")
+    assert final.train.epochs == 80 and final.paper.accuracy == 90.86 and final.paper.test_loss == 0.42
+    assert final.model == registry.get("table1/row6").model
+
+
+@pytest.mark.parametrize("e", ENTRIES, ids=[e.name for e in ENTRIES])
+def test_entry_is_well_formed(e):
+    assert "\n" not in e.description and e.description
+    assert e.group == e.name.split("/")[0]
+    assert len(e.config_hash()) == 12
+
+
+def test_authors_recipe_is_the_default():
+    t = TrainConfig()
+    assert (t.optimizer, t.lr, t.weight_decay, t.t_max, t.batch_size, t.crop_padding, t.hflip) == \
+        ("adam", 0.1, 0.0, 200, 128, 4, True)
+
+
+def test_duplicate_and_malformed_entries_are_refused():
+    with pytest.raises(RegistryError, match="duplicate entry name 'table1/row1'"):
+        entry("table1/row1")(lambda: (arch(), TrainConfig()))
+    with pytest.raises(RegistryError, match="malformed: conv_kernel"):
+        entry("test/bad")(lambda: (arch(conv_kernel=2), TrainConfig()))
+    with pytest.raises(RegistryError, match="malformed: epochs"):
+        entry("test/bad")(lambda: (arch(), TrainConfig(epochs=0)))
+    assert "test/bad" not in [e.name for e in registry.entries()]
+
+
+def test_unknown_names_and_globs():
+    with pytest.raises(RegistryError, match="unknown entry 'table1/row9'"):
+        registry.get("table1/row9")
+    assert [e.name for e in registry.select(["table1/row[12]", "paper/*"])] == \
+        ["table1/row1", "table1/row2", "paper/final"]
+
+
+def test_a_new_file_of_entries_is_discovered(tmp_path, monkeypatch):
+    import benchmarks.entries as pkg
+
+    (tmp_path / "zz_mine.py").write_text(textwrap.dedent('''
+        from benchmarks.registry import Paper, arch, entry
+        from resnet.train import TrainConfig
+
+        @entry("mine/tiny", paper=Paper(accuracy=50.0))
+        def tiny():
+            """A tiny net."""
+            return arch(blocks=[1, 1, 1, 1], channels=[8, 16, 32, 64]), TrainConfig(epochs=3)
+    '''))
+    monkeypatch.setattr(pkg, "__path__", [*pkg.__path__, str(tmp_path)])
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "_ENTRIES", {})
+    for mod in [m for m in sys.modules if m.startswith("benchmarks.entries.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    names = [e.name for e in registry.entries()]
+    assert names[-1] == "mine/tiny" and names[0] == "table1/row1"
+    assert registry.get("mine/tiny").description == "A tiny net."
+    assert registry.get("mine/tiny").paper == Paper(accuracy=50.0)
