@@ -3,21 +3,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from functools import wraps
+from pathlib import Path
 
 import click
 import pandas as pd
 
 from benchmarks import registry
+from benchmarks import report as report_mod
+from benchmarks.checkpoints import SlotBusy
 from benchmarks.registry import RegistryError
 from benchmarks.runner import DataSpec, run_entry
 from resnet.data import DataError
 from resnet.model import ConfigError
-from resnet.train import Diverged, ExecConfig, TrainConfig
-from tracking import TrackingError, connect, names
+from resnet.train import COMPILE_MODES, Diverged, ExecConfig, TrainConfig
+from tracking import TrackingError, connect, names, resolve_uri
 
-EXPECTED = (ConfigError, DataError, RegistryError, TrackingError, OSError)
+EXPECTED = (ConfigError, DataError, RegistryError, TrackingError, SlotBusy, OSError)
 
 
 def one_line_errors(fn):
@@ -31,6 +35,9 @@ def one_line_errors(fn):
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             click.echo(f"error: {msg}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the run is marked KILLED and keeps its last epoch; rerun to resume", err=True)
+            sys.exit(130)
 
     return wrapper
 
@@ -89,6 +96,9 @@ def exec_options(fn):
         click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
                      help="auto: bf16 autocast on CUDA with the fast pipeline, fp32 otherwise."),
         click.option("--compile/--no-compile", default=False, show_default=True, help="torch.compile the model."),
+        click.option("--deterministic", is_flag=True, help="Deterministic kernels: bitwise-repeatable runs and resumes."),
+        click.option("--checkpoint-dir", envvar="RESBENCH_CHECKPOINT_DIR", default=None,
+                     help="Where runs keep per-epoch checkpoints for resuming [default: .resbench/checkpoints]."),
     ]):
         fn = opt(fn)
     return fn
@@ -137,7 +147,7 @@ def list_cmd(fmt):
 @tracking_options
 @one_line_errors
 def run(names_, epochs, seed, sets, data_source, data_dir, download, limit_train, limit_test, device, pipeline,
-        precision, compile, tracking_uri, experiment):
+        precision, compile, deterministic, checkpoint_dir, tracking_uri, experiment):
     """Train each entry NAME (names or globs such as 'table1/*') and log it to MLflow."""
     overrides = parse_sets(sets)
     if epochs is not None:
@@ -145,7 +155,8 @@ def run(names_, epochs, seed, sets, data_source, data_dir, download, limit_train
     chosen = registry.select(names_)
     for e in chosen:  # check every override before anything trains
         dataclasses.replace(e.train, **overrides)
-    ex = ExecConfig(pipeline=pipeline, precision=precision, compile=compile, device=device)
+    ex = ExecConfig(pipeline=pipeline, precision=precision, compile=compile, device=device,
+                    deterministic=deterministic)
     ex.torch_device()
     spec = DataSpec(data_source, data_dir, limit_train or 0, limit_test or 0, download)
     tracker = connect(tracking_uri, experiment)
@@ -154,7 +165,8 @@ def run(names_, epochs, seed, sets, data_source, data_dir, download, limit_train
     for e in chosen:
         click.echo(f"{e.name} seed={seed}: training on {data.source} ({len(data.train_y)} train images)", err=True)
         try:
-            run_id = run_entry(e, tracker, data, spec, seed=seed, overrides=overrides, ex=ex)
+            run_id = run_entry(e, tracker, data, spec, seed=seed, overrides=overrides, ex=ex,
+                               checkpoint_dir=checkpoint_dir)
         except Diverged as err:
             failed += 1
             click.echo(f"error: {e.name}: {err}; run marked FAILED", err=True)
@@ -162,6 +174,154 @@ def run(names_, epochs, seed, sets, data_source, data_dir, download, limit_train
         click.echo(f"{e.name} seed={seed}: finished run {run_id}")
     if failed:
         sys.exit(1)
+
+
+def variant_options(fn):
+    """The overrides a report or reproduction is about: the same for every entry."""
+    for opt in reversed([
+        click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override every entry's epochs."),
+        click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+                     help="Override a training field of every entry, e.g. --set lr=0.01."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _overrides(epochs, sets) -> dict:
+    overrides = parse_sets(sets)
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    return overrides
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(list(report_mod.FORMATS)), default=None,
+              help="Output format [default: from --output's suffix, else markdown].")
+@click.option("--output", type=click.Path(), default=None,
+              help="A file, or a folder (existing, or ending in /) for every format plus the figures. "
+                   "Omitted: print to stdout.")
+@variant_options
+@click.option("--data", "data_source", default="cifar10", show_default=True,
+              help="Data source of the runs to tabulate: cifar10 (the official files, else a rebuilt copy), "
+                   "synthetic, or a source name such as cifar10-jpeg-rebuild.")
+@click.option("--limit-train", type=click.IntRange(min=1), default=None, help="Tabulate runs limited to N training images.")
+@click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Tabulate runs limited to N test images.")
+@tracking_options
+@one_line_errors
+def report(fmt, output, epochs, sets, data_source, limit_train, limit_test, tracking_uri, experiment):
+    """Regenerate Table 1 from the runs in MLflow, beside what the paper printed.
+
+    A row counts only finished runs of the entry's own configuration (or, with --epochs/--set/
+    --limit-*, of that same variant for every entry) on one data source; other runs are listed apart.
+    """
+    variant = report_mod.Variant.of(_overrides(epochs, sets), limit_train, limit_test)
+    for e in registry.entries():
+        variant.train(e)
+    uri = resolve_uri(tracking_uri)
+    r = report_mod.build(report_mod.load_runs(uri, experiment), uri, experiment, variant, data_source)
+    suffixes = {f".{ext}": name for name, ext in report_mod.FORMATS.items()}
+    if output is None:
+        click.echo(report_mod.render(r, fmt or "markdown"), nl=False)
+        return
+    out = Path(output)
+    if out.is_dir() or output.endswith(("/", os.sep)) or (not out.suffix and fmt is None):
+        written = report_mod.write(r, out, [fmt] if fmt else None)
+    else:
+        fmt = fmt or suffixes.get(out.suffix.lower(), "markdown")
+        figs = report_mod.figures_for(r, out.parent) if fmt in ("markdown", "html") else {}
+        written = [report_mod.write_text(out, report_mod.render(r, fmt, figs)), *figs.values()]
+    for path in written:
+        click.echo(str(path))
+
+
+@main.command()
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds 0..N-1 per entry.")
+@click.option("--only", multiple=True, metavar="PATTERN", help="Train only these entries (names or globs); "
+              "the report still has every row.")
+@click.option("--force", is_flag=True, help="Train again even what has already finished.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at once, as child processes (several runs can share one GPU).")
+@click.option("--output", type=click.Path(file_okay=False), default="results", show_default=True,
+              help="Folder for the report and its figures.")
+@variant_options
+@data_options
+@exec_options
+@tracking_options
+@one_line_errors
+def reproduce(seeds, only, force, jobs, output, epochs, sets, data_source, data_dir, download, limit_train, limit_test,
+              device, pipeline, precision, compile, deterministic, checkpoint_dir, tracking_uri, experiment):
+    """Train every entry and seed not yet finished in this configuration, then write the report."""
+    from benchmarks.reproduce import reproduce as run_all
+
+    chosen = registry.select(only) if only else registry.entries()
+    ex = ExecConfig(pipeline=pipeline, precision=precision, compile=compile, device=device,
+                    deterministic=deterministic)
+    spec = DataSpec(data_source, data_dir, limit_train or 0, limit_test or 0, download)
+    written, failed = run_all(chosen, seeds, _overrides(epochs, sets), spec, ex, tracking_uri, experiment,
+                              Path(output), force=force, jobs=jobs, checkpoint_dir=checkpoint_dir,
+                              log=lambda msg: click.echo(msg, err=True))
+    for path in written:
+        click.echo(str(path))
+    if failed:
+        click.echo(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; 0.0.0.0 exposes it.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
+              help=f"MLflow store [default: {names.DEFAULT_URI}].")
+@one_line_errors
+def ui(host, port, tracking_uri):
+    """Browse the runs in the MLflow UI (runs until Ctrl-C)."""
+    from tracking import ui as mlflow_ui
+
+    mlflow_ui.serve(tracking_uri, host, port, echo=click.echo)
+
+
+@main.command()
+@click.argument("name", default="paper/final", required=False)
+@click.option("--pipelines", default="fast,reference", show_default=True,
+              help="Comma-separated pipelines to time, in this order.")
+@click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True, help="Timed training steps.")
+@click.option("--warmup", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Untimed training steps first (with --compile, the rest of that epoch too).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the entry's batch size.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+              help="Fast pipeline's precision (auto: bf16 on CUDA); the reference always runs fp32.")
+@click.option("--compile/--no-compile", default=False, show_default=True, help="Compile the fast pipeline's step.")
+@click.option("--compile-mode", type=click.Choice(list(COMPILE_MODES)), default="auto", show_default=True,
+              help="auto: cudagraph on CUDA, inductor elsewhere; see docs/PERFORMANCE.md.")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True,
+              help="NHWC activations in the fast pipeline.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Reference pipeline's DataLoader workers (the authors used 2).")
+@data_options
+@tracking_options
+@one_line_errors
+def speed(name, pipelines, steps, warmup, batch_size, seed, device, precision, compile, compile_mode, channels_last,
+          workers, data_source, data_dir, download, limit_train, limit_test, tracking_uri, experiment):
+    """Time training steps and a test pass of NAME per pipeline, print the table, log a speed run."""
+    from benchmarks import speed as speed_mod
+
+    entry = registry.get(name)
+    sc = speed_mod.SpeedConfig(steps=steps, warmup=warmup, batch_size=batch_size or 0,
+                               pipelines=speed_mod.parse_pipelines(pipelines), seed=seed)
+    fast = ExecConfig(pipeline="fast", precision=precision, compile=compile, compile_mode=compile_mode,
+                      channels_last=channels_last, num_workers=workers, device=device)
+    fast.torch_device()
+    spec = DataSpec(data_source, data_dir, limit_train or 0, limit_test or 0, download)
+    tracker = connect(tracking_uri, experiment)
+    data = spec.load()
+    click.echo(f"{entry.name}: timing {', '.join(sc.pipelines)} on {data.source} "
+               f"({len(data.train_y)} train, {len(data.test_y)} test images)", err=True)
+    df, flops = speed_mod.speed_table(entry, data, fast, sc)
+    click.echo(speed_mod.format_table(df, flops))
+    run_id = speed_mod.log_speed(tracker, entry, data, spec, fast, sc, df, flops)
+    click.echo(f"logged speed run {run_id}", err=True)
 
 
 if __name__ == "__main__":

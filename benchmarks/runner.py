@@ -18,12 +18,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchmarks import figures
+from benchmarks import checkpoints, figures
 from benchmarks.registry import Entry
 from resnet.data import Dataset
 from resnet.data import load as load_data
 from resnet.model import ConfigError
-from resnet.train import Diverged, ExecConfig, TrainConfig, train
+from resnet.train import Diverged, EpochStats, ExecConfig, TrainConfig, train
 from tracking import Tracker, names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,39 +105,80 @@ def build_tags(entry: Entry, cfg: TrainConfig, seed: int, data: Dataset, spec: D
     return tags
 
 
+def slot_key(entry: Entry, cfg: TrainConfig, data: Dataset, spec: DataSpec, seed: int) -> str:
+    limits = f"-lt{spec.limit_train}-le{spec.limit_test}" if spec.limit_train or spec.limit_test else ""
+    return f"{entry.name}-{entry.config_hash(cfg)}-{data.source}-{data.checksum[:8]}{limits}-s{seed}"
+
+
+def _open_run(tracker: Tracker, slot: checkpoints.Slot, params: dict, tags: dict, name: str):
+    """The run to log into and the state to resume from: an unfinished run in the slot, or a new one."""
+    run_id = slot.run_id
+    if run_id and tracker.run_status(run_id) in ("RUNNING", "KILLED", "FAILED"):
+        return tracker.reopen(run_id), slot.state()  # no state: it died in its first epoch
+    slot.clear()
+    run = tracker.start_run(name, params, tags)
+    slot.bind(run.run_id)
+    return run, None
+
+
 def run_entry(entry: Entry, tracker: Tracker, data: Dataset, spec: DataSpec, *, seed: int = 0,
-              overrides: dict | None = None, ex: ExecConfig = ExecConfig(), progress: bool | None = None) -> str:
-    """Train `entry` once and log it; returns the MLflow run id. Failures leave a FAILED run."""
+              overrides: dict | None = None, ex: ExecConfig = ExecConfig(), progress: bool | None = None,
+              checkpoint_dir: str | Path | None = None) -> str:
+    """Train `entry` once and log it; returns the MLflow run id.
+
+    Every epoch is checkpointed before it is logged; a run killed part way is continued
+    by the next call with the same identity, and each epoch is logged exactly once.
+    Failures leave a FAILED run (Ctrl-C: KILLED), never one stuck in RUNNING.
+    """
     cfg = apply_overrides(entry.train, overrides or {})
     device = ex.torch_device()
     params = {**entry.model.flat(), **asdict(cfg), **asdict(ex), "seed": seed, "data": data.source,
               "limit_train": spec.limit_train, "limit_test": spec.limit_test,
               "train_images": len(data.train_y), "test_images": len(data.test_y)}
     tags = build_tags(entry, cfg, seed, data, spec, device)
-    with tracker.start_run(run_name(entry, seed), params, tags) as run:
-        try:
-            result = train(entry.model, cfg, data, seed=seed, ex=ex, progress=progress,
-                           on_epoch=lambda s: run.log_metrics(s.metrics(), step=s.epoch))
-        except Diverged as e:
-            run.set_tags({names.TAG_DIVERGED_EPOCH: e.epoch})
-            raise
-        history = pd.DataFrame([asdict(s) for s in result.history])
-        last = result.history[-1]
-        run.log_metrics({
-            names.PARAM_COUNT: result.param_count, names.TEST_ACCURACY: last.test_acc,
-            names.BEST_TEST_ACCURACY: history["test_acc"].max(), names.TEST_LOSS: last.test_loss,
-            names.WALL_SECONDS: history["epoch_seconds"].sum(),
-        })
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            (tmp / names.ARTIFACT_CONFIG).write_text(json.dumps(
-                {"entry": entry.name, "model": entry.model.flat(), "train": asdict(cfg), "exec": asdict(ex),
-                 "seed": seed, "data": asdict(spec) | {"source": data.source, "checksum": data.checksum}},
-                indent=2))
-            figures.learning_curve(history, tmp / names.ARTIFACT_CURVE, run_name(entry, seed))
-            weights = tmp / Path(names.ARTIFACT_WEIGHTS).name
-            torch.save({k: v.detach().cpu() for k, v in result.model.state_dict().items()}, weights)
-            run.log_artifact(tmp / names.ARTIFACT_CONFIG)
-            run.log_artifact(tmp / names.ARTIFACT_CURVE)
-            run.log_artifact(weights, str(Path(names.ARTIFACT_WEIGHTS).parent))
+    slot = checkpoints.Slot(checkpoint_dir or checkpoints.default_dir(), slot_key(entry, cfg, data, spec, seed))
+    with slot:
+        run, state = _open_run(tracker, slot, params, tags, run_name(entry, seed))
+        with run:
+            if state is not None:  # the kill may have come between checkpoint and log
+                logged = run.logged_steps("test_acc")
+                for h in state["history"]:
+                    if h["epoch"] not in logged:
+                        run.log_metrics(EpochStats(**h).metrics(), step=h["epoch"])
+
+            def on_epoch(stats: EpochStats, snapshot) -> None:
+                slot.save(snapshot())
+                run.log_metrics(stats.metrics(), step=stats.epoch)
+
+            try:
+                result = train(entry.model, cfg, data, seed=seed, ex=ex, progress=progress, on_epoch=on_epoch,
+                               resume=state)
+            except Diverged as e:
+                run.set_tags({names.TAG_DIVERGED_EPOCH: e.epoch})
+                slot.clear()  # a diverged run is rerun from scratch, not resumed into the same NaN
+                raise
+            _log_results(run, entry, cfg, ex, seed, data, spec, result)
+        slot.clear()
         return run.run_id
+
+
+def _log_results(run, entry, cfg, ex, seed, data, spec, result) -> None:
+    history = pd.DataFrame([asdict(s) for s in result.history])
+    last = result.history[-1]
+    run.log_metrics({
+        names.PARAM_COUNT: result.param_count, names.TEST_ACCURACY: last.test_acc,
+        names.BEST_TEST_ACCURACY: history["test_acc"].max(), names.TEST_LOSS: last.test_loss,
+        names.WALL_SECONDS: history["epoch_seconds"].sum(),
+    })
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / names.ARTIFACT_CONFIG).write_text(json.dumps(
+            {"entry": entry.name, "model": entry.model.flat(), "train": asdict(cfg), "exec": asdict(ex),
+             "seed": seed, "data": asdict(spec) | {"source": data.source, "checksum": data.checksum}},
+            indent=2))
+        figures.learning_curve(history, tmp / names.ARTIFACT_CURVE, run_name(entry, seed))
+        weights = tmp / Path(names.ARTIFACT_WEIGHTS).name
+        torch.save({k: v.detach().cpu() for k, v in result.model.state_dict().items()}, weights)
+        run.log_artifact(tmp / names.ARTIFACT_CONFIG)
+        run.log_artifact(tmp / names.ARTIFACT_CURVE)
+        run.log_artifact(weights, str(Path(names.ARTIFACT_WEIGHTS).parent))

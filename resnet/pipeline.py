@@ -29,8 +29,8 @@ class DeviceLoader:
         # Zero padding on raw pixels, as RandomCrop pads the uint8 PIL image before ToTensor.
         self.x = F.pad(images, (self.pad,) * 4) if self.pad else images
         self.y = torch.from_numpy(np.ascontiguousarray(y)).to(device)
-        self.mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255
+        self.mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
         self.side = x.shape[-1]
 
     def __len__(self) -> int:
@@ -62,7 +62,8 @@ class DeviceLoader:
             x = self.x[idx]
             if self.train:
                 x = self.augment(x)
-            x = (x.float() - self.mean) / self.std
+            # ToTensor then Normalize, op for op, so the values match the reference bit for bit.
+            x = (x.float().div(255) - self.mean) / self.std
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.y[idx]
@@ -97,7 +98,11 @@ def reference_transform(train: bool, pad: int = 4, flip: bool = True):
 
 def reference_loader(x: np.ndarray, y: np.ndarray, batch_size: int, *, train: bool, pad: int = 4,
                      flip: bool = True, num_workers: int = 2, pin_memory: bool = False):
-    """The authors' loader: torchvision transforms, shuffled train, `num_workers` processes."""
+    """The authors' loader: torchvision transforms, shuffled train, `num_workers` processes.
+
+    Workers are not persistent (as the authors ran it): each epoch's workers are seeded
+    from the main RNG, so restoring that RNG on resume replays the same augmentation.
+    """
     ds = _ArrayDataset(x, y, reference_transform(train, pad, flip))
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=train, num_workers=num_workers,
-                                       pin_memory=pin_memory, persistent_workers=num_workers > 0)
+                                       pin_memory=pin_memory)

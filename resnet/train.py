@@ -21,12 +21,16 @@ import torch
 from torch import nn
 
 from resnet.data import Dataset
+from resnet.graphs import GraphedStep
 from resnet.model import ConfigError, ResNetConfig, build_model, count_parameters
 from resnet.pipeline import DeviceLoader, reference_loader
 
 OPTIMIZERS = ("adam", "sgd")
 PIPELINES = ("fast", "reference")
 PRECISIONS = ("auto", "bf16", "fp32")
+# What --compile does: auto = cudagraph on CUDA with the fast pipeline and Adam, else inductor;
+# cudagraph = resnet.graphs (whole step, no compiler); the rest name torch.compile modes.
+COMPILE_MODES = ("auto", "cudagraph", "inductor", "reduce-overhead", "max-autotune")
 
 
 @dataclass(frozen=True)
@@ -69,14 +73,18 @@ class TrainConfig:
 class ExecConfig:
     pipeline: str = "fast"        # fast (device-resident) | reference (the authors' DataLoader)
     precision: str = "auto"       # auto = bf16 autocast on CUDA with the fast pipeline, else fp32
-    compile: bool = False         # torch.compile the model
+    compile: bool = False         # compile the step (see compile_mode; docs/PERFORMANCE.md)
+    compile_mode: str = "auto"    # one of COMPILE_MODES
     channels_last: bool = True    # NHWC activations (fast pipeline)
     num_workers: int = 2          # reference pipeline's DataLoader workers
     device: str = "auto"          # auto | cpu | cuda | cuda:N
+    deterministic: bool = False   # deterministic kernels: bitwise-repeatable runs and resumes
 
     def __post_init__(self):
         if self.pipeline not in PIPELINES:
             raise ConfigError(f"pipeline: must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ConfigError(f"compile_mode: must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.num_workers < 0:
@@ -146,14 +154,13 @@ def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opti
                            weight_decay=cfg.weight_decay)
 
 
-def _loaders(data: Dataset, cfg: TrainConfig, ex: ExecConfig, device, seed: int):
+def _loaders(data: Dataset, cfg: TrainConfig, ex: ExecConfig, device, gen: torch.Generator):
     if ex.pipeline == "reference":
         pin = device.type == "cuda"
         return (reference_loader(data.train_x, data.train_y, cfg.batch_size, train=True, pad=cfg.crop_padding,
                                  flip=cfg.hflip, num_workers=ex.num_workers, pin_memory=pin),
                 reference_loader(data.test_x, data.test_y, cfg.batch_size, train=False,
                                  num_workers=ex.num_workers, pin_memory=pin))
-    gen = torch.Generator(device=device).manual_seed(seed)
     cl = ex.channels_last
     return (DeviceLoader(data.train_x, data.train_y, cfg.batch_size, device, train=True, pad=cfg.crop_padding,
                          flip=cfg.hflip, generator=gen, channels_last=cl),
@@ -172,13 +179,16 @@ def run_epoch(model, loader, criterion, device, dtype, optimizer=None, sync_each
         for x, y in loader:
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
-            with autocast:
-                out = model(x)
-                loss = criterion(out, y)
-            if training:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            if isinstance(model, GraphedStep):  # the same step, replayed from a CUDA graph
+                loss, out = model.step(x, y, training)
+            else:
+                with autocast:
+                    out = model(x)
+                    loss = criterion(out, y)
+                if training:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
             n = y.shape[0]
             seen += n
             if sync_each_step:  # the authors' loop calls loss.item() every step
@@ -189,9 +199,46 @@ def run_epoch(model, loader, criterion, device, dtype, optimizer=None, sync_each
     return loss_sum.item() / seen, 100.0 * correct.item() / seen
 
 
-def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int = 0,
-          ex: ExecConfig = ExecConfig(), on_epoch: Callable[[EpochStats], None] | None = None,
-          progress: bool | None = None) -> TrainResult:
+def resolve_compile_mode(ex: ExecConfig, device: torch.device, optimizer: torch.optim.Optimizer) -> str:
+    """The mode `auto` stands for here: cudagraph where it applies (CUDA, fast pipeline, Adam), else inductor."""
+    if ex.compile_mode != "auto":
+        return ex.compile_mode
+    graphable = device.type == "cuda" and ex.pipeline == "fast" and isinstance(optimizer, torch.optim.Adam)
+    return "cudagraph" if graphable else "inductor"
+
+
+def compile_step(model: nn.Module, ex: ExecConfig, device: torch.device, dtype: torch.dtype,
+                 optimizer: torch.optim.Optimizer, criterion: nn.Module):
+    """What run_epoch steps with under --compile: a GraphedStep or a torch.compile'd model.
+
+    Shapes are static (dynamic=False): an epoch has at most two batch sizes (the full
+    one and the last partial one), each compiled once, rather than slower symbolic kernels.
+    """
+    mode = resolve_compile_mode(ex, device, optimizer)
+    if mode == "cudagraph":
+        if ex.pipeline != "fast":
+            raise ConfigError("compile_mode: cudagraph needs the fast pipeline (the reference one feeds the "
+                              "GPU from worker threads); use inductor")
+        return GraphedStep(model, criterion, optimizer, dtype)
+    return torch.compile(model, mode=None if mode == "inductor" else mode, dynamic=False)
+
+
+@dataclass
+class Setup:
+    """What `train` steps with, before its first epoch."""
+    model: nn.Module
+    step_model: object        # the model, a torch.compile'd model or a GraphedStep
+    optimizer: torch.optim.Optimizer
+    criterion: nn.Module
+    train_loader: object
+    test_loader: object
+    device: torch.device
+    dtype: torch.dtype
+    sync_each_step: bool      # the reference pipeline reads the loss every step, as the authors did
+
+
+def setup(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, ex: ExecConfig, seed: int = 0) -> Setup:
+    """The pieces built as `train` builds them, for callers that time steps (`resbench speed`)."""
     device = ex.torch_device()
     dtype = ex.dtype(device)
     seed_everything(seed)
@@ -201,17 +248,78 @@ def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int
     if ex.channels_last and ex.pipeline == "fast":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), cfg, device)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    step_model = compile_step(model, ex, device, dtype, optimizer, criterion) if ex.compile else model
+    gen = torch.Generator(device=device).manual_seed(seed)
+    train_loader, test_loader = _loaders(data, cfg, ex, device, gen)
+    return Setup(model, step_model, optimizer, criterion, train_loader, test_loader, device, dtype,
+                 ex.pipeline == "reference")
+
+
+def rng_state(gen: torch.Generator) -> dict:
+    """Every random stream a run draws from, in types `torch.load(weights_only=True)` accepts."""
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "generator": gen.get_state(), "python": random.getstate(),
+             "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["generator"])
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int = 0,
+          ex: ExecConfig = ExecConfig(), on_epoch: Callable[[EpochStats, Callable[[], dict]], None] | None = None,
+          progress: bool | None = None, resume: dict | None = None) -> TrainResult:
+    """Train from scratch, or from `resume` (a state `on_epoch`'s snapshot returned) onwards.
+
+    `on_epoch(stats, snapshot)` runs after every epoch; `snapshot()` gives the full state
+    (weights, optimiser, scheduler, every RNG, the history so far) for a checkpoint.
+    """
+    device = ex.torch_device()
+    dtype = ex.dtype(device)
+    seed_everything(seed)
+    if ex.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model = build_model(model_cfg).to(device)
+    if ex.channels_last and ex.pipeline == "fast":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model.parameters(), cfg, device)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.t_max, eta_min=cfg.eta_min)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    step_model = torch.compile(model) if ex.compile else model
-    train_loader, test_loader = _loaders(data, cfg, ex, device, seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    history: list[EpochStats] = []
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        set_rng_state(resume["rng"], gen)
+        history = [EpochStats(**h) for h in resume["history"]]
+    step_model = compile_step(model, ex, device, dtype, optimizer, criterion) if ex.compile else model
+    train_loader, test_loader = _loaders(data, cfg, ex, device, gen)
     sync = ex.pipeline == "reference"
+
+    def snapshot() -> dict:
+        return {"epoch": history[-1].epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": rng_state(gen),
+                "history": [asdict(h) for h in history]}
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(cfg.epochs), desc="epochs", unit="ep", leave=False,
+    bar = tqdm(range(len(history), cfg.epochs), desc="epochs", unit="ep", leave=False,
+               initial=len(history), total=cfg.epochs,
                disable=not (sys.stderr.isatty() if progress is None else progress))
-    history = []
     for epoch in bar:
         lr = optimizer.param_groups[0]["lr"]
         t0 = time.perf_counter()
@@ -226,5 +334,5 @@ def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int
         history.append(stats)
         bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.2f}")
         if on_epoch:
-            on_epoch(stats)
+            on_epoch(stats, snapshot)
     return TrainResult(model, history, count_parameters(model), device, dtype)

@@ -38,3 +38,14 @@ TAG_DESCRIPTION = "mlflow.note.content"    # shown as the run's description in t
 ARTIFACT_CONFIG = "config.json"
 ARTIFACT_CURVE = "learning_curve.png"
 ARTIFACT_WEIGHTS = "model/weights.pt"
+
+# Speed runs (`resbench speed`, tag resbench.kind = KIND_SPEED): one run per measurement,
+# one value per pipeline named "<pipeline>.<metric>", e.g. "fast.train_images_per_second".
+KIND_SPEED = "speed"
+SPEED_METRICS = ("train_images_per_second", "ms_per_step", "test_images_per_second", "train_tflops",
+                 "run_seconds_estimate")
+SPEEDUP_TRAIN = "speedup_train"            # fast / reference training images per second
+SPEEDUP_TEST = "speedup_test"              # fast / reference test images per second
+FLOPS_FORWARD = "flops_per_image_forward"  # torch.utils.flop_counter, per 32x32 image
+FLOPS_TRAIN = "flops_per_image_train"      # forward + backward per image
+ARTIFACT_SPEED_TABLE = "speed.csv"

@@ -6,9 +6,11 @@ take precedence. Runs are written through MlflowClient, so no global active-run 
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -41,6 +43,28 @@ def _probe_http(uri: str) -> None:
         raise TrackingError(f"tracking server {uri} answered {r.status_code} on /health; is it an MLflow server?")
 
 
+@contextmanager
+def _creation_lock(uri: str):
+    """Serialise first contact with a SQLite store across processes.
+
+    MLflow creates and migrates the schema on first use; two processes doing it at
+    once race ("table already exists"). An flock beside the database file orders them.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite" or not parsed.path or parsed.path in ("/", "/:memory:"):
+        yield
+        return
+    db = Path(parsed.path[1:] if uri.startswith("sqlite:///") else parsed.path)
+    if not db.parent.is_dir():
+        raise TrackingError(f"tracking store {uri}: folder {db.parent} does not exist")
+    with open(db.with_name(db.name + ".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class Tracker:
     """A connection to one store and one experiment."""
 
@@ -54,8 +78,9 @@ class Tracker:
                 raise TrackingError(f"tracking URI {uri!r}: unknown scheme {scheme or '(none)'!r}; "
                                     f"use sqlite:///PATH.db, postgresql://..., file:PATH or http://HOST:PORT")
         try:
-            self.client = MlflowClient(tracking_uri=uri)
-            self.experiment_id = self._experiment_id(experiment)
+            with _creation_lock(uri):
+                self.client = MlflowClient(tracking_uri=uri)
+                self.experiment_id = self._experiment_id(experiment)
         except Exception as e:  # drivers, SQL and HTTP errors all mean "this store can't be used"
             first = (str(e).splitlines() or [type(e).__name__])[0]
             raise TrackingError(f"tracking store {uri} cannot be used: {type(e).__name__}: {first}") from None
@@ -83,6 +108,21 @@ class Tracker:
         return logger
 
 
+    def run_status(self, run_id: str) -> str | None:
+        """FINISHED, RUNNING, FAILED or KILLED; None when the run does not exist."""
+        try:
+            return self.client.get_run(run_id).info.status
+        except MlflowException:
+            return None
+
+    def reopen(self, run_id: str) -> "RunLogger":
+        """Continue an unfinished run (after a crash or Ctrl-C): it is RUNNING again."""
+        self.client.update_run(run_id, status="RUNNING")
+        if names.TAG_FAILURE in self.client.get_run(run_id).data.tags:
+            self.client.delete_tag(run_id, names.TAG_FAILURE)
+        return RunLogger(self.client, run_id)
+
+
 def connect(uri: str | None = None, experiment: str = names.DEFAULT_EXPERIMENT) -> Tracker:
     return Tracker(resolve_uri(uri), experiment)
 
@@ -106,6 +146,9 @@ class RunLogger:
 
     def set_tags(self, tags: dict) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def logged_steps(self, key: str) -> set[int]:
+        return {m.step for m in self.client.get_metric_history(self.run_id, key)}
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)

@@ -1,0 +1,133 @@
+"""Runs survive kills, Ctrl-C, full disks, divergence and concurrent writers without losing results."""
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from benchmarks.cli import main
+from resnet import checkpoint
+from tests.conftest import ROOT, resbench
+from tracking import names
+
+ARGS = ["table1/row1", "--epochs", "3", "--data", "synthetic", "--limit-train", "256", "--limit-test", "64",
+        "--device", "cpu", "--deterministic"]
+
+
+def runs(uri, experiment):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id]) if exp else []
+
+
+def curves(client, run_id):
+    return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k))
+            for k in ("train_loss", "test_loss", "test_acc")}
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """An uninterrupted run, the reference every resumed run must match bit for bit."""
+    tmp = tmp_path_factory.mktemp("straight")
+    uri = f"sqlite:///{tmp / 'm.db'}"
+    proc = resbench("run", *ARGS, "--tracking-uri", uri, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
+    return curves(client, run.info.run_id), run.data.metrics
+
+
+def start_and_interrupt(tmp, uri, sig):
+    child = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "run", *ARGS, "--tracking-uri", uri],
+                             cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp.glob(".resbench/checkpoints/*/state.pt")):
+        assert child.poll() is None and time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    child.send_signal(sig)  # mid-way through epoch 1: epoch 0 is checkpointed
+    _, err = child.communicate(timeout=60)
+    return child.returncode, err
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGKILL, "RUNNING"), (signal.SIGINT, "KILLED")])
+def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, status):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    code, err = start_and_interrupt(tmp_path, uri, sig)
+    client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
+    assert run.info.status == status  # SIGKILL leaves no chance to say anything; Ctrl-C marks KILLED
+    if sig == signal.SIGINT:
+        assert code == 130 and "rerun to resume" in err and "Traceback" not in err
+    proc = resbench("run", *ARGS, "--tracking-uri", uri, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    client, (resumed,) = runs(uri, names.DEFAULT_EXPERIMENT)
+    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+    reference_curves, reference_metrics = straight
+    got = curves(client, resumed.info.run_id)
+    assert [s for s, _ in got["test_acc"]] == [0, 1, 2]  # exactly one point per epoch
+    assert got == reference_curves  # bitwise, with --deterministic on CPU
+    assert resumed.data.metrics[names.TEST_ACCURACY] == reference_metrics[names.TEST_ACCURACY]
+    assert not list(tmp_path.glob(".resbench/checkpoints/*/state.pt"))  # cleared once finished
+
+
+def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    real_save, calls = checkpoint.torch.save, []
+
+    def save(obj, f):
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(obj, f)
+
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    result = CliRunner().invoke(main, ["run", *ARGS, "--tracking-uri", uri])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: [Errno 28] No space left on device"
+    client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
+    assert run.info.status == "FAILED" and "No space left" in run.data.tags[names.TAG_FAILURE]
+    (state,) = tmp_path.glob(".resbench/checkpoints/*/state.pt")
+    assert checkpoint.load(state)["epoch"] == 0  # the last good checkpoint survives intact
+    assert not list(tmp_path.glob(".resbench/checkpoints/*/*.tmp"))
+
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    result = CliRunner().invoke(main, ["run", *ARGS, "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    client, (resumed,) = runs(uri, names.DEFAULT_EXPERIMENT)
+    assert resumed.info.status == "FINISHED" and names.TAG_FAILURE not in resumed.data.tags
+    assert curves(client, resumed.info.run_id) == straight[0]
+
+
+def test_divergence_fails_the_run_at_once(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    proc = resbench("run", *ARGS, "--set", "lr=1e30", "--tracking-uri", uri, cwd=tmp_path)
+    assert proc.returncode == 1 and "diverged at epoch 0" in proc.stderr and "Traceback" not in proc.stderr
+    client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
+    assert run.info.status == "FAILED" and run.data.tags[names.TAG_DIVERGED_EPOCH] == "0"
+    assert names.TEST_ACCURACY not in run.data.metrics
+    assert not list(tmp_path.glob(".resbench/checkpoints/*/state.pt"))
+
+
+def test_concurrent_runs_on_a_fresh_sqlite_store(tmp_path):
+    """Processes that create the store at the same moment: none crashes, no point is lost."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    args = ["table1/row1", "--epochs", "2", "--data", "synthetic", "--limit-train", "128", "--limit-test", "32",
+            "--device", "cpu", "--tracking-uri", uri]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "run", *args, "--seed", str(s)], cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+    client, found = runs(uri, names.DEFAULT_EXPERIMENT)
+    assert sorted(r.data.tags[names.TAG_SEED] for r in found) == ["0", "1", "2"]
+    for r in found:
+        assert r.info.status == "FINISHED"
+        for key in names.EPOCH_METRICS:
+            assert sorted(m.step for m in client.get_metric_history(r.info.run_id, key)) == [0, 1]

@@ -1,0 +1,80 @@
+"""End to end: `resbench ui` starts the real MLflow server on the store, it serves the runs, Ctrl-C stops it."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from benchmarks.registry import Entry, Paper, arch
+from benchmarks.runner import DataSpec, run_entry
+from resnet.train import ExecConfig, TrainConfig
+from tracking import TrackingError, connect, ui
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A store holding one finished run, made through the real run path."""
+    tmp = tmp_path_factory.mktemp("ui")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    entry = Entry("tiny/ui", "tiny entry for the UI test", arch(layers=2, blocks=(1, 1), channels=(8, 16)),
+                  TrainConfig(epochs=1), Paper(accuracy=50.0))
+    spec = DataSpec("synthetic", limit_train=64, limit_test=32)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)  # the default artifact location is ./mlruns
+        tracker = connect(uri, "ui-test")
+        run_id = run_entry(entry, tracker, spec.load(), spec, seed=0, ex=ExecConfig(device="cpu"))
+    return uri, tracker.experiment_id, run_id
+
+
+def test_resbench_ui_serves_the_runs_and_stops_on_ctrl_c(store, tmp_path):
+    uri, experiment_id, run_id = store
+    port = ui.free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "ui", "--port", str(port), "--tracking-uri", uri],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # printed once the server answers
+        url = f"http://127.0.0.1:{port}"
+        assert url in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        found = requests.post(f"{url}/api/2.0/mlflow/runs/search", json={"experiment_ids": [experiment_id]},
+                              timeout=10).json()["runs"]
+        assert [r["info"]["run_id"] for r in found] == [run_id]
+        assert found[0]["info"]["run_name"] == "tiny/ui seed=0" and found[0]["info"]["status"] == "FINISHED"
+        files = requests.get(f"{url}/api/2.0/mlflow/artifacts/list", params={"run_id": run_id}, timeout=10).json()
+        assert "config.json" in {f["path"] for f in files["files"]}  # artifacts of existing runs are readable
+        root = requests.get(url + "/", timeout=10)
+        assert root.status_code == 200 and root.headers["content-type"].startswith("text/html")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    time.sleep(0.5)
+    with socket.socket() as s:  # the server went with it
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_busy_port_and_remote_store_are_one_line_errors(store):
+    uri, _, _ = store
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(TrackingError, match="pick another --port"):
+            ui.start(uri, port=s.getsockname()[1])
+    with pytest.raises(TrackingError, match="already a server"):
+        ui.server_command("http://127.0.0.1:5000", "127.0.0.1", 5000)
+
+
+def test_server_command_binds_localhost_and_keeps_artifacts_beside_the_store(store):
+    uri, _, _ = store
+    cmd = ui.server_command(uri, "127.0.0.1", 5001)
+    db = uri.removeprefix("sqlite:///")
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5001"
+    assert cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{db}"
+    assert cmd[cmd.index("--default-artifact-root") + 1] == str(Path(db).parent / "mlruns")

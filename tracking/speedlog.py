@@ -1,0 +1,29 @@
+"""Logging one `resbench speed` measurement as an MLflow run tagged resbench.kind = speed.
+
+Handed plain data: params, tags and metrics as dicts, the printed table as a list of row
+dicts (saved as the run's speed.csv artifact). Metrics go in one batched call.
+"""
+from __future__ import annotations
+
+import csv
+import tempfile
+from pathlib import Path
+
+from tracking import names
+from tracking.store import Tracker
+
+
+def log_speed_run(tracker: Tracker, run_name: str, params: dict, tags: dict, metrics: dict[str, float],
+                  rows: list[dict]) -> str:
+    """One FINISHED speed run; returns its id."""
+    with tracker.start_run(run_name, params, {**tags, names.TAG_KIND: names.KIND_SPEED}) as run:
+        run.log_metrics(metrics)
+        if rows:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / names.ARTIFACT_SPEED_TABLE
+                with open(path, "w", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                    writer.writeheader()
+                    writer.writerows(rows)
+                run.log_artifact(path)
+        return run.run_id

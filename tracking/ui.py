@@ -1,0 +1,131 @@
+"""The MLflow UI over resbench's store: `mlflow server` as a child process, local by default.
+
+For a SQLite store the server gets that database as its backend and, as the artifact root
+for experiments created through it, the `mlruns/` folder beside the database: where
+MLflow's client puts artifacts by default (`./mlruns/<experiment>/<run>/artifacts`) when
+the store is the default `sqlite:///mlflow.db`. Existing runs keep the absolute artifact
+locations they were logged with, which the server reads directly.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from tracking.query import sqlite_path
+from tracking.store import TrackingError, resolve_uri
+
+
+def server_command(uri: str, host: str, port: int, workers: int = 1) -> list[str]:
+    """The `mlflow server` command line for the store at `uri`."""
+    if uri.startswith(("http://", "https://")):
+        raise TrackingError(f"the tracking URI {uri} is already a server: open it in a browser")
+    db = sqlite_path(uri)
+    if db is not None:
+        if not db.is_file():
+            raise TrackingError(f"no tracking store at {db.resolve()}: run `resbench reproduce` (or `resbench run`) "
+                                f"first, or point --tracking-uri at an existing store")
+        backend, artifacts = f"sqlite:///{db.resolve()}", db.resolve().parent / "mlruns"
+    elif uri.startswith("file:") or "://" not in uri:
+        folder = Path(uri.removeprefix("file://").removeprefix("file:")).resolve()
+        backend, artifacts = folder.as_uri(), folder
+    else:  # another database URL; MLflow's own defaults apply
+        backend, artifacts = uri, Path("mlruns").resolve()
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+            "--default-artifact-root", str(artifacts), "--artifacts-destination", str(artifacts),
+            "--host", host, "--port", str(port), "--workers", str(workers)]
+
+
+def url_for(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise TrackingError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port") from None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _tail(proc: subprocess.Popen) -> str:
+    proc.log.seek(0)
+    lines = [ln for ln in proc.log.read().decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else f"exit status {proc.returncode}"
+
+
+def start(uri: str | None, host: str = "127.0.0.1", port: int = 5000,
+          timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+    """Start the server and wait until it answers on /health; returns (process, URL).
+
+    The server's own output goes to a temporary file (`proc.log`), read back if it fails.
+    """
+    cmd = server_command(resolve_uri(uri), host, port)
+    _check_port_free(host, port)
+    log = tempfile.TemporaryFile()
+    # Own session, so stop() can end the server's whole process group; MLflow's GenAI job
+    # runner is of no use for browsing runs and would only add processes.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    proc.log = log
+    url = url_for(host, port)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            msg = _tail(proc)
+            log.close()
+            raise TrackingError(f"mlflow server stopped before answering: {msg}")
+        try:
+            if requests.get(url + "/health", timeout=2).ok:
+                return proc, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    stop(proc)
+    raise TrackingError(f"mlflow server did not answer on {url} within {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Terminate the server's process group (and wait); kill it if it does not go."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)  # the group of the server we started, workers included
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    proc.log.close()
+
+
+def serve(uri: str | None, host: str = "127.0.0.1", port: int = 5000, echo=print) -> None:
+    """Run the UI until Ctrl-C or until the server exits by itself."""
+    proc, url = start(uri, host, port)
+    echo(f"MLflow UI for {resolve_uri(uri)} at {url}  (Ctrl-C stops it)")
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        code = 0
+    if code != 0:
+        msg = _tail(proc)
+        stop(proc)
+        raise TrackingError(f"mlflow server exited with status {code}: {msg}")
+    stop(proc)
