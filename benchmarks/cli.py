@@ -111,26 +111,26 @@ def main():
 
 @main.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--max-params", type=click.FloatRange(min=0), default=None,
+              help="Only entries with at most this many parameters, e.g. 5e6 (the paper's budget).")
+@click.option("--group", "groups", multiple=True, help="Only entries of this group (repeatable).")
 @one_line_errors
-def list_cmd(fmt):
-    """Every registered entry with its architecture and parameter count."""
-    rows = []
-    for e in registry.entries():
-        m = e.model
-        rows.append({
-            "name": e.name, "N": m.layers, "blocks": list(m.blocks), "channels": list(m.channels),
-            "F": list(m.conv_kernel), "K": list(m.skip_kernel), "P": m.pool_kernel, "epochs": e.train.epochs,
-            "params": e.param_count, "paper_params": e.paper.params, "paper_acc": e.paper.accuracy,
-            "description": e.description,
-        })
+def list_cmd(fmt, max_params, groups):
+    """Every registered entry: architecture, parameters, FLOPs and the paper's figures."""
+    rows = [r for r in (registry.describe_entry(e) for e in registry.entries())
+            if (max_params is None or r["params"] <= max_params) and (not groups or r["group"] in groups)]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    df = pd.DataFrame(rows).drop(columns="description")
+    if not rows:
+        click.echo("no entries match")
+        return
+    df = pd.DataFrame(rows).drop(columns=["description", "group", "train_gflops"])
     for col in ("blocks", "channels", "F", "K"):
-        df[col] = df[col].map(lambda v: ",".join(map(str, v)) if len(set(v)) > 1 or col in ("blocks", "channels")
+        df[col] = df[col].map(lambda v, c=col: ",".join(map(str, v)) if len(set(v)) > 1 or c in ("blocks", "channels")
                               else str(v[0]))
     df["params"] = df["params"].map("{:,}".format)
+    df["fits_5M"] = df["fits_5M"].map({True: "yes", False: "NO"})
     df["paper_acc"] = df["paper_acc"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}%")
     df = df.fillna("")
     click.echo(df.to_string(index=False))
@@ -270,14 +270,13 @@ def reproduce(seeds, only, force, jobs, output, epochs, sets, data_source, data_
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; 0.0.0.0 exposes it.")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-@click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
-              help=f"MLflow store [default: {names.DEFAULT_URI}].")
+@tracking_options
 @one_line_errors
-def ui(host, port, tracking_uri):
+def ui(host, port, tracking_uri, experiment):
     """Browse the runs in the MLflow UI (runs until Ctrl-C)."""
     from tracking import ui as mlflow_ui
 
-    mlflow_ui.serve(tracking_uri, host, port, echo=click.echo)
+    mlflow_ui.serve(tracking_uri, host, port, experiment, echo=click.echo)
 
 
 @main.command()

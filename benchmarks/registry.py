@@ -8,20 +8,29 @@ is the one-line description and it returns the model and training configs:
         "Table 1 row 3: one block per layer at 64-512 channels."
         return arch(blocks=[1, 1, 1, 1], channels=[64, 128, 256, 512]), TrainConfig(epochs=50)
 
-Files are discovered on first use: the paper's own entries first, then the others by name.
+Files are discovered on first use: the paper's own entries first, then the others by name,
+then any `*.py` in the folders listed in $RESBENCH_ENTRIES_PATH (entries kept outside the package).
 """
 from __future__ import annotations
 
 import fnmatch
 import hashlib
 import importlib
+import importlib.util
 import json
+import os
 import pkgutil
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
+from resnet.flops import flops_per_image
 from resnet.model import ConfigError, ResNetConfig, count_parameters
 from resnet.train import TrainConfig
+
+
+BUDGET = 5_000_000  # the paper's parameter budget
+ENV_PATH = "RESBENCH_ENTRIES_PATH"
 
 
 class RegistryError(LookupError):
@@ -57,6 +66,18 @@ class Entry:
 
     def config_hash(self, train: TrainConfig | None = None) -> str:
         return config_hash(self.model, train or self.train)
+
+
+def describe_entry(e: Entry) -> dict:
+    """One entry as plain values: architecture, budget columns, recipe and the paper's figures."""
+    m, flops = e.model, flops_per_image(e.model)
+    return {
+        "name": e.name, "group": e.group, "N": m.layers, "blocks": list(m.blocks), "channels": list(m.channels),
+        "F": list(m.conv_kernel), "K": list(m.skip_kernel), "P": m.pool_kernel, "optimizer": e.train.optimizer,
+        "epochs": e.train.epochs, "params": e.param_count, "fits_5M": e.param_count <= BUDGET,
+        "mflops": round(flops.forward / 1e6, 1), "train_gflops": round(flops.train / 1e9, 3),
+        "paper_params": e.paper.params, "paper_acc": e.paper.accuracy, "description": e.description,
+    }
 
 
 def config_hash(model: ResNetConfig, train: TrainConfig) -> str:
@@ -107,6 +128,10 @@ def _discover() -> None:
     mods = sorted((m.name for m in pkgutil.iter_modules(pkg.__path__)), key=lambda m: (m != "paper", m))
     for mod in mods:
         importlib.import_module(f"{pkg.__name__}.{mod}")
+    for folder in filter(None, os.environ.get(ENV_PATH, "").split(os.pathsep)):
+        for path in sorted(Path(folder).glob("*.py")):
+            spec = importlib.util.spec_from_file_location(f"resbench_entries_{path.stem}", path)
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
 
 
 def entries() -> list[Entry]:

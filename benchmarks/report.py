@@ -19,7 +19,8 @@ import pandas as pd
 
 from benchmarks import figures, registry
 from benchmarks.registry import Entry
-from benchmarks.runner import DataSpec, apply_overrides, overridden
+from benchmarks.runner import apply_overrides
+from resnet.data import DataError
 from resnet.train import TrainConfig
 from tracking import names, query
 
@@ -51,9 +52,6 @@ class Variant:
 
     def config_hash(self, entry: Entry) -> str:
         return entry.config_hash(self.train(entry))
-
-    def changed(self, entry: Entry) -> list[str]:
-        return overridden(entry, self.train(entry), DataSpec(limit_train=self.limit_train, limit_test=self.limit_test))
 
     def describe(self) -> str:
         parts = [f"{k}={v}" for k, v in self.overrides] + [
@@ -101,7 +99,7 @@ def load_runs(uri: str | None, experiment: str) -> pd.DataFrame:
         "start_time": raw["start_time"], "entry": col(f"tags.{names.TAG_ENTRY}"),
         "kind": col(f"tags.{names.TAG_KIND}", "train"),
         "seed": pd.to_numeric(col(f"tags.{names.TAG_SEED}"), errors="coerce"),
-        "config_hash": col(f"tags.{names.TAG_CONFIG_HASH}"), "entry_hash": col(f"tags.{names.TAG_ENTRY_HASH}"),
+        "config_hash": col(f"tags.{names.TAG_CONFIG_HASH}"),
         "overrides": col(f"tags.{names.TAG_OVERRIDES}", "").fillna(""),
         "data": col(f"tags.{names.TAG_DATA_SOURCE}"),
         "limit_train": pd.to_numeric(col("params.limit_train", 0), errors="coerce").fillna(0).astype(int),
@@ -112,6 +110,9 @@ def load_runs(uri: str | None, experiment: str) -> pd.DataFrame:
             ("acc", names.TEST_ACCURACY), ("best", names.BEST_TEST_ACCURACY), ("loss", names.TEST_LOSS),
             ("wall", names.WALL_SECONDS))},
     })
+    # the overridden fields with the values the run used, from its params
+    df["overrides"] = [", ".join(f"{k}={rec.get('params.' + k)}" for k in tag.split(",") if k)
+                       for tag, rec in zip(df["overrides"], raw.to_dict("records"))]
     return df[df["entry"].notna() & df["kind"].fillna("train").eq("train")].reset_index(drop=True)
 
 
@@ -132,6 +133,9 @@ def resolve_source(runs: pd.DataFrame, entries: list[Entry], variant: Variant, d
     """The data source a table is about. "cifar10" means the official files when any run used
     them, else the CIFAR-10 copy (rebuilt or unverified) with the most finished runs."""
     if data != "cifar10":
+        used = set(runs["data"].dropna())
+        if data not in SOURCES and data not in used:
+            raise DataError(f"data source {data!r}: no run used it (sources here: {', '.join(sorted(used)) or 'none'})")
         return data
     mask = pd.Series(False, index=runs.index)
     for e in entries:
@@ -177,7 +181,8 @@ def _row(entry: Entry, variant: Variant, runs: pd.DataFrame) -> dict:
     n = len(use)
     m, p = entry.model, entry.paper
     acc = use["acc"].mean() if n else None
-    notes = [params_note(p.params, entry.param_count)]
+    params_differ = params_note(p.params, entry.param_count)
+    notes = [params_differ]
     left = runs[~runs["run_id"].isin(use["run_id"])]
     for status, count in left["status"].value_counts().items():
         if status != "FINISHED":
@@ -185,7 +190,7 @@ def _row(entry: Entry, variant: Variant, runs: pd.DataFrame) -> dict:
     kernel = lambda v: v[0] if len(set(v)) == 1 else "[" + ",".join(map(str, v)) + "]"  # noqa: E731
     return {
         "num": p.num, "entry": entry.name, "paper_accuracy": p.accuracy, "paper_params": p.params,
-        "params": entry.param_count, "layers": m.layers, "blocks": "[" + ",".join(map(str, m.blocks)) + "]",
+        "params": entry.param_count, "params_agree": not params_differ, "layers": m.layers, "blocks": "[" + ",".join(map(str, m.blocks)) + "]",
         "channels": "[" + ",".join(map(str, m.channels)) + "]", "conv_kernel": kernel(m.conv_kernel),
         "skip_kernel": kernel(m.skip_kernel), "pool_kernel": m.pool_kernel, "epochs": variant.train(entry).epochs,
         "n": n, "acc_mean": acc, "acc_std": use["acc"].std() if n > 1 else None,
@@ -206,10 +211,10 @@ def _why(run: pd.Series, known: dict[str, Entry], variant: Variant, source: str)
         why.append(f"other data ({run['data']})")
     if (run["config_hash"] != variant.config_hash(entry) or run["limit_train"] != variant.limit_train
             or run["limit_test"] != variant.limit_test):
-        why.append(f"overrides: {run['overrides']}" if run["overrides"]
-                   else "other configuration (the entry changed since this run)")
+        why.append("other configuration" if run["overrides"] else "the entry changed since this run")
     if run["status"] != "FINISHED":
-        why.append("diverged" if run["diverged"] else run["status"].lower())
+        why.append("diverged" if run["diverged"] else
+                   f"{run['status'].lower()}: {run['failure'][:80]}" if run["failure"] else run["status"].lower())
     return "; ".join(why) or "an earlier run of the same seed"
 
 
@@ -223,7 +228,7 @@ def build(runs: pd.DataFrame, uri: str, experiment: str, variant: Variant = Vari
         row = _row(e, variant, runs[matching(runs, e, variant, source)])
         used.update(filter(None, row["run_ids"].split(",")))
         rows.append(row)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).astype({"num": "Int64"})
     known = {e.name: e for e in entries}
     rest = runs[~runs["run_id"].isin(used)].copy()
     rest["why"] = [_why(r, known, variant, source) for _, r in rest.iterrows()]
@@ -255,7 +260,7 @@ def display_table(r: Report) -> pd.DataFrame:
     return pd.DataFrame({
         "Num": [_num(v, "{:.0f}", "") for v in t["num"]], "entry": t["entry"],
         "paper acc (%)": [_num(v) for v in t["paper_accuracy"]], "paper #params": t["paper_params"].fillna(""),
-        "#params": [f"{v:,}" + (" *" if note.startswith("computed") else "") for v, note in zip(t["params"], t["notes"])],
+        "#params": [f"{v:,}" + ("" if agree else " *") for v, agree in zip(t["params"], t["params_agree"])],
         "res. layers": t["layers"], "blocks": t["blocks"], "channels": t["channels"], "conv kernel": t["conv_kernel"],
         "skip kernel": t["skip_kernel"], "pool kernel": t["pool_kernel"], "epochs": t["epochs"],
         "final test acc (%)": acc, "best-epoch acc (%)": [_num(v) for v in t["best_mean"]],
@@ -280,7 +285,7 @@ def figures_for(r: Report, folder: Path) -> dict[str, Path]:
     """The report's PNGs in `folder`: every row's test accuracy, and paper/final against the paper."""
     folder.mkdir(parents=True, exist_ok=True)
     order = list(r.table["entry"])
-    paper = dict(zip(r.table["entry"], r.table["paper_accuracy"]))
+    paper = {e: a for e, a in zip(r.table["entry"], r.table["paper_accuracy"]) if pd.notna(a)}
     out = {"Test accuracy against epoch, every row": figures.accuracy_panels(
         r.curves, order, folder / FIG_PANELS, f"Test accuracy per epoch ({r.source})", paper)}
     if "paper/final" in order:
@@ -297,7 +302,7 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 def markdown(r: Report, figs: dict[str, Path] | None = None) -> str:
-    parts = ["# Table 1, regenerated", "", *r.header(), "",
+    parts = ["# Table 1, regenerated", "", "\n\n".join(r.header()), "",
              _md_table(display_table(r)), "",
              "Notes (\\* marks a computed parameter count that disagrees with the paper's print):", "",
              *(f"- {n}" for n in notes(r) or ["none"]), "",
@@ -308,9 +313,9 @@ def markdown(r: Report, figs: dict[str, Path] | None = None) -> str:
     return "\n".join(parts)
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:13px}
-th,td{border:1px solid #ccc;padding:4px 6px;text-align:right;vertical-align:top;white-space:nowrap}
-th{background:#f0f0f0;white-space:normal}td:nth-child(2),td:last-child{text-align:left}
+CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:12px}
+th,td{border:1px solid #ccc;padding:3px 5px;text-align:right;vertical-align:top;white-space:nowrap}
+th{background:#f0f0f0;white-space:normal;text-align:center}td:nth-child(2),td:last-child{text-align:left}
 li{margin:2px 0}.note{color:#555;max-width:1100px}img{max-width:100%;border:1px solid #ddd}
 td.finished{background:#e6f4e6}td.failed,td.diverged,td.killed{background:#fbe3e3}td.running{background:#fff5d6}
 td.not-run{color:#888}"""
@@ -328,7 +333,7 @@ def _html_table(df: pd.DataFrame, status_col: int | None = None, cls: str = "") 
 
 def to_html(r: Report, figs: dict[str, Path] | None = None) -> str:
     shown = display_table(r)
-    body = [f"<h1>Table 1, regenerated</h1>", *(f'<p class="note">{html.escape(h)}</p>' for h in r.header()),
+    body = ["<h1>Table 1, regenerated</h1>", *(f'<p class="note">{html.escape(h)}</p>' for h in r.header()),
             _html_table(shown, list(shown.columns).index("status"), "main"),
             "<p>Notes (* marks a computed parameter count that disagrees with the paper's print):</p><ul>",
             *(f"<li>{html.escape(n)}</li>" for n in notes(r) or ["none"]), "</ul>"]
@@ -341,8 +346,8 @@ def to_html(r: Report, figs: dict[str, Path] | None = None) -> str:
 
 
 def to_json(r: Report) -> str:
-    clean = lambda df: json.loads(df.drop(columns=[c for c in ("start_time",) if c in df]).to_json(orient="records"))  # noqa: E731
-    return json.dumps({"experiment": r.experiment, "tracking_uri": r.uri, "data": r.source,
+    clean = lambda df: json.loads(df.to_json(orient="records"))  # noqa: E731
+    return json.dumps({"experiment": r.experiment, "tracking_uri": r.where(), "data": r.source,
                        "overrides": r.variant.describe(), "generated": r.generated, "header": r.header(),
                        "rows": clean(r.table), "other_runs": clean(r.other)}, indent=2) + "\n"
 

@@ -18,7 +18,7 @@ from benchmarks import report
 from benchmarks.registry import Entry
 from benchmarks.runner import DataSpec, run_entry
 from resnet.data import Dataset
-from resnet.train import Diverged, ExecConfig
+from resnet.train import ExecConfig
 from tracking import Tracker, TrackingError, connect, resolve_uri
 
 
@@ -56,9 +56,9 @@ def _inline(jobs: list[Job], tracker: Tracker, data: Dataset, spec: DataSpec, ov
                                checkpoint_dir=checkpoint_dir)
         except TrackingError:
             raise  # the store is gone: nothing after this could be logged either
-        except Exception as err:  # the run is already marked FAILED; the others still deserve a chance
+        except Exception as err:  # run_entry has marked the run FAILED; the others still deserve a chance
             failed.append(job.name)
-            log(f"error: {job.name}: {'diverged: ' if isinstance(err, Diverged) else ''}{err}; run marked FAILED")
+            log(f"error: {job.name}: {err}")
             continue
         log(f"[{i}/{len(jobs)}] {job.name}: finished run {run_id}")
     return failed
@@ -92,16 +92,19 @@ def _children(jobs: list[Job], n: int, uri: str, experiment: str, overrides: dic
 
     failed = []
     log(f"training {len(jobs)} runs, {n} at a time")
-    with ThreadPoolExecutor(max_workers=n) as pool:
+    pool = ThreadPoolExecutor(max_workers=n)
+    try:
         futures = {pool.submit(one, job): job for job in jobs}
         for i, fut in enumerate(as_completed(futures), 1):
             job, proc = futures[fut], fut.result()
             if proc.returncode == 0:
-                log(f"[{i}/{len(jobs)}] {job.name}: {proc.stdout.strip().splitlines()[-1]}")
+                log(f"[{i}/{len(jobs)}] {(proc.stdout.strip().splitlines() or [job.name + ': finished'])[-1]}")
                 continue
             failed.append(job.name)
             lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
             log(f"error: {job.name}: {lines[-1] if lines else f'exit status {proc.returncode}'}")
+    finally:  # on Ctrl-C start nothing new; the running children got the same signal
+        pool.shutdown(wait=True, cancel_futures=True)
     return failed
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,30 @@ SHARED_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
+_TEMPLATE: list[Path] = []
+
+
+def fresh_uri(folder: Path, name: str = "mlflow.db") -> str:
+    """A new SQLite store in `folder`, copied from one migrated once per session.
+
+    MLflow spends seconds creating its schema; tests that are not about creation copy it.
+    """
+    from mlflow.tracking import MlflowClient
+
+    if not _TEMPLATE:
+        import tempfile
+
+        template = Path(tempfile.mkdtemp(prefix="resbench-template-")) / "template.db"
+        MlflowClient(f"sqlite:///{template}").search_experiments()
+        _TEMPLATE.append(template)
+    shutil.copyfile(_TEMPLATE[0], folder / name)
+    return f"sqlite:///{folder / name}"
+
+
 @pytest.fixture
 def store(tmp_path) -> str:
     """A fresh SQLite tracking URI; artifacts land beside it."""
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return fresh_uri(tmp_path)
 
 
 def write_batches(folder: Path, n_train: int = 50, n_test: int = 20, seed: int = 0) -> Path:

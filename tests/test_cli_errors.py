@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from tests.conftest import resbench, write_batches
+from tests.conftest import fresh_uri, resbench, write_batches
 
 
 def free_port() -> int:
@@ -41,7 +41,7 @@ def test_bad_arguments(args, fragments, tmp_path):
 
 def test_missing_data(tmp_path):
     proc = resbench("run", "table1/row1", "--data-dir", str(tmp_path / "nowhere"), "--no-download",
-                    "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
+                    "--tracking-uri", fresh_uri(tmp_path), cwd=tmp_path)
     one_line_error(proc, "missing in", "--data-dir")
 
 
@@ -49,7 +49,7 @@ def test_corrupt_data(tmp_path):
     write_batches(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
     proc = resbench("run", "table1/row1", "--data-dir", str(tmp_path), "--no-download",
-                    "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
+                    "--tracking-uri", fresh_uri(tmp_path), cwd=tmp_path)
     one_line_error(proc, "test_batch is not a readable CIFAR-10 batch")
 
 

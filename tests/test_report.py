@@ -108,7 +108,8 @@ def test_override_and_other_data_runs_are_kept_apart(store):
     r = build(store)
     other = r.other.set_index("run_id")
     assert ids["override"] in other.index and ids["other_data"] in other.index
-    assert "overrides: lr" in other.loc[ids["override"], "why"]
+    assert other.loc[ids["override"], "why"] == "other configuration"
+    assert other.loc[ids["override"], "overrides"] == "lr=0.01, limit_train=64, limit_test=32"
     assert "other data (cifar10-unverified)" in other.loc[ids["other_data"], "why"]
     assert not {ids["a0"], ids["a1"]} & set(other.index)
     assert sorted(other["status"]) == ["DIVERGED", "FAILED", "FAILED", "FINISHED", "FINISHED"]

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmarks.cli import main
 from resnet import checkpoint
-from tests.conftest import ROOT, resbench
+from tests.conftest import ROOT, fresh_uri, resbench
 from tracking import names
 
 ARGS = ["table1/row1", "--epochs", "3", "--data", "synthetic", "--limit-train", "256", "--limit-test", "64",
@@ -35,7 +35,7 @@ def curves(client, run_id):
 def straight(tmp_path_factory):
     """An uninterrupted run, the reference every resumed run must match bit for bit."""
     tmp = tmp_path_factory.mktemp("straight")
-    uri = f"sqlite:///{tmp / 'm.db'}"
+    uri = fresh_uri(tmp)
     proc = resbench("run", *ARGS, "--tracking-uri", uri, cwd=tmp)
     assert proc.returncode == 0, proc.stderr
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
@@ -56,7 +56,7 @@ def start_and_interrupt(tmp, uri, sig):
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGKILL, "RUNNING"), (signal.SIGINT, "KILLED")])
 def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, status):
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    uri = fresh_uri(tmp_path)
     code, err = start_and_interrupt(tmp_path, uri, sig)
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
     assert run.info.status == status  # SIGKILL leaves no chance to say anything; Ctrl-C marks KILLED
@@ -76,7 +76,7 @@ def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, stat
 
 def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight):
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    uri = fresh_uri(tmp_path)
     real_save, calls = checkpoint.torch.save, []
 
     def save(obj, f):
@@ -105,7 +105,7 @@ def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight):
 
 
 def test_divergence_fails_the_run_at_once(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    uri = fresh_uri(tmp_path)
     proc = resbench("run", *ARGS, "--set", "lr=1e30", "--tracking-uri", uri, cwd=tmp_path)
     assert proc.returncode == 1 and "diverged at epoch 0" in proc.stderr and "Traceback" not in proc.stderr
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)

@@ -5,14 +5,14 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import resbench
+from tests.conftest import fresh_uri, resbench
 from tracking import names
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = fresh_uri(tmp)
     proc = resbench("run", "table1/row1", "--epochs", "2", "--data", "synthetic", "--limit-train", "256",
                     "--limit-test", "128", "--device", "cpu", "--seed", "3", "--tracking-uri", uri,
                     "--experiment", "e2e", cwd=tmp)

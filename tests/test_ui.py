@@ -35,12 +35,14 @@ def test_resbench_ui_serves_the_runs_and_stops_on_ctrl_c(store, tmp_path):
     uri, experiment_id, run_id = store
     port = ui.free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "ui", "--port", str(port), "--tracking-uri", uri],
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "ui", "--port", str(port), "--tracking-uri", uri,
+                             "--experiment", "ui-test"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()  # printed once the server answers
         url = f"http://127.0.0.1:{port}"
         assert url in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        assert proc.stdout.readline().strip().endswith(f"{url}/#/experiments/{experiment_id}/runs")
         found = requests.post(f"{url}/api/2.0/mlflow/runs/search", json={"experiment_ids": [experiment_id]},
                               timeout=10).json()["runs"]
         assert [r["info"]["run_id"] for r in found] == [run_id]

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import requests
+from mlflow.tracking import MlflowClient
 
 from tracking.query import sqlite_path
 from tracking.store import TrackingError, resolve_uri
@@ -116,10 +117,14 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
     proc.log.close()
 
 
-def serve(uri: str | None, host: str = "127.0.0.1", port: int = 5000, echo=print) -> None:
-    """Run the UI until Ctrl-C or until the server exits by itself."""
+def serve(uri: str | None, host: str = "127.0.0.1", port: int = 5000, experiment: str | None = None,
+          echo=print) -> None:
+    """Run the UI until Ctrl-C or until the server exits by itself; links `experiment`'s runs."""
     proc, url = start(uri, host, port)
     echo(f"MLflow UI for {resolve_uri(uri)} at {url}  (Ctrl-C stops it)")
+    found = MlflowClient(resolve_uri(uri)).get_experiment_by_name(experiment) if experiment else None
+    if found is not None:  # MLflow 3 opens an experiment on its GenAI overview; the runs are one page on
+        echo(f"runs of {experiment!r}: {url}/#/experiments/{found.experiment_id}/runs")
     try:
         code = proc.wait()
     except KeyboardInterrupt:

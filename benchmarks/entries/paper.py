@@ -55,3 +55,15 @@ def row7():
 def final():
     """The paper's final model: row 6's architecture trained for 80 epochs."""
     return arch(blocks=[4, 6, 4, 3], channels=[32, 64, 128, 256]), TrainConfig(epochs=80)
+
+
+@entry("paper/sgd", paper=Paper(epochs=80))
+def sgd():
+    """Figures 3-6: the final model with plain SGD at the same lr and schedule (paper: below 80%)."""
+    return arch(blocks=[4, 6, 4, 3], channels=[32, 64, 128, 256]), TrainConfig(epochs=80, optimizer="sgd")
+
+
+@entry("paper/epochs120", paper=Paper(epochs=120))
+def epochs120():
+    """Figure 7: the final model run for 120 epochs, where the paper saw it overfit past 80."""
+    return arch(blocks=[4, 6, 4, 3], channels=[32, 64, 128, 256]), TrainConfig(epochs=120)
