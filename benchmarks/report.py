@@ -77,7 +77,7 @@ class Report:
         elif self.source != "cifar10":
             what = f"the entries' own configurations, data: {self.source} — not the paper's data"
         else:
-            what = "the entries' own configurations (the paper's recipe) on CIFAR-10"
+            what = "each entry's own registered configuration, on CIFAR-10"
         return [f"Configuration: {what}.",
                 f"Data: {SOURCES.get(self.source, self.source)}.",
                 f"Runs: experiment {self.experiment!r} in {self.where()}; generated {self.generated}.",

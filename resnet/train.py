@@ -242,7 +242,10 @@ def setup(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, ex: ExecConf
     device = ex.torch_device()
     dtype = ex.dtype(device)
     seed_everything(seed)
-    if device.type == "cuda":
+    if ex.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+    elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model = build_model(model_cfg).to(device)
     if ex.channels_last and ex.pipeline == "fast":

@@ -4,10 +4,13 @@
 #   bash scripts/gpu_check.sh [STAGE...]     stages: test speed fast reference (default: all four)
 #
 #   test       the GPU equivalence test (CUDA-graph steps == eager steps) and the pipeline tests   ~1 min
-#   speed      `resbench speed paper/final` per compile mode of the fast pipeline, each against
-#              the reference pipeline in the same process (SPEED_MODES)                        ~2-5 min
+#   speed      `resbench speed paper/final` per fast-pipeline mode in SPEED_MODES, each against
+#              the reference pipeline in the same process                                      ~2 min
 #   fast       full paper/final runs, fast pipeline with --compile (auto: CUDA graphs), seeds 0 1   ~2 min
-#   reference  full paper/final runs, the authors' pipeline, seeds 0 and 1 side by side           ~8 min
+#   reference  full paper/final runs, the authors' pipeline, seeds 0 and 1 side by side          ~5-8 min
+# SPEED_MODES (default "off cudagraph fp32-cudagraph"): off = eager bf16, a --compile-mode name,
+# or fp32-MODE; add "inductor reduce-overhead max-autotune" where time allows (each compiles
+# for one to several minutes).
 #
 # The host needs python3 with torch (CUDA), torchvision, numpy, pandas, matplotlib, click, tqdm,
 # pillow and pytest. MLflow and the data come from a kit made beforehand where pip works, from
@@ -30,7 +33,7 @@ KIT=${KIT:-$ROOT/results/gpu-kit}
 OUT=${OUT:-$ROOT/results/gpu}
 WORK=${WORK:-/tmp/resbench-gpu}
 PY=${PYTHON:-python3}
-SPEED_MODES=${SPEED_MODES:-"off cudagraph inductor reduce-overhead fp32-cudagraph"}
+SPEED_MODES=${SPEED_MODES:-"off cudagraph fp32-cudagraph"}
 ENTRY=${ENTRY:-paper/final}
 read -r -a EXTRA <<< "${EXTRA:-}"; read -r -a RUN_EXTRA <<< "${RUN_EXTRA:-}"
 read -r -a SPEED_EXTRA <<< "${SPEED_EXTRA:-}"
@@ -134,7 +137,8 @@ for db in sorted(work.glob("*.db")):
         frames.append(df.assign(store=db.name))
 if frames:
     df = pd.concat(frames)
-    cols = {"store": "store", "params.pipeline": "pipeline", "params.compile": "compile", "params.seed": "seed",
+    cols = {"store": "store", "params.pipeline": "pipeline", "params.compile": "compile",
+            "params.compile_mode": "compile_mode", "params.precision": "precision", "params.seed": "seed",
             "status": "status", f"metrics.{names.TEST_ACCURACY}": "test_acc",
             f"metrics.{names.TEST_LOSS}": "test_loss", f"metrics.{names.WALL_SECONDS}": "wall_seconds",
             "tags.resbench.device": "device"}

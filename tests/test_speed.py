@@ -11,7 +11,6 @@ from benchmarks.cli import main
 from benchmarks.speed import SpeedConfig, parse_pipelines
 from resnet.flops import flops_per_image
 from resnet.model import ConfigError, ResNetConfig, _conv_out
-from tests.conftest import resbench
 from tracking import names
 
 
@@ -59,14 +58,15 @@ def test_speed_config_checks_pipelines():
 
 def test_speed_command_prints_and_logs_a_speed_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = resbench("speed", "table1/row1", "--data", "synthetic", "--limit-train", "32", "--limit-test", "16",
-                    "--steps", "2", "--warmup", "1", "--batch-size", "8", "--device", "cpu",
-                    "--tracking-uri", uri, "--experiment", "speed", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    # In process (the console entry point itself is exercised by test_run): saves the imports.
+    result = CliRunner().invoke(main, ["speed", "table1/row1", "--data", "synthetic", "--limit-train", "32",
+                                       "--limit-test", "16", "--steps", "2", "--warmup", "1", "--batch-size", "8",
+                                       "--device", "cpu", "--tracking-uri", uri, "--experiment", "speed"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
     assert lines[0].split()[:2] == ["pipeline", "device"] and "x reference" in lines[0]
     assert lines[1].split()[:3] == ["fast", "cpu", "fp32"] and lines[2].split()[:3] == ["reference", "cpu", "fp32"]
-    assert "FLOPs per image" in proc.stdout
+    assert "FLOPs per image" in result.stdout
 
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("speed").experiment_id],

@@ -8,6 +8,7 @@ locations they were logged with, which the server reads directly.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -64,6 +65,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def _own_group_dying_with_parent() -> None:
+    """Runs in the server's process before exec.
+
+    Its own session, so stop() ends the whole group (MLflow's uvicorn workers too); and on
+    Linux a SIGTERM when the process that started it dies, however abruptly, so no server
+    outlives its `resbench ui`.
+    """
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def _tail(proc: subprocess.Popen) -> str:
     proc.log.seek(0)
     lines = [ln for ln in proc.log.read().decode(errors="replace").splitlines() if ln.strip()]
@@ -79,11 +92,10 @@ def start(uri: str | None, host: str = "127.0.0.1", port: int = 5000,
     cmd = server_command(resolve_uri(uri), host, port)
     _check_port_free(host, port)
     log = tempfile.TemporaryFile()
-    # Own session, so stop() can end the server's whole process group; MLflow's GenAI job
-    # runner is of no use for browsing runs and would only add processes.
+    # MLflow's GenAI job runner is of no use for browsing runs and would only add processes.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+                            preexec_fn=_own_group_dying_with_parent)
     proc.log = log
     url = url_for(host, port)
     deadline = time.monotonic() + timeout
@@ -117,20 +129,25 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
     proc.log.close()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def serve(uri: str | None, host: str = "127.0.0.1", port: int = 5000, experiment: str | None = None,
           echo=print) -> None:
-    """Run the UI until Ctrl-C or until the server exits by itself; links `experiment`'s runs."""
+    """Run the UI until Ctrl-C (or SIGTERM) or until the server exits by itself; links `experiment`'s runs."""
     proc, url = start(uri, host, port)
-    echo(f"MLflow UI for {resolve_uri(uri)} at {url}  (Ctrl-C stops it)")
-    found = MlflowClient(resolve_uri(uri)).get_experiment_by_name(experiment) if experiment else None
-    if found is not None:  # MLflow 3 opens an experiment on its GenAI overview; the runs are one page on
-        echo(f"runs of {experiment!r}: {url}/#/experiments/{found.experiment_id}/runs")
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does
     try:
+        echo(f"MLflow UI for {resolve_uri(uri)} at {url}  (Ctrl-C stops it)")
+        found = MlflowClient(resolve_uri(uri)).get_experiment_by_name(experiment) if experiment else None
+        if found is not None:  # MLflow 3 opens an experiment on its GenAI overview; the runs are one page on
+            echo(f"runs of {experiment!r}: {url}/#/experiments/{found.experiment_id}/runs")
         code = proc.wait()
+        if code != 0:
+            raise TrackingError(f"mlflow server exited with status {code}: {_tail(proc)}")
     except KeyboardInterrupt:
-        code = 0
-    if code != 0:
-        msg = _tail(proc)
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
         stop(proc)
-        raise TrackingError(f"mlflow server exited with status {code}: {msg}")
-    stop(proc)
