@@ -12,6 +12,7 @@ import click
 import pandas as pd
 
 from benchmarks import registry
+from benchmarks import sweep as sweep_mod
 from benchmarks import report as report_mod
 from benchmarks.checkpoints import SlotBusy
 from benchmarks.registry import RegistryError
@@ -235,7 +236,8 @@ def report(fmt, output, epochs, sets, data_source, limit_train, limit_test, trac
 
 
 @main.command()
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds 0..N-1 per entry.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Seeds 0..N-1 per entry [default: 3 on a GPU, 1 on the CPU].")
 @click.option("--only", multiple=True, metavar="PATTERN", help="Train only these entries (names or globs); "
               "the report still has every row.")
 @click.option("--force", is_flag=True, help="Train again even what has already finished.")
@@ -256,6 +258,10 @@ def reproduce(seeds, only, force, jobs, output, epochs, sets, data_source, data_
     chosen = registry.select(only) if only else registry.entries()
     ex = ExecConfig(pipeline=pipeline, precision=precision, compile=compile, device=device,
                     deterministic=deterministic)
+    if seeds is None:  # mean ± std needs n >= 3; a CPU cannot afford that for the whole table
+        seeds = 3 if ex.torch_device().type == "cuda" else 1
+        if seeds == 1:
+            click.echo("warning: no GPU, so 1 seed per entry (no spread); pass --seeds 3 for mean ± std", err=True)
     spec = DataSpec(data_source, data_dir, limit_train or 0, limit_test or 0, download)
     written, failed = run_all(chosen, seeds, _overrides(epochs, sets), spec, ex, tracking_uri, experiment,
                               Path(output), force=force, jobs=jobs, checkpoint_dir=checkpoint_dir,
@@ -321,6 +327,43 @@ def speed(name, pipelines, steps, warmup, batch_size, seed, device, precision, c
     click.echo(speed_mod.format_table(df, flops))
     run_id = speed_mod.log_speed(tracker, entry, data, spec, fast, sc, df, flops)
     click.echo(f"logged speed run {run_id}", err=True)
+
+
+@main.command()
+@click.option("--base", default="paper/final", show_default=True, help="The entry to vary around.")
+@click.option("--group", required=True, help="Group name of the generated entries (a new one).")
+@click.option("--vary", default=",".join(sweep_mod.HYPERPARAMETERS), show_default=True,
+              help="Hyperparameters to vary, one at a time: N, B, C, F, K, P.")
+@click.option("--max-params", type=click.FloatRange(min=1), default=registry.BUDGET, show_default=True,
+              help="Parameter budget every variant must fit.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the generated entries file [default: benchmarks/entries/].")
+@click.option("--run", "run_now", is_flag=True, help="Train the sweep now (as `reproduce --only GROUP/*`).")
+@variant_options
+@data_options
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@tracking_options
+@click.pass_context
+@one_line_errors
+def sweep(ctx, base, group, vary, max_params, out_dir, run_now, epochs, sets, data_source, data_dir, download,
+          limit_train, limit_test, device, tracking_uri, experiment):
+    """Generate entries varying one hyperparameter at a time around BASE under a parameter budget."""
+    base_entry = registry.get(base)
+    if any(e.group == group for e in registry.entries()):
+        raise RegistryError(f"group {group!r} already has entries; pick another name or delete its file")
+    variants = sweep_mod.enumerate_sweep(base_entry, [v.strip() for v in vary.split(",") if v.strip()],
+                                         int(max_params))
+    command = f"resbench sweep --base {base} --group {group} --vary {vary} --max-params {int(max_params)}"
+    path = sweep_mod.write(group, sweep_mod.render(group, base_entry, variants, command),
+                           Path(out_dir) if out_dir else sweep_mod.ENTRIES_DIR)
+    registry.load_file(path)
+    click.echo(f"wrote {len(variants)} entries of group {group!r} to {path}")
+    if not run_now:
+        click.echo(f"train them:  resbench reproduce --only '{group}/*'\nrank them:   resbench report --group {group} --rank")
+        return
+    ctx.invoke(reproduce, only=(f"{group}/*",), epochs=epochs, sets=sets, data_source=data_source,
+               data_dir=data_dir, download=download, limit_train=limit_train, limit_test=limit_test,
+               device=device, tracking_uri=tracking_uri, experiment=experiment)
 
 
 if __name__ == "__main__":

@@ -130,8 +130,15 @@ def _discover() -> None:
         importlib.import_module(f"{pkg.__name__}.{mod}")
     for folder in filter(None, os.environ.get(ENV_PATH, "").split(os.pathsep)):
         for path in sorted(Path(folder).glob("*.py")):
-            spec = importlib.util.spec_from_file_location(f"resbench_entries_{path.stem}", path)
-            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            load_file(path)
+
+
+def load_file(path: str | os.PathLike) -> None:
+    """Register the entries of one more file (a generated sweep, or one outside the package)."""
+    _discover()
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"resbench_entries_{path.stem}", path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
 
 
 def entries() -> list[Entry]:

@@ -2,19 +2,17 @@
 
 An (entry, seed) is done when the store holds a FINISHED run of it with the same configuration
 (config hash and data limits) on the same data source; `force` trains it again. Runs go one
-after another in this process, or `jobs` at a time as `python -m benchmarks.cli run` children
-(several runs sharing one GPU). A run that fails or diverges is reported and the rest go on.
+after another in this process, or through an executor (benchmarks/executors.py): `jobs` at a
+time per GPU as `python -m benchmarks.cli run` children, or as Ray tasks on a cluster. A run
+that fails, diverges or loses its worker is reported and the rest go on.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import report
+from benchmarks import executors, report
 from benchmarks.registry import Entry
 from benchmarks.runner import DataSpec, run_entry
 from resnet.data import Dataset
@@ -80,52 +78,29 @@ def child_command(job: Job, uri: str, experiment: str, overrides: dict, spec: Da
     return cmd
 
 
-def _children(jobs: list[Job], n: int, uri: str, experiment: str, overrides: dict, spec: DataSpec,
-              ex: ExecConfig, checkpoint_dir, log) -> list[str]:
-    env = dict(os.environ)
-    # n trainings sharing the CPU's cores rather than each taking all of them
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
-
-    def one(job: Job) -> subprocess.CompletedProcess:
-        return subprocess.run(child_command(job, uri, experiment, overrides, spec, ex, checkpoint_dir), env=env,
-                              capture_output=True, text=True)
-
-    failed = []
-    log(f"training {len(jobs)} runs, {n} at a time")
-    pool = ThreadPoolExecutor(max_workers=n)
-    try:
-        futures = {pool.submit(one, job): job for job in jobs}
-        for i, fut in enumerate(as_completed(futures), 1):
-            job, proc = futures[fut], fut.result()
-            if proc.returncode == 0:
-                log(f"[{i}/{len(jobs)}] {(proc.stdout.strip().splitlines() or [job.name + ': finished'])[-1]}")
-                continue
-            failed.append(job.name)
-            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-            log(f"error: {job.name}: {lines[-1] if lines else f'exit status {proc.returncode}'}")
-    finally:  # on Ctrl-C start nothing new; the running children got the same signal
-        pool.shutdown(wait=True, cancel_futures=True)
-    return failed
-
-
 def reproduce(entries: list[Entry], seeds: int, overrides: dict, spec: DataSpec, ex: ExecConfig,
               uri: str | None, experiment: str, output: Path, force: bool = False, jobs: int = 1,
-              checkpoint_dir=None, log=print) -> tuple[list[Path], list[str]]:
+              checkpoint_dir=None, log=print,
+              executor: executors.ExecutorConfig | None = None) -> tuple[list[Path], list[str]]:
     """Run what is missing and write the report; returns (files written, runs that failed)."""
     variant = report.Variant.of(overrides, spec.limit_train, spec.limit_test)
     for e in entries:  # every override checked before anything trains
         variant.train(e)
     ex.torch_device()
     uri = resolve_uri(uri)
+    executor = executor or executors.ExecutorConfig(jobs=jobs)
+    executors.check(executor, ex, uri)  # e.g. a Ray cluster with a local store: refused before it is created
     tracker = connect(uri, experiment)  # creates the store once, before any child could race to
     data = spec.load()
     runs = report.load_runs(uri, experiment)
     todo, done = plan(entries, seeds, runs, variant, data.source, force)
     log(f"{len(entries)} entries x {seeds} seed(s) on {data.source}: {done} already finished, {len(todo)} to run")
     source = data.source
-    if jobs > 1 and len(todo) > 1:
-        del data  # the children load their own copy
-        failed = _children(todo, jobs, uri, experiment, overrides, spec, ex, checkpoint_dir, log)
+    if executor.parallel(len(todo)):
+        del data  # the children or Ray workers load their own copy
+        work = executors.Work(uri, experiment, overrides, spec, ex, checkpoint_dir)
+        failed = executors.run(executor, todo, work, lambda job: child_command(
+            job, uri, experiment, overrides, spec, ex, checkpoint_dir), log)
     else:
         failed = _inline(todo, tracker, data, spec, overrides, ex, checkpoint_dir, log)
     r = report.build(report.load_runs(uri, experiment), uri, experiment, variant, source)

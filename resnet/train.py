@@ -235,6 +235,8 @@ class Setup:
     device: torch.device
     dtype: torch.dtype
     sync_each_step: bool      # the reference pipeline reads the loss every step, as the authors did
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator  # the device generator the fast pipeline's shuffles and crops draw from
 
 
 def setup(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, ex: ExecConfig, seed: int = 0) -> Setup:
@@ -251,12 +253,13 @@ def setup(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, ex: ExecConf
     if ex.channels_last and ex.pipeline == "fast":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), cfg, device)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.t_max, eta_min=cfg.eta_min)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     step_model = compile_step(model, ex, device, dtype, optimizer, criterion) if ex.compile else model
     gen = torch.Generator(device=device).manual_seed(seed)
     train_loader, test_loader = _loaders(data, cfg, ex, device, gen)
     return Setup(model, step_model, optimizer, criterion, train_loader, test_loader, device, dtype,
-                 ex.pipeline == "reference")
+                 ex.pipeline == "reference", scheduler, gen)
 
 
 def rng_state(gen: torch.Generator) -> dict:
@@ -287,31 +290,15 @@ def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int
     `on_epoch(stats, snapshot)` runs after every epoch; `snapshot()` gives the full state
     (weights, optimiser, scheduler, every RNG, the history so far) for a checkpoint.
     """
-    device = ex.torch_device()
-    dtype = ex.dtype(device)
-    seed_everything(seed)
-    if ex.deterministic:
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.deterministic = True
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    model = build_model(model_cfg).to(device)
-    if ex.channels_last and ex.pipeline == "fast":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model.parameters(), cfg, device)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.t_max, eta_min=cfg.eta_min)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    s = setup(model_cfg, cfg, data, ex, seed)
+    model, optimizer, scheduler, gen = s.model, s.optimizer, s.scheduler, s.generator
     history: list[EpochStats] = []
-    if resume is not None:
+    if resume is not None:  # before the first step, so a CUDA graph captures the restored state
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         set_rng_state(resume["rng"], gen)
         history = [EpochStats(**h) for h in resume["history"]]
-    step_model = compile_step(model, ex, device, dtype, optimizer, criterion) if ex.compile else model
-    train_loader, test_loader = _loaders(data, cfg, ex, device, gen)
-    sync = ex.pipeline == "reference"
 
     def snapshot() -> dict:
         return {"epoch": history[-1].epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -326,11 +313,12 @@ def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int
     for epoch in bar:
         lr = optimizer.param_groups[0]["lr"]
         t0 = time.perf_counter()
-        train_loss, train_acc = run_epoch(step_model, train_loader, criterion, device, dtype, optimizer, sync)
+        train_loss, train_acc = run_epoch(s.step_model, s.train_loader, s.criterion, s.device, s.dtype, optimizer,
+                                          s.sync_each_step)
         t_train = time.perf_counter() - t0
         if not math.isfinite(train_loss):
             raise Diverged(epoch, train_loss)
-        test_loss, test_acc = run_epoch(step_model, test_loader, criterion, device, dtype)
+        test_loss, test_acc = run_epoch(s.step_model, s.test_loader, s.criterion, s.device, s.dtype)
         scheduler.step()
         stats = EpochStats(epoch, train_loss, train_acc, test_loss, test_acc, lr,
                            time.perf_counter() - t0, len(data.train_y) / t_train)
@@ -338,4 +326,4 @@ def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int
         bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.2f}")
         if on_epoch:
             on_epoch(stats, snapshot)
-    return TrainResult(model, history, count_parameters(model), device, dtype)
+    return TrainResult(model, history, count_parameters(model), s.device, s.dtype)

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import mlflow
 import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient

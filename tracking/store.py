@@ -32,6 +32,22 @@ def resolve_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or names.DEFAULT_URI
 
 
+def require_shared_store(uri: str, where: str) -> None:
+    """Refuse `uri` when runs execute on `where` (other machines) and could not all log to it.
+
+    A SQLite file or file store lives on this machine only; a database URI reaches the
+    metrics but leaves each run's artifacts on the disk of whichever worker trained it.
+    A tracking server (`mlflow server ... --artifacts-destination`) takes both over HTTP.
+    """
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme in ("http", "https", "databricks"):
+        return
+    what = ("a database, whose artifacts would stay on each worker's own disk"
+            if scheme in ("postgresql", "mysql", "mssql") else "a file on this machine")
+    raise TrackingError(f"runs on {where} cannot log to {uri} ({what}); start `mlflow server` on a machine they "
+                        f"reach and pass --tracking-uri http://HOST:5000 (README: More than one machine)")
+
+
 def _probe_http(uri: str) -> None:
     import requests
 
