@@ -15,6 +15,7 @@ from benchmarks import registry
 from benchmarks import sweep as sweep_mod
 from benchmarks import report as report_mod
 from benchmarks.checkpoints import SlotBusy
+from benchmarks.executors import ExecutorError
 from benchmarks.registry import RegistryError
 from benchmarks.runner import DataSpec, run_entry
 from resnet.data import DataError
@@ -22,7 +23,7 @@ from resnet.model import ConfigError
 from resnet.train import COMPILE_MODES, Diverged, ExecConfig, TrainConfig
 from tracking import TrackingError, connect, names, resolve_uri
 
-EXPECTED = (ConfigError, DataError, RegistryError, TrackingError, SlotBusy, OSError)
+EXPECTED = (ConfigError, DataError, RegistryError, TrackingError, SlotBusy, ExecutorError, OSError)
 
 
 def one_line_errors(fn):
@@ -96,7 +97,9 @@ def exec_options(fn):
                      help="Device-resident input pipeline, or the authors' DataLoader."),
         click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
                      help="auto: bf16 autocast on CUDA with the fast pipeline, fp32 otherwise."),
-        click.option("--compile/--no-compile", default=False, show_default=True, help="torch.compile the model."),
+        click.option("--compile/--no-compile", default=False, show_default=True,
+                     help="Compile the step: whole-step CUDA graphs on CUDA (fast pipeline, Adam), "
+                          "else torch.compile; see docs/PERFORMANCE.md."),
         click.option("--deterministic", is_flag=True, help="Deterministic kernels: bitwise-repeatable runs and resumes."),
         click.option("--checkpoint-dir", envvar="RESBENCH_CHECKPOINT_DIR", default=None,
                      help="Where runs keep per-epoch checkpoints for resuming [default: .resbench/checkpoints]."),
@@ -207,19 +210,28 @@ def _overrides(epochs, sets) -> dict:
                    "synthetic, or a source name such as cifar10-jpeg-rebuild.")
 @click.option("--limit-train", type=click.IntRange(min=1), default=None, help="Tabulate runs limited to N training images.")
 @click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Tabulate runs limited to N test images.")
+@click.option("--group", default=None, help="Only the entries of this group (a sweep's group, say).")
+@click.option("--rank", is_flag=True, help="Sort the rows by measured accuracy, best first.")
+@click.option("--ui-url", default=None, metavar="URL",
+              help="MLflow UI to link runs into, e.g. http://127.0.0.1:5000 from `resbench ui` "
+                   "[default: the tracking URI when it is an http(s) server].")
 @tracking_options
 @one_line_errors
-def report(fmt, output, epochs, sets, data_source, limit_train, limit_test, tracking_uri, experiment):
+def report(fmt, output, epochs, sets, data_source, limit_train, limit_test, group, rank, ui_url, tracking_uri,
+           experiment):
     """Regenerate Table 1 from the runs in MLflow, beside what the paper printed.
 
-    A row counts only finished runs of the entry's own configuration (or, with --epochs/--set/
-    --limit-*, of that same variant for every entry) on one data source; other runs are listed apart.
+    A row counts only finished runs of one identity: the entry's own configuration (or, with
+    --epochs/--set/--limit-*, that same variant for every entry), code version and data; other runs
+    are listed apart. Each row gets a 95% interval, a verdict, links to its runs and a card.
     """
     variant = report_mod.Variant.of(_overrides(epochs, sets), limit_train, limit_test)
-    for e in registry.entries():
+    entries = report_mod.group_entries(group)
+    for e in entries:
         variant.train(e)
     uri = resolve_uri(tracking_uri)
-    r = report_mod.build(report_mod.load_runs(uri, experiment), uri, experiment, variant, data_source)
+    r = report_mod.build(report_mod.load_runs(uri, experiment), uri, experiment, variant, data_source, entries,
+                         group=group, rank=rank, ui_url=ui_url)
     suffixes = {f".{ext}": name for name, ext in report_mod.FORMATS.items()}
     if output is None:
         click.echo(report_mod.render(r, fmt or "markdown"), nl=False)
@@ -235,6 +247,27 @@ def report(fmt, output, epochs, sets, data_source, limit_train, limit_test, trac
         click.echo(str(path))
 
 
+def executor_options(fn):
+    """Where reproduce's runs train: this machine's GPUs, or a Ray cluster."""
+    for opt in reversed([
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="local: child processes on this machine; ray: one Ray task per run."),
+        click.option("--devices", default=None, metavar="0,1,...",
+                     help="local: spread runs over these CUDA GPUs, --jobs at a time on each."),
+        click.option("--address", default=None,
+                     help="ray: an existing cluster ('auto', or ray://HOST:10001) [default: start a local Ray]."),
+        click.option("--gpus-per-run", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+                     help="ray: share of a GPU each run asks for (0.25: four small runs per GPU)."),
+        click.option("--cpus-per-run", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+                     help="ray: CPUs each run asks for."),
+        click.option("--max-retries", type=click.IntRange(min=0), default=3, show_default=True,
+                     help="ray: resubmissions of a run whose worker died (it resumes from its checkpoint "
+                          "when it lands on the same machine)."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
 @main.command()
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
               help="Seeds 0..N-1 per entry [default: 3 on a GPU, 1 on the CPU].")
@@ -242,30 +275,39 @@ def report(fmt, output, epochs, sets, data_source, limit_train, limit_test, trac
               "the report still has every row.")
 @click.option("--force", is_flag=True, help="Train again even what has already finished.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Runs at once, as child processes (several runs can share one GPU).")
+              help="Runs at once, as child processes (several runs can share one GPU); per GPU with --devices.")
 @click.option("--output", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Folder for the report and its figures.")
+@click.option("--check/--no-check", "preflight", default=True, show_default=True,
+              help="Pre-flight every entry to be trained (as `resbench check`) and stop on a broken one.")
+@executor_options
 @variant_options
 @data_options
 @exec_options
 @tracking_options
 @one_line_errors
-def reproduce(seeds, only, force, jobs, output, epochs, sets, data_source, data_dir, download, limit_train, limit_test,
+def reproduce(seeds, only, force, jobs, output, preflight, executor, devices, address, gpus_per_run, cpus_per_run, max_retries,
+              epochs, sets, data_source, data_dir, download, limit_train, limit_test,
               device, pipeline, precision, compile, deterministic, checkpoint_dir, tracking_uri, experiment):
     """Train every entry and seed not yet finished in this configuration, then write the report."""
+    from benchmarks.executors import ExecutorConfig, parse_devices
     from benchmarks.reproduce import reproduce as run_all
 
+    placement = ExecutorConfig(executor, jobs, parse_devices(devices), address, gpus_per_run, cpus_per_run,
+                               max_retries)
     chosen = registry.select(only) if only else registry.entries()
     ex = ExecConfig(pipeline=pipeline, precision=precision, compile=compile, device=device,
                     deterministic=deterministic)
     if seeds is None:  # mean ± std needs n >= 3; a CPU cannot afford that for the whole table
-        seeds = 3 if ex.torch_device().type == "cuda" else 1
+        # with Ray the workers' devices matter, not this driver's (which may have no GPU)
+        on_gpu = ex.device.startswith("cuda") if executor == "ray" else ex.torch_device().type == "cuda"
+        seeds = 3 if on_gpu else 1
         if seeds == 1:
             click.echo("warning: no GPU, so 1 seed per entry (no spread); pass --seeds 3 for mean ± std", err=True)
     spec = DataSpec(data_source, data_dir, limit_train or 0, limit_test or 0, download)
     written, failed = run_all(chosen, seeds, _overrides(epochs, sets), spec, ex, tracking_uri, experiment,
                               Path(output), force=force, jobs=jobs, checkpoint_dir=checkpoint_dir,
-                              log=lambda msg: click.echo(msg, err=True))
+                              log=lambda msg: click.echo(msg, err=True), executor=placement, check=preflight)
     for path in written:
         click.echo(str(path))
     if failed:
@@ -364,6 +406,49 @@ def sweep(ctx, base, group, vary, max_params, out_dir, run_now, epochs, sets, da
     ctx.invoke(reproduce, only=(f"{group}/*",), epochs=epochs, sets=sets, data_source=data_source,
                data_dir=data_dir, download=download, limit_train=limit_train, limit_test=limit_test,
                device=device, tracking_uri=tracking_uri, experiment=experiment)
+
+
+@main.command("check")
+@click.argument("names_", metavar="[NAME...]", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Check every registered entry.")
+@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed training steps per entry (after one untimed).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs per entry the total is for.")
+@variant_options
+@click.option("--limit-train", type=click.IntRange(min=1), default=None,
+              help="Estimate for runs on the first N training images [default: 50,000].")
+@click.option("--limit-test", type=click.IntRange(min=1), default=None,
+              help="Estimate for runs on the first N test images [default: 10,000].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--pipeline", type=click.Choice(["fast", "reference"]), default="fast", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option("--compile/--no-compile", default=False, show_default=True, help="Compile the step, as a run would.")
+@one_line_errors
+def check_cmd(names_, all_, steps, seeds, epochs, sets, limit_train, limit_test, device, pipeline, precision,
+              compile):
+    """Pre-flight: build each entry NAME (or --all), compare its parameter count with the paper's print,
+    run one training and one test batch of generated data on the device, and estimate the full run's
+    wall time from a few timed steps. Exits 1 when an entry is broken."""
+    from benchmarks import check as check_mod
+
+    if bool(names_) == all_:
+        raise click.UsageError("give entry NAMEs (or globs such as 'table1/*'), or --all")
+    chosen = registry.entries() if all_ else registry.select(names_)
+    variant = report_mod.Variant.of(_overrides(epochs, sets), limit_train, limit_test)
+    for e in chosen:  # every override checked before anything runs
+        variant.train(e)
+    ex = ExecConfig(pipeline=pipeline, precision=precision, compile=compile, device=device)
+    ex.torch_device()
+    df = check_mod.run_checks(chosen, variant.train, ex, steps, limit_train or check_mod.FULL_TRAIN,
+                              limit_test or check_mod.FULL_TEST, runs_of=lambda e: seeds,
+                              log=lambda msg: click.echo(msg, err=True))
+    click.echo(check_mod.format_table(df, steps))
+    broken = df.loc[df["status"] == check_mod.BROKEN, "entry"]
+    if len(broken):
+        click.echo(f"error: {len(broken)} broken entr{'y' if len(broken) == 1 else 'ies'}: {', '.join(broken)}",
+                   err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

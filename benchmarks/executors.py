@@ -40,6 +40,10 @@ class ExecutorError(RuntimeError):
     """An executor option that cannot work here; the message says which and why."""
 
 
+class RunFailed(RuntimeError):
+    """A run that raised in its worker, as one line (the original may not survive pickling)."""
+
+
 @dataclass(frozen=True)
 class ExecutorConfig:
     kind: str = "local"               # local | ray
@@ -209,6 +213,13 @@ def train_job(job, work: Work) -> str:
             torch.cuda.empty_cache()
 
 
+def _in_worker(task: Callable, job, work: Work) -> str:
+    try:
+        return task(job, work)
+    except Exception as e:  # KeyboardInterrupt (ray.cancel) passes through: the run is KILLED
+        raise RunFailed((str(e).strip().splitlines() or [type(e).__name__])[0]) from None
+
+
 def _for_workers(cfg: ExecutorConfig, work: Work, device: str) -> Work:
     if cfg.address is None:  # this machine: the same checkpoints as `--executor local`
         root = Path(work.checkpoint_dir or checkpoints.default_dir()).resolve()
@@ -227,14 +238,15 @@ def _resources(ray, cfg: ExecutorConfig, ex: ExecConfig) -> tuple[dict, str]:
 
 
 def _why(ray, err: Exception, retries: int) -> str:
-    if isinstance(err, ray.exceptions.RayTaskError):
-        cause = err.cause if err.cause is not None else err
-        text = str(cause).strip().splitlines()
-        return text[0] if text and not isinstance(cause, ray.exceptions.RayTaskError) else type(cause).__name__
+    if isinstance(err, RunFailed):  # ray.get raises a RayTaskError that is also a RunFailed
+        return str(err.cause if isinstance(err, ray.exceptions.RayTaskError) else err)
     if isinstance(err, ray.exceptions.TaskCancelledError):
         return "cancelled"
-    return (f"its Ray worker died ({type(err).__name__}, after {retries} retr{'y' if retries == 1 else 'ies'}); "
-            f"the next reproduce resumes or reruns it")
+    x = ray.exceptions
+    if isinstance(err, (x.WorkerCrashedError, x.NodeDiedError, x.OutOfMemoryError, x.LocalRayletDiedError)):
+        return (f"its Ray worker died ({type(err).__name__}, after {retries} retr{'y' if retries == 1 else 'ies'}); "
+                f"the next reproduce resumes or reruns it")
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
 
 
 def _cancel(ray, refs: list, log) -> None:
@@ -273,20 +285,24 @@ def run_ray(cfg: ExecutorConfig, jobs: list, work: Work, log, task: Callable = t
         options = dict(resources, max_retries=cfg.max_retries, retry_exceptions=False)
         if env:
             options["runtime_env"] = {"env_vars": env}
-        remote = ray.remote(task).options(**options)
+        remote = ray.remote(_in_worker)
         shared = _for_workers(cfg, work, device)
-        refs = {remote.options(name=job.name).remote(job, shared): job for job in jobs}
         share = f"{resources['num_gpus']:g} GPU" if resources["num_gpus"] else f"{resources['num_cpus']:g} CPU"
-        log(f"submitted {len(jobs)} runs to Ray ({cfg.address or 'local'}), {share} each")
-        failed, pending, i = [], list(refs), 0
+        refs: dict = {}
+        failed, pending, i = [], [], 0
         try:
+            for job in jobs:
+                ref = remote.options(name=job.name, **options).remote(task, job, shared)
+                refs[ref] = job
+                pending.append(ref)
+            log(f"submitted {len(jobs)} runs to Ray ({cfg.address or 'local'}), {share} each")
             while pending:
                 done, pending = ray.wait(pending, num_returns=1, timeout=1.0)  # a timeout keeps Ctrl-C prompt
                 for ref in done:
                     i, job = i + 1, refs[ref]
                     try:
                         log(f"[{i}/{len(jobs)}] {job.name}: finished run {ray.get(ref)}")
-                    except ray.exceptions.RayError as err:
+                    except (ray.exceptions.RayError, RunFailed) as err:
                         failed.append(job.name)
                         log(f"error: {job.name}: {_why(ray, err, cfg.max_retries)}")
         except KeyboardInterrupt:

@@ -46,6 +46,7 @@ class Paper:
     epochs: int | None = None
     test_loss: float | None = None
     num: int | None = None          # the row number in Table 1
+    tolerance: float = 1.0          # accuracy points either side of `accuracy` that count as reproduced
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Entry:
     model: ResNetConfig
     train: TrainConfig
     paper: Paper = field(default_factory=Paper)
+    version: int = 1                # bump when code the configs don't capture changes what the entry computes
 
     @property
     def group(self) -> str:
@@ -66,6 +68,9 @@ class Entry:
 
     def config_hash(self, train: TrainConfig | None = None) -> str:
         return config_hash(self.model, train or self.train)
+
+    def identity(self, train: TrainConfig, data_checksum: str, limit_train: int = 0, limit_test: int = 0) -> str:
+        return identity(self.config_hash(train), data_checksum, self.version, limit_train, limit_test)
 
 
 def describe_entry(e: Entry) -> dict:
@@ -86,6 +91,12 @@ def config_hash(model: ResNetConfig, train: TrainConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def identity(config: str, data_checksum: str, version: int = 1, limit_train: int = 0, limit_test: int = 0) -> str:
+    """Identity of a run: its config hash, the data it read (checksum and limits), the entry's version."""
+    blob = json.dumps([config, data_checksum, int(version), int(limit_train), int(limit_test)])
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 def arch(layers: int = 4, blocks=(2, 2, 2, 2), channels=(64, 128, 256, 512), conv_kernel=3,
          skip_kernel=1, pool_kernel: int = 4) -> ResNetConfig:
     """A ResNetConfig in the paper's terms: N, B_i, C_i, F_i, K_i, P (scalars for every layer)."""
@@ -97,8 +108,8 @@ _ENTRIES: dict[str, Entry] = {}
 _loaded = False
 
 
-def entry(name: str, paper: Paper | None = None) -> Callable:
-    """Register the decorated function's configs under `name`."""
+def entry(name: str, paper: Paper | None = None, version: int = 1) -> Callable:
+    """Register the decorated function's configs under `name`; `version` is the entry's code version."""
 
     def decorate(fn: Callable[[], tuple[ResNetConfig, TrainConfig]]):
         if name in _ENTRIES:
@@ -112,7 +123,7 @@ def entry(name: str, paper: Paper | None = None) -> Callable:
             raise RegistryError(f"entry {name!r} is malformed: {e}") from None
         if not isinstance(model, ResNetConfig) or not isinstance(train, TrainConfig):
             raise RegistryError(f"entry {name!r} must return (ResNetConfig, TrainConfig)")
-        _ENTRIES[name] = Entry(name, doc[0] if doc else name, model, train, paper or Paper())
+        _ENTRIES[name] = Entry(name, doc[0] if doc else name, model, train, paper or Paper(), version)
         return fn
 
     return decorate

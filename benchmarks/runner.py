@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchmarks import checkpoints, figures
+from benchmarks import checkpoints, environment, figures
 from benchmarks.registry import Entry
 from resnet.data import Dataset
 from resnet.data import load as load_data
@@ -93,9 +93,10 @@ def build_tags(entry: Entry, cfg: TrainConfig, seed: int, data: Dataset, spec: D
         names.TAG_CONFIG_HASH: entry.config_hash(cfg), names.TAG_ENTRY_HASH: entry.config_hash(),
         names.TAG_OVERRIDES: ",".join(overridden(entry, cfg, spec)),
         names.TAG_DATA_SOURCE: data.source, names.TAG_DATA_CHECKSUM: data.checksum,
+        names.TAG_IDENTITY: entry.identity(cfg, data.checksum, spec.limit_train, spec.limit_test),
+        names.TAG_ENTRY_VERSION: entry.version,
         names.TAG_GIT_COMMIT: commit, names.TAG_GIT_DIRTY: dirty,
-        names.TAG_TORCH: torch.__version__, names.TAG_CUDA: torch.version.cuda or "none",
-        names.TAG_DEVICE: torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        **environment.describe(device),  # hardware and software, for the report's reproducibility cards
         names.TAG_DESCRIPTION: describe(entry),
     }
     for tag, value in ((names.TAG_PAPER_ACCURACY, p.accuracy), (names.TAG_PAPER_PARAMS, p.params),

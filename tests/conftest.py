@@ -61,7 +61,8 @@ def write_batches(folder: Path, n_train: int = 50, n_test: int = 20, seed: int =
 
 def resbench(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
     """Run the real console entry point in a child process."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("MLFLOW_TRACKING_URI", None) if env is None or "MLFLOW_TRACKING_URI" not in env else None
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    full_env.pop("MLFLOW_TRACKING_URI", None)  # tests name their store explicitly
+    full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "benchmarks.cli", *args], cwd=cwd or ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)

@@ -16,8 +16,10 @@ from benchmarks import report, runner
 from benchmarks.cli import main, parse_sets
 from benchmarks.registry import Entry, Paper, arch, get
 from benchmarks.reproduce import Job, child_command, plan
+from benchmarks.reproduce import reproduce as reproduce_all
 from benchmarks.runner import DataSpec, run_entry
 from resnet.train import Diverged, ExecConfig, TrainConfig
+from tests.conftest import fresh_uri
 from tracking import connect, names
 
 SPEC = DataSpec("synthetic", limit_train=64, limit_test=32)
@@ -37,7 +39,7 @@ ENTRIES = [A, B, C, D]
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = fresh_uri(tmp)
     ids = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp)  # artifacts and checkpoints stay in the temporary folder
@@ -88,9 +90,12 @@ def test_finished_runs_give_mean_and_std_over_seeds(store):
     assert a["delta"] == pytest.approx(statistics.mean(accs) - 50.0)
     assert a["epochs"] == 1 and a["params"] == 7666
     assert "disagrees with the paper's 1.0M" in a["notes"] and "1 failed run not counted" in a["notes"]
+    half = 12.7062 * statistics.stdev(accs) / 2 ** 0.5  # t(0.975, 1) s / sqrt(n)
+    assert a["ci_low"] == pytest.approx(statistics.mean(accs) - half, abs=1e-3)
+    assert a["verdict"] == "other data"  # generated data can never reproduce the paper
     shown = report.display_table(r).set_index("entry").loc[A.name]
-    assert shown["final test acc (%)"] == f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f} (n=2)"
-    assert shown["#params"] == "7,666 *"
+    assert shown["final test acc (%), mean ± 95% CI"] == f"{statistics.mean(accs):.2f} ± {half:.2f} (n=2)"
+    assert report.display_arch(r).set_index("entry").loc[A.name, "#params"] == "7,666 *"
 
 
 def test_rows_not_run_failed_and_diverged(store):
@@ -100,7 +105,8 @@ def test_rows_not_run_failed_and_diverged(store):
         got = row(r, entry)
         assert got["status"] == status and got["n"] == 0 and pd.isna(got["acc_mean"]), entry.name
     shown = report.display_table(r).set_index("entry")
-    assert shown.loc[B.name, "final test acc (%)"] == "—" and shown.loc[B.name, "Δ vs paper"] == "—"
+    assert shown.loc[B.name, "final test acc (%), mean ± 95% CI"] == "—" and shown.loc[B.name, "Δ vs paper"] == "—"
+    assert shown.loc[B.name, "verdict"] == "not run"
 
 
 def test_override_and_other_data_runs_are_kept_apart(store):
@@ -136,16 +142,52 @@ def test_cifar10_means_the_copy_that_was_run(store):
 def test_reproduce_skips_what_is_finished(store):
     uri, _ = store
     runs = report.load_runs(uri, "t")
-    todo, done = plan([A, B], 2, runs, PAPER_CONFIG, "synthetic", force=False)
+    checksum = SPEC.load().checksum
+    todo, done = plan([A, B], 2, runs, PAPER_CONFIG, "synthetic", force=False, checksum=checksum)
     assert done == 2 and [(j.entry.name, j.seed) for j in todo] == [(B.name, 0), (B.name, 1)]
-    todo, done = plan([A], 3, runs, PAPER_CONFIG, "synthetic", force=True)
+    todo, done = plan([A], 3, runs, PAPER_CONFIG, "synthetic", force=True, checksum=checksum)
     assert done == 0 and [j.seed for j in todo] == [0, 1, 2]
+    # another identity: a new entry version, or other data files under the same source name
+    for entry, digest in ((replace(A, version=2), checksum), (A, "another-checksum")):
+        todo, done = plan([entry], 2, runs, PAPER_CONFIG, "synthetic", force=False, checksum=digest)
+        assert done == 0 and [(j.seed, j.why) for j in todo] == [(0, "identity changed"), (1, "identity changed")]
+
+
+def test_runs_carry_their_identity(store):
+    uri, ids = store
+    tags = MlflowClient(uri).get_run(ids["a0"]).data.tags
+    expected = A.identity(A.train, SPEC.load().checksum, 64, 32)
+    assert tags[names.TAG_IDENTITY] == expected and tags[names.TAG_ENTRY_VERSION] == "1"
+    assert report.load_runs(uri, "t").set_index("run_id").loc[ids["a0"], "identity"] == expected
+    for tag in (names.TAG_PYTHON, names.TAG_TORCHVISION, names.TAG_MLFLOW, names.TAG_CUDNN, names.TAG_GPU_DRIVER):
+        assert tags[tag], tag
+
+
+def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri, _ = store
+    data = SPEC.load()
+    old = run_entry(A, connect(uri, "ident"), data, SPEC, seed=0, ex=CPU)
+    logs = []
+    reproduce_all([A], 1, {}, SPEC, CPU, uri, "ident", tmp_path / "out", log=logs.append)
+    assert "1 already finished, 0 to run" in logs[0]
+    bumped = replace(A, version=2)
+    logs.clear()
+    reproduce_all([bumped], 1, {}, SPEC, CPU, uri, "ident", tmp_path / "out", log=logs.append)
+    assert "0 already finished, 1 to run (1 because their identity changed)" in logs[0]
+    assert any(line.startswith("pre-flight:") for line in logs)
+    r = report.build(report.load_runs(uri, "ident"), uri, "ident", PAPER_CONFIG, "synthetic", entries=[bumped])
+    row = r.table.iloc[0]
+    assert row["n"] == 1 and row["run_ids"] != old and row["entry_version"] == 2
+    assert row["identity"] == bumped.identity(A.train, data.checksum, 64, 32) != A.identity(A.train, data.checksum, 64, 32)
+    assert r.other.set_index("run_id").loc[old, "why"] == "entry version 1 (now 2)"
 
 
 def test_every_format_is_written(store, tmp_path):
     r = build(store)
     written = report.write(r, tmp_path)
     assert {p.name for p in written} == {"report.md", "report.html", "report.csv", "report.json", report.FIG_PANELS}
+    assert "identity" in report.render(r, "csv").splitlines()[0]
     assert not list(tmp_path.glob("*.tmp"))
     csv = pd.read_csv(tmp_path / "report.csv")
     assert list(csv["entry"]) == [e.name for e in ENTRIES] and list(csv["n"]) == [2, 0, 0, 0]

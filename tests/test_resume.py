@@ -10,13 +10,23 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
+from benchmarks import registry
 from benchmarks.cli import main
 from resnet import checkpoint
 from tests.conftest import ROOT, fresh_uri, resbench
 from tracking import names
 
-ARGS = ["table1/row1", "--epochs", "3", "--data", "synthetic", "--limit-train", "256", "--limit-test", "64",
+ARGS = ["test/tiny", "--epochs", "3", "--data", "synthetic", "--limit-train", "256", "--limit-test", "64",
         "--device", "cpu", "--deterministic"]
+TINY = ROOT / "tests" / "entries"
+ENV = {**os.environ, registry.ENV_PATH: str(TINY), "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture
+def tiny_registered(monkeypatch):
+    registry.entries()
+    monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))
+    registry.load_file(TINY / "tiny.py")
 
 
 def runs(uri, experiment):
@@ -35,7 +45,7 @@ def straight(tmp_path_factory):
     """An uninterrupted run, the reference every resumed run must match bit for bit."""
     tmp = tmp_path_factory.mktemp("straight")
     uri = fresh_uri(tmp)
-    proc = resbench("run", *ARGS, "--tracking-uri", uri, cwd=tmp)
+    proc = resbench("run", *ARGS, "--tracking-uri", uri, cwd=tmp, env=ENV)
     assert proc.returncode == 0, proc.stderr
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
     return curves(client, run.info.run_id), run.data.metrics
@@ -43,7 +53,7 @@ def straight(tmp_path_factory):
 
 def start_and_interrupt(tmp, uri, sig):
     child = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "run", *ARGS, "--tracking-uri", uri],
-                             cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             cwd=tmp, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list(tmp.glob(".resbench/checkpoints/*/state.pt")):
         assert child.poll() is None and time.time() < deadline, "no checkpoint appeared"
@@ -61,7 +71,7 @@ def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, stat
     assert run.info.status == status  # SIGKILL leaves no chance to say anything; Ctrl-C marks KILLED
     if sig == signal.SIGINT:
         assert code == 130 and "rerun to resume" in err and "Traceback" not in err
-    proc = resbench("run", *ARGS, "--tracking-uri", uri, cwd=tmp_path)
+    proc = resbench("run", *ARGS, "--tracking-uri", uri, cwd=tmp_path, env=ENV)
     assert proc.returncode == 0, proc.stderr
     client, (resumed,) = runs(uri, names.DEFAULT_EXPERIMENT)
     assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
@@ -73,7 +83,7 @@ def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, stat
     assert not list(tmp_path.glob(".resbench/checkpoints/*/state.pt"))  # cleared once finished
 
 
-def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight):
+def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight, tiny_registered):
     monkeypatch.chdir(tmp_path)
     uri = fresh_uri(tmp_path)
     real_save, calls = checkpoint.torch.save, []
@@ -105,7 +115,7 @@ def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight):
 
 def test_divergence_fails_the_run_at_once(tmp_path):
     uri = fresh_uri(tmp_path)
-    proc = resbench("run", *ARGS, "--set", "lr=1e30", "--tracking-uri", uri, cwd=tmp_path)
+    proc = resbench("run", *ARGS, "--set", "lr=1e30", "--tracking-uri", uri, cwd=tmp_path, env=ENV)
     assert proc.returncode == 1 and "diverged at epoch 0" in proc.stderr and "Traceback" not in proc.stderr
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
     assert run.info.status == "FAILED" and run.data.tags[names.TAG_DIVERGED_EPOCH] == "0"
@@ -116,11 +126,10 @@ def test_divergence_fails_the_run_at_once(tmp_path):
 def test_concurrent_runs_on_a_fresh_sqlite_store(tmp_path):
     """Processes that create the store at the same moment: none crashes, no point is lost."""
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    args = ["table1/row1", "--epochs", "2", "--data", "synthetic", "--limit-train", "128", "--limit-test", "32",
+    args = ["test/tiny", "--epochs", "2", "--data", "synthetic", "--limit-train", "128", "--limit-test", "32",
             "--device", "cpu", "--tracking-uri", uri]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "run", *args, "--seed", str(s)], cwd=tmp_path,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in range(3)]
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in range(3)]
     for p in procs:
         _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err

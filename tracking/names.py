@@ -29,6 +29,17 @@ TAG_GIT_DIRTY = "resbench.git_dirty"
 TAG_TORCH = "resbench.torch"
 TAG_CUDA = "resbench.cuda"
 TAG_DEVICE = "resbench.device"
+TAG_IDENTITY = "resbench.identity"       # hash of config hash, data checksum and limits, entry version
+TAG_ENTRY_VERSION = "resbench.entry_version"  # the entry's code version (bumped by its author)
+# The machine and software a run ran on, for the report's reproducibility cards.
+TAG_GPU_DRIVER = "resbench.gpu_driver"   # NVIDIA driver version ("none" without a GPU)
+TAG_GPU_COUNT = "resbench.gpu_count"     # GPUs visible to the run
+TAG_CUDNN = "resbench.cudnn"
+TAG_CPU = "resbench.cpu"                 # CPU model name
+TAG_PYTHON = "resbench.python"
+TAG_TORCHVISION = "resbench.torchvision"
+TAG_MLFLOW = "resbench.mlflow"
+TAG_PLATFORM = "resbench.platform"       # operating system
 TAG_PAPER_ACCURACY = "paper.accuracy"
 TAG_PAPER_PARAMS = "paper.params"
 TAG_PAPER_EPOCHS = "paper.epochs"

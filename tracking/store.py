@@ -28,6 +28,13 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be reached or used; the message says which and why."""
 
 
+def mlflow_version() -> str:
+    """The MLflow client's version (MLflow is imported only inside tracking/)."""
+    import mlflow
+
+    return mlflow.__version__
+
+
 def resolve_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or names.DEFAULT_URI
 
@@ -40,7 +47,7 @@ def require_shared_store(uri: str, where: str) -> None:
     A tracking server (`mlflow server ... --artifacts-destination`) takes both over HTTP.
     """
     scheme = urlparse(uri).scheme.split("+")[0]
-    if scheme in ("http", "https", "databricks"):
+    if scheme in ("http", "https", "databricks") or uri.startswith("databricks"):
         return
     what = ("a database, whose artifacts would stay on each worker's own disk"
             if scheme in ("postgresql", "mysql", "mssql") else "a file on this machine")

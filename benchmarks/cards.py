@@ -1,0 +1,157 @@
+"""A reproducibility card per report row: what produced its numbers, and where it departs from the paper.
+
+Built from the row, its entry and the tags and params its counted runs recorded (hardware,
+software, code and data versions, the execution settings): claim and verdict, the statistic
+and its runs, identity, code, data, hardware, software, every hyperparameter, cost, and the
+deviations from the paper. Values that differ between a row's runs are listed with counts;
+values a run did not record (runs older than the tag) read "not recorded".
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from benchmarks.registry import BUDGET, Entry
+from benchmarks.verdicts import params_note, t_quantile
+
+NOT_RECORDED = "not recorded"
+
+
+@dataclass(frozen=True)
+class Card:
+    entry: str
+    anchor: str                                  # HTML id, "card-" + the entry name made safe
+    headline: str                                # verdict and run count, one line
+    fields: list[tuple[str, str]]                # (label, text), in reading order
+    runs: list[tuple[str, str | None, str]]      # (run id, UI URL or None, "seed 0: 90.12%")
+    deviations: list[str]
+
+
+def anchor(name: str) -> str:
+    return "card-" + re.sub(r"[^A-Za-z0-9_-]+", "-", name)
+
+
+def _values(runs: pd.DataFrame, col: str) -> str:
+    """The runs' value of `col`: one value, or each distinct value with its run count."""
+    vals = runs[col].map(lambda v: NOT_RECORDED if v is None or pd.isna(v) or v == "" else str(v))
+    counts = vals.value_counts()
+    if len(counts) <= 1:
+        return counts.index[0] if len(counts) else NOT_RECORDED
+    return ", ".join(f"{v} ({c} run{'s' * (c > 1)})" for v, c in counts.items())
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 \
+        else f"{seconds / 3600:.1f} h"
+
+
+def _bf16(run: pd.Series) -> bool:
+    """Whether the run trained under bf16 autocast (ExecConfig.dtype's rule, from what it recorded)."""
+    precision, pipeline = str(run.get("precision")), str(run.get("pipeline"))
+    on_gpu = str(run.get("device") or "cpu") != "cpu"
+    return precision == "bf16" or (precision == "auto" and pipeline == "fast" and on_gpu)
+
+
+def _hardware(runs: pd.DataFrame) -> str:
+    cpu_only = runs["device"].fillna("cpu").eq("cpu").all()
+    where = f"CPU {_values(runs, 'cpu')}, no GPU" if cpu_only else \
+        f"GPU {_values(runs, 'device')} ({_values(runs, 'gpu_count')} visible), CPU {_values(runs, 'cpu')}"
+    stack = f"torch built for CUDA {_values(runs, 'cuda')}, cuDNN {_values(runs, 'cudnn')}"
+    if cpu_only:
+        return f"{where}; {_values(runs, 'platform')} ({stack}, unused)"
+    return f"{where}; NVIDIA driver {_values(runs, 'gpu_driver')}, {stack}; {_values(runs, 'platform')}"
+
+
+def deviations(entry: Entry, train, variant_text: str, source: str, sources: dict, runs: pd.DataFrame) -> list[str]:
+    """Where this row, as configured and as run, departs from what the paper describes."""
+    p, out = entry.paper, []
+    from_paper = any(v is not None for v in (p.accuracy, p.params, p.epochs, p.num))
+    if not from_paper:
+        out.append("not one of the paper's experiments: a configuration of this suite, with no paper figure")
+    if source != "cifar10":
+        out.append(f"data: {sources.get(source, source)}")
+    if variant_text:
+        out.append(f"overrides applied to every row of this table: {variant_text}")
+    if from_paper and train.t_max != train.epochs:
+        last = train.eta_min + (train.lr - train.eta_min) * (1 + math.cos(math.pi * (train.epochs - 1) / train.t_max)) / 2
+        out.append(f"learning-rate schedule: CosineAnnealingLR(T_max={train.t_max}) stepped per epoch, as the "
+                   f"authors' code has it (the paper only says 'cosine annealing'); over {train.epochs} epochs the "
+                   f"rate only falls from {train.lr:g} to {last:.4g}")
+    note = params_note(p.params, entry.param_count)
+    if note:
+        out.append(f"parameter count: {note}")
+    if p.num is not None:
+        out.append(f"epochs: the paper trained Table 1's rows for 'around 50 epochs' (§3); this row uses exactly "
+                   f"{train.epochs}")
+    elif p.epochs is not None and train.epochs != p.epochs:
+        out.append(f"epochs: {train.epochs}, where the paper ran {p.epochs}")
+    if from_paper and len(runs):
+        out.append(f"statistic: the paper reports one run (seed not given); this row is the mean of {len(runs)} "
+                   f"seed{'s' * (len(runs) > 1)}")
+    if len(runs):
+        if runs.apply(_bf16, axis=1).any():
+            out.append("precision: bf16 autocast on the GPU (the authors trained in fp32; --precision fp32 "
+                       "runs as they did)")
+        if runs["pipeline"].eq("fast").any():
+            out.append("input pipeline: device-resident crop and flip, the same distribution as the authors' "
+                       "torchvision transforms, drawn from a different random stream")
+        if runs["compile"].astype(str).str.lower().eq("true").any():
+            out.append("execution: the training step was compiled (same mathematics, different kernels)")
+    return out
+
+
+def card(row: pd.Series, entry: Entry, train, runs: pd.DataFrame, variant_text: str, source: str,
+         sources: dict, ui_url_of) -> Card:
+    """The card of one table row; `runs` are its counted runs, `ui_url_of(run)` a link or None."""
+    p, n = entry.paper, int(row["n"])
+    claim = [f"{p.accuracy:.2f}% test accuracy (tolerance ±{p.tolerance:g} points)" if p.accuracy is not None else None,
+             f"{p.params} parameters" if p.params else None, f"{p.epochs} epochs" if p.epochs else None]
+    where = f"Table 1 row {p.num}" if p.num is not None else "no Table 1 row"
+    claimed = ", ".join(c for c in claim if c)
+    fields = [("Paper", f"{claimed} ({where})" if claimed else "no figure printed for this entry"),
+              ("Verdict", f"{row['verdict_text']}: {row['verdict_why']}")]
+    if n >= 2:
+        t = t_quantile(n - 1)
+        stat = (f"final-epoch test accuracy, mean of {n} seeds ({row['seeds']}) with its 95% t-interval: "
+                f"{row['acc_mean']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] "
+                f"(s = {row['acc_std']:.3f}, t(0.975, {n - 1}) = {t:.4g})")
+    elif n == 1:
+        stat = f"final-epoch test accuracy of one run (seed {row['seeds']}): {row['acc_mean']:.2f}; no interval"
+    else:
+        stat = "no finished run"
+    fields.append(("Statistic", stat))
+    fits = "within" if entry.param_count <= BUDGET else "over"
+    fields.append(("Budget", f"{entry.param_count:,} parameters (paper's print: {row['params_verdict']}); "
+                             f"{row['mflops']:,.1f} forward MFLOPs per image; {fits} the 5M budget"))
+    if n:
+        dirty = runs["git_dirty"].astype(str).str.lower().eq("true")
+        fields += [
+            ("Identity", f"{row['identity']} = hash(config {row['config_hash']}, data checksum and limits, "
+                         f"entry version {row['entry_version']})"),
+            ("Code", f"git {_values(runs, 'git_commit')}" + (" with uncommitted changes" if dirty.any() else
+                                                               ", clean checkout")),
+            ("Data", f"{sources.get(source, source)}; checksum {_values(runs, 'data_checksum')}; "
+                     f"{_values(runs, 'train_images')} training and {_values(runs, 'test_images')} test images"),
+            ("Hardware", _hardware(runs)),
+            ("Software", f"Python {_values(runs, 'python')}, torch {_values(runs, 'torch')}, torchvision "
+                         f"{_values(runs, 'torchvision')}, MLflow {_values(runs, 'mlflow')}"),
+        ]
+    m = entry.model
+    fields.append(("Model", f"N={m.layers}, B={list(m.blocks)}, C={list(m.channels)}, F={list(m.conv_kernel)}, "
+                            f"K={list(m.skip_kernel)}, P={m.pool_kernel}"))
+    fields.append(("Training", ", ".join(f"{k}={v}" for k, v in asdict(train).items())))
+    if n:
+        fields.append(("Execution", ", ".join(f"{k}={_values(runs, k)}" for k in
+                                              ("pipeline", "precision", "compile", "channels_last", "deterministic"))
+                       + (" (bf16 autocast)" if runs.apply(_bf16, axis=1).any() else "")))
+        wall = runs["wall"].dropna()
+        gpu = "CPU only, no GPU time" if not row["gpu_hours"] else f"{row['gpu_hours']:.2f} GPU-hours"
+        fields.append(("Cost", f"wall time {_hours(wall.mean())} per run, {_hours(wall.sum())} in all; {gpu}"
+                       if len(wall) else NOT_RECORDED))
+    run_list = [(r["run_id"], ui_url_of(r), f"seed {int(r['seed'])}: {r['acc']:.2f}%") for _, r in runs.iterrows()]
+    headline = f"{row['verdict_text']} — {n} run{'s' * (n != 1)}" + (f" on {source}" if n else "")
+    return Card(entry.name, anchor(entry.name), headline, fields, run_list,
+                deviations(entry, train, variant_text, source, sources, runs))

@@ -1,0 +1,271 @@
+"""The report written out: Markdown, HTML (figures embedded), CSV and JSON.
+
+Markdown and HTML show the summary line, the results with their verdicts and run links,
+the verdict rule, the architectures with their budgets, the figures, one reproducibility
+card per row and the runs left out. CSV is the raw table (run ids, config hash, identity,
+code version, data checksum included); JSON adds the cards and the summary. Every file is
+written to a temporary name and renamed, so no reader sees half a report.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks import cards as cards_mod
+from benchmarks.report_figures import FIG_FINAL, FIG_PANELS, REFERENCE_SOURCE, figures_for  # noqa: F401
+from benchmarks.verdicts import RULE
+
+FORMATS = {"markdown": "md", "html": "html", "csv": "csv", "json": "json"}
+MAX_LINKS = 5  # run links shown in a table cell; the card lists them all
+
+
+def _num(v, fmt: str = "{:.2f}", empty: str = "—") -> str:
+    return empty if v is None or pd.isna(v) else fmt.format(v)
+
+
+def _wall(seconds) -> str:
+    if seconds is None or pd.isna(seconds):
+        return "—"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _measured(row) -> str:
+    n = row["n"]
+    if not n:
+        return "—"
+    if n == 1:
+        return f"{row['acc_mean']:.2f} (one run)"
+    return f"{row['acc_mean']:.2f} ± {(row['ci_high'] - row['ci_low']) / 2:.2f} (n={n})"
+
+
+def display_table(r) -> pd.DataFrame:
+    """The results as people read them: formatted text, one row per entry."""
+    t = r.table
+    out = pd.DataFrame({"rank": [_num(v, "{:.0f}", "") for v in t["rank"]]}) if "rank" in t else pd.DataFrame()
+    cols = {
+        "Num": [_num(v, "{:.0f}", "") for v in t["num"]], "entry": t["entry"], "epochs": t["epochs"],
+        "paper acc (%)": [_num(v) for v in t["paper_accuracy"]],
+        "final test acc (%), mean ± 95% CI": [_measured(row) for _, row in t.iterrows()],
+        "Δ vs paper": [_num(v, "{:+.2f}") for v in t["delta"]], "verdict": t["verdict_text"],
+        "best-epoch acc (%)": [_num(v) for v in t["best_mean"]],
+        "test loss": [_num(v, "{:.3f}" if pd.isna(v) or abs(v) < 1e3 else "{:.2e}") for v in t["test_loss"]],
+        "wall time / run": [_wall(v) for v in t["wall_seconds"]], "status": t["status"],
+        "runs": [" ".join(i[:8] for i in ids.split(",")[:MAX_LINKS] if i) or "—" for ids in t["run_ids"]],
+    }
+    for k, v in cols.items():
+        out[k] = list(v)
+    return out
+
+
+def display_arch(r) -> pd.DataFrame:
+    """The rows as configured: the paper's architecture columns and the budget columns."""
+    t = r.table
+    return pd.DataFrame({
+        "Num": [_num(v, "{:.0f}", "") for v in t["num"]], "entry": t["entry"], "res. layers": t["layers"],
+        "blocks": t["blocks"], "channels": t["channels"], "conv kernel": t["conv_kernel"],
+        "skip kernel": t["skip_kernel"], "pool kernel": t["pool_kernel"], "paper #params": t["paper_params"].fillna(""),
+        "#params": [f"{v:,}" + ("" if agree else " *") for v, agree in zip(t["params"], t["params_agree"])],
+        "params vs print": t["params_verdict"], "fwd MFLOPs/img": [f"{v:,.1f}" for v in t["mflops"]],
+        "≤ 5M params": t["fits_5m"].map({True: "yes", False: "no"}),
+    })
+
+
+def notes(r) -> list[str]:
+    """One line per row that has notes; the * in the #params column points here."""
+    return [f"{e}: {n}" for e, n in zip(r.table["entry"], r.table["notes"]) if n]
+
+
+def display_other(r) -> pd.DataFrame:
+    o = r.other
+    return pd.DataFrame({"entry": o["entry"], "run": o["run_name"], "overrides": o["overrides"].replace("", "none"),
+                         "data": o["data"].fillna("?"), "status": o["status"].str.lower(),
+                         "test acc (%)": [_num(v) for v in o["acc"]], "not counted because": o["why"],
+                         "run id": o["run_id"]})
+
+
+def cards(r) -> list[cards_mod.Card]:
+    from benchmarks.report import SOURCES, run_url
+
+    by_name = {e.name: e for e in r.entries}
+    out = []
+    for _, row in r.table.iterrows():
+        entry = by_name[row["entry"]]
+        ids = [i for i in row["run_ids"].split(",") if i]
+        runs = r.used.set_index("run_id").loc[ids].reset_index() if ids else r.used.iloc[0:0]
+        out.append(cards_mod.card(row, entry, r.variant.train(entry), runs, r.variant.describe(), r.source, SOURCES,
+                                  lambda run: run_url(r.ui_url, run["experiment_id"], run["run_id"])))
+    return out
+
+
+def _links_hint(r) -> str:
+    if r.ui_url:
+        return f"Run ids link to the MLflow UI at {r.ui_url}."
+    return ("Run ids are MLflow run ids (the first 8 characters in the table, in full in the cards); `resbench ui` "
+            "serves them, and `resbench report --ui-url URL` turns them into links.")
+
+
+# ---------------------------------------------------------------------------------------------- Markdown
+
+def _md_table(df: pd.DataFrame) -> str:
+    return df.to_markdown(index=False, disable_numparse=True) if len(df) else "_none_"
+
+
+def _md_runs(r) -> pd.DataFrame:
+    shown = display_table(r)
+    if r.ui_url:
+        shown["runs"] = [" ".join(f"[{i[:8]}]({u})" for i, u in zip(ids.split(",")[:MAX_LINKS], urls.split(",")))
+                         if ids else "—" for ids, urls in zip(r.table["run_ids"], r.table["run_urls"])]
+    return shown
+
+
+def _md_card(c: cards_mod.Card) -> list[str]:
+    runs = ", ".join(f"[{i}]({u}) ({label})" if u else f"`{i}` ({label})" for i, u, label in c.runs) or "none"
+    return [f"### {c.entry}: {c.headline}", "", *(f"- **{k}**: {v}" for k, v in c.fields), f"- **Runs**: {runs}",
+            "- **Deviations from the paper**:" + ("" if c.deviations else " none"),
+            *(f"    - {d}" for d in c.deviations), ""]
+
+
+def markdown(r, figs: dict[str, Path] | None = None) -> str:
+    parts = ["# Table 1, regenerated", "", f"**{r.summary()}**", "", "\n\n".join(r.header()), "",
+             _md_table(_md_runs(r)), "", _links_hint(r), "", RULE, "",
+             "## Architectures and budgets", "", _md_table(display_arch(r)), "",
+             "Notes (\\* marks a computed parameter count that disagrees with the paper's print):", "",
+             *(f"- {n}" for n in notes(r) or ["none"]), "",
+             f"Paper figures: Table 1 and §3 of the paper; the final model's curve is from {REFERENCE_SOURCE}.", ""]
+    for title, path in (figs or {}).items():
+        parts += [f"## {title}", "", f"![{title}]({path.name})", ""]
+    parts += ["## Reproducibility cards", ""]
+    for c in cards(r):
+        parts += _md_card(c)
+    parts += ["## Other runs", "", _md_table(display_other(r)), ""]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------- HTML
+
+CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1500px}
+table{border-collapse:collapse;font-size:12px;margin:6px 0 14px}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top;white-space:nowrap}
+th{background:#f0f0f0;white-space:normal;text-align:center}td.l{text-align:left}
+td.wrap{white-space:normal;text-align:left;max-width:520px}
+p.summary{font-size:17px;font-weight:600;padding:8px 12px;background:#f4f7fb;border-left:4px solid #4a78b5}
+li{margin:2px 0}.note{color:#555;max-width:1100px;margin:4px 0}img{max-width:100%;border:1px solid #ddd}
+td.reproduced,td.finished{background:#e3f3e3}td.not-reproduced,td.failed,td.diverged,td.killed{background:#fbe3e3}
+td.inconclusive,td.running{background:#fff3cf}td.other-data,td.other-configuration{background:#e6eefb}
+td.not-run,td.no-claim{color:#888}a{color:#2a5db0}code{font-size:11px}
+details.card{border:1px solid #ddd;border-radius:4px;margin:8px 0;padding:4px 10px;max-width:1300px}
+details.card summary{cursor:pointer;font-size:14px;padding:4px 0}details.card table{width:100%}
+details.card th{width:150px;text-align:left;background:#fafafa}details.card td{white-space:normal;text-align:left}
+details.card ul{margin:0;padding-left:18px}"""
+
+
+def _e(v) -> str:
+    return html.escape(str(v))
+
+
+def _cls(text: str) -> str:
+    return text.split(":")[0].split(" (")[0].replace(" ", "-")
+
+
+def _html_table(df: pd.DataFrame, raw: dict[str, list[str]] | None = None, left=(), status=()) -> str:
+    """`raw` columns hold ready HTML; `left` columns align left; `status` cells get a class from their text."""
+    if not len(df):
+        return "<p><em>none</em></p>"
+    raw = raw or {}
+    head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
+    rows = []
+    for i, (_, row) in enumerate(df.iterrows()):
+        cells = []
+        for c in df.columns:
+            classes = [_cls(str(row[c]))] if c in status else []
+            classes += ["l"] if c in left else []
+            attr = f' class="{" ".join(classes)}"' if classes else ""
+            cells.append(f"<td{attr}>{raw[c][i] if c in raw else _e(row[c])}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _run_links(ids: list[str], urls: list[str | None], short: bool = True) -> str:
+    out = []
+    for i, u in zip(ids, urls):
+        label = _e(i[:8] if short else i)
+        out.append(f'<a href="{_e(u)}" title="{_e(i)}">{label}</a>' if u else f'<code title="{_e(i)}">{label}</code>')
+    return " ".join(out) or "—"
+
+
+def _html_card(c: cards_mod.Card, open_: bool) -> str:
+    rows = [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in c.fields]
+    runs = "<br>".join(f"{_run_links([i], [u], short=False)} — {_e(label)}" for i, u, label in c.runs) or "none"
+    devs = "<ul>" + "".join(f"<li>{_e(d)}</li>" for d in c.deviations) + "</ul>" if c.deviations else "none"
+    rows += [f"<tr><th>Runs</th><td>{runs}</td></tr>", f"<tr><th>Deviations from the paper</th><td>{devs}</td></tr>"]
+    return (f'<details class="card" id="{c.anchor}"{" open" if open_ else ""}><summary><b>{_e(c.entry)}</b>: '
+            f"{_e(c.headline)}</summary><table>{''.join(rows)}</table></details>")
+
+
+def to_html(r, figs: dict[str, Path] | None = None) -> str:
+    shown = display_table(r)
+    t = r.table
+    urls = [[u or None for u in (us.split(",") if us else [None] * len(ids.split(",")))]
+            for ids, us in zip(t["run_ids"], t["run_urls"])]
+    raw = {"entry": [f'<a href="#{cards_mod.anchor(e)}">{_e(e)}</a>' for e in t["entry"]],
+           "runs": [_run_links([i for i in ids.split(",") if i][:MAX_LINKS], u) for ids, u in zip(t["run_ids"], urls)]}
+    body = ["<h1>Table 1, regenerated</h1>", f'<p class="summary">{_e(r.summary())}</p>',
+            *(f'<p class="note">{_e(h)}</p>' for h in r.header()),
+            _html_table(shown, raw, left=("entry", "verdict", "runs"), status=("verdict", "status")),
+            f'<p class="note">{_e(_links_hint(r))} Each entry links to its reproducibility card below.</p>',
+            f'<p class="note">{_e(RULE).replace("*", "")}</p>',
+            "<h2>Architectures and budgets</h2>", _html_table(display_arch(r), left=("entry",)),
+            "<p>Notes (* marks a computed parameter count that disagrees with the paper's print):</p><ul>",
+            *(f"<li>{_e(n)}</li>" for n in notes(r) or ["none"]), "</ul>"]
+    for title, path in (figs or {}).items():
+        data = base64.b64encode(Path(path).read_bytes()).decode()
+        body += [f"<h2>{_e(title)}</h2>", f'<img alt="{_e(title)}" src="data:image/png;base64,{data}">']
+    body += ["<h2>Reproducibility cards</h2>",
+             *(_html_card(c, open_=bool(c.runs)) for c in cards(r))]
+    other = display_other(r)
+    body += ["<h2>Other runs</h2>", _html_table(other, left=("entry", "run", "not counted because"), status=("status",))]
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>resbench: Table 1</title><style>{CSS}</style>'
+            f"</head><body>{''.join(body)}</body></html>\n")
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+def to_json(r) -> str:
+    clean = lambda df: json.loads(df.to_json(orient="records"))  # noqa: E731
+    return json.dumps({
+        "experiment": r.experiment, "tracking_uri": r.where(), "ui_url": r.ui_url, "data": r.source,
+        "overrides": r.variant.describe(), "group": r.group, "ranked": r.ranked, "generated": r.generated,
+        "summary": r.summary(), "verdict_rule": RULE, "header": r.header(), "rows": clean(r.table),
+        "cards": {c.entry: {"headline": c.headline, **dict(c.fields), "deviations": c.deviations,
+                            "runs": [{"run_id": i, "url": u, "what": w} for i, u, w in c.runs]} for c in cards(r)},
+        "other_runs": clean(r.other)}, indent=2) + "\n"
+
+
+def render(r, fmt: str, figs: dict[str, Path] | None = None) -> str:
+    if fmt == "markdown":
+        return markdown(r, figs)
+    if fmt == "html":
+        return to_html(r, figs)
+    if fmt == "json":
+        return to_json(r)
+    return r.table.to_csv(index=False)
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write through a temporary file and rename, so a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def write(r, output: Path, formats: list[str] | None = None) -> list[Path]:
+    """Into folder `output`: report.<ext> for each format (default all) and the figures."""
+    formats = formats or list(FORMATS)
+    figs = figures_for(r, output) if {"markdown", "html"} & set(formats) else {}
+    return [write_text(output / f"report.{FORMATS[f]}", render(r, f, figs)) for f in formats] + list(figs.values())

@@ -1,0 +1,199 @@
+"""Executors: runs spread over GPUs by the local executor, and over Ray tasks (one local Ray per module).
+
+Every Ray run lands in MLflow and in the report; a run that raises or whose worker dies is
+reported as failed and the next reproduce resumes it; Ctrl-C cancels the submitted tasks.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from benchmarks import executors
+from benchmarks.cli import main
+from benchmarks.executors import ExecutorConfig, ExecutorError, Work
+from benchmarks.registry import get
+from benchmarks.reproduce import Job, reproduce
+from benchmarks.runner import DataSpec
+from resnet.train import ExecConfig
+from tests.conftest import fresh_uri
+from tracking import TrackingError, names
+from tracking.store import require_shared_store
+
+ROW1 = get("table1/row1")
+TINY = DataSpec("synthetic", None, limit_train=64, limit_test=32)
+CPU = ExecConfig(device="cpu")
+
+
+def runs_of(uri: str, experiment: str) -> tuple[MlflowClient, list]:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id]) if exp else []
+
+
+# ------------------------------------------------------------------------------- refused up front
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--executor", "ray", "--address", "ray://127.0.0.1:1"], "cannot log to sqlite:///"),
+    (["--address", "auto"], "--address is for --executor ray"),
+    (["--executor", "ray", "--jobs", "2"], "--jobs is for --executor local"),
+    (["--executor", "ray", "--devices", "0"], "--devices is for --executor local"),
+    (["--devices", "0", "--device", "cpu"], "cannot go with --device cpu"),
+    (["--devices", "0,x"], "expected GPU indices"),
+    (["--executor", "ray", "--device", "cuda:1"], "Ray picks each run's GPU"),
+])
+def test_options_that_cannot_work_are_refused_before_anything_is_created(tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "m.db"
+    res = CliRunner().invoke(main, ["reproduce", "--only", "table1/row1", "--seeds", "1", "--data", "synthetic",
+                                    "--tracking-uri", f"sqlite:///{db}", *args])
+    assert res.exit_code == 2, res.output
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert fragment in line and "Traceback" not in res.output
+    assert not db.exists() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 1, reason="this machine has the GPUs asked for")
+def test_devices_this_machine_lacks_are_refused():
+    with pytest.raises(ExecutorError, match=r"--devices 0,1: this machine has \d CUDA GPU"):
+        executors.check(ExecutorConfig(devices=(0, 1)), ExecConfig(), "sqlite:///m.db")
+
+
+def test_a_cluster_needs_a_tracking_server():
+    where = "the Ray cluster at auto"
+    for uri in ("http://mlflow.lab:5000", "https://mlflow.lab", "databricks"):
+        require_shared_store(uri, where)
+    with pytest.raises(TrackingError, match=r"a file on this machine.*mlflow server.*--tracking-uri http://"):
+        require_shared_store("sqlite:///mlflow.db", where)
+    with pytest.raises(TrackingError, match="a file on this machine"):
+        require_shared_store("file:///tmp/mlruns", where)
+    with pytest.raises(TrackingError, match="artifacts would stay on each worker's own disk"):
+        require_shared_store("postgresql+psycopg2://u@db/mlflow", where)
+
+
+# ---------------------------------------------------------------------------------------- local
+
+def test_local_executor_spreads_runs_over_devices(tmp_path):
+    """Each child sees one GPU; never more than `jobs` children share one; failures are reported."""
+    probe = ("import os, sys, time, pathlib; d = pathlib.Path(sys.argv[1]); gpu = os.environ['CUDA_VISIBLE_DEVICES'];"
+             "me = d / f'{gpu}-{os.getpid()}'; me.touch(); n = len(list(d.glob(f'{gpu}-*'))); time.sleep(0.4);"
+             "me.unlink(); print(f'{sys.argv[2]}: gpu {gpu} with {n} running', os.environ['OMP_NUM_THREADS']);"
+             "sys.exit(sys.argv[2] == 'seed=5' and print('boom', file=sys.stderr) or sys.argv[2] == 'seed=5')")
+    jobs = [Job(ROW1, s) for s in range(8)]
+    lines: list[str] = []
+    failed = executors.run_local(ExecutorConfig(jobs=2, devices=(0, 1)), jobs,
+                                 lambda job: [sys.executable, "-c", probe, str(tmp_path), f"seed={job.seed}"],
+                                 lines.append)
+    assert failed == ["table1/row1 seed=5"] and "error: table1/row1 seed=5: boom" in lines
+    done = [ln.split("] ", 1)[1].split() for ln in lines if ln.startswith("[")]
+    assert len(done) == 7
+    assert {d[2] for d in done} == {"0", "1"} and max(int(d[4]) for d in done) <= 2
+    assert {d[-1] for d in done} == {str(max(1, (os.cpu_count() or 1) // 4))}
+
+
+# ------------------------------------------------------------------------------------------ ray
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray", reason="Ray is missing: pip install -e '.[ray]'")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_runs_land_in_mlflow_and_the_report(ray_session, tmp_path):
+    uri = fresh_uri(tmp_path)
+    log: list[str] = []
+    written, failed = reproduce([ROW1], 2, {"epochs": 1}, TINY, CPU, uri, "ray", tmp_path / "out",
+                                checkpoint_dir=tmp_path / "ckpt", log=log.append,
+                                executor=ExecutorConfig(kind="ray"))
+    assert failed == [] and "submitted 2 runs to Ray (local), 1 CPU each" in log
+    client, runs = runs_of(uri, "ray")
+    assert sorted(r.data.tags[names.TAG_SEED] for r in runs) == ["0", "1"]
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "test_acc")] == [0]
+    table = pd.read_csv(tmp_path / "out" / "report.csv").set_index("entry")
+    assert table.loc["table1/row1", "n"] == 2 and table.loc["table1/row1", "seeds"] == "0,1"
+
+
+def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, tmp_path):
+    uri = fresh_uri(tmp_path)
+    work = Work(uri, "fail", {"epochs": 2}, TINY, CPU, str(tmp_path / "ckpt"))
+
+    def flaky(job, work):
+        from benchmarks import checkpoints, executors
+
+        if job.seed == 0:  # the worker process dies right after epoch 0's checkpoint
+            save = checkpoints.Slot.save
+
+            def save_then_die(self, state):
+                save(self, state)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            checkpoints.Slot.save = save_then_die
+        else:  # a real error inside training
+            work = replace(work, overrides={**work.overrides, "lr": 1e30})
+        return executors.train_job(job, work)
+
+    log: list[str] = []
+    failed = executors.run_ray(ExecutorConfig(kind="ray", max_retries=0), [Job(ROW1, 0), Job(ROW1, 1)], work,
+                               log.append, task=flaky)
+    assert sorted(failed) == ["table1/row1 seed=0", "table1/row1 seed=1"]
+    errors = sorted(ln for ln in log if ln.startswith("error:"))
+    assert "seed=0: its Ray worker died" in errors[0] and "next reproduce resumes" in errors[0]
+    assert "seed=1: " in errors[1] and "diverged at epoch" in errors[1]
+    client, runs = runs_of(uri, "fail")
+    by_seed = {r.data.tags[names.TAG_SEED]: r for r in runs}
+    assert by_seed["0"].info.status == "RUNNING"  # killed outright: nothing could mark it
+    assert by_seed["1"].info.status == "FAILED" and names.TAG_DIVERGED_EPOCH in by_seed["1"].data.tags
+
+    log.clear()
+    _, failed = reproduce([ROW1], 1, {"epochs": 2}, TINY, CPU, uri, "fail", tmp_path / "out",
+                          checkpoint_dir=tmp_path / "ckpt", log=log.append, executor=ExecutorConfig(kind="ray"))
+    assert failed == [] and "0 already finished, 1 to run" in log[0]
+    resumed = client.get_run(by_seed["0"].info.run_id)  # the same MLflow run, continued
+    assert resumed.info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(resumed.info.run_id, "test_acc")) == [0, 1]
+
+
+def test_ctrl_c_cancels_the_submitted_tasks(ray_session, tmp_path):
+    def sleeper(job, work):
+        (tmp_path / f"started-{job.seed}").touch()
+        try:
+            for _ in range(1200):  # Python code, as training is, so the interrupt lands at once
+                time.sleep(0.1)
+        except KeyboardInterrupt:  # what ray.cancel raises in a running task
+            (tmp_path / f"interrupted-{job.seed}").touch()
+            raise
+
+    pressed: list[float] = []
+
+    def log(msg: str) -> None:
+        if msg.startswith("submitted"):  # Ctrl-C once the first tasks run
+            deadline = time.time() + 60
+            while len(list(tmp_path.glob("started-*"))) < 2:
+                assert time.time() < deadline, "the tasks never started"
+                time.sleep(0.1)
+            pressed.append(time.time())
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        executors.run_ray(ExecutorConfig(kind="ray"), [Job(ROW1, s) for s in range(3)],
+                          Work("sqlite:///unused.db", "x", {}, TINY, CPU), log, task=sleeper)
+    assert time.time() - pressed[0] < 10  # the running tasks stopped well within the grace period
+    started = {p.name.split("-")[1] for p in tmp_path.glob("started-*")}
+    assert len(started) == 2  # two CPUs: the third waited, and was cancelled before it started
+    deadline = time.time() + 10
+    while {p.name.split("-")[1] for p in tmp_path.glob("interrupted-*")} != started:
+        assert time.time() < deadline, "running tasks were not interrupted"
+        time.sleep(0.1)
