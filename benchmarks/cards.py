@@ -34,16 +34,25 @@ def anchor(name: str) -> str:
     return "card-" + re.sub(r"[^A-Za-z0-9_-]+", "-", name)
 
 
+def _text(v) -> str:
+    if v is None or (not isinstance(v, str) and pd.isna(v)) or v == "":
+        return NOT_RECORDED
+    return f"{int(v):,}" if str(v).isdigit() and len(str(v)) > 4 else str(v)  # image counts, not versions
+
+
 def _values(runs: pd.DataFrame, col: str) -> str:
     """The runs' value of `col`: one value, or each distinct value with its run count."""
-    vals = runs[col].map(lambda v: NOT_RECORDED if v is None or pd.isna(v) or v == "" else str(v))
+    vals = runs[col].map(_text)
     counts = vals.value_counts()
     if len(counts) <= 1:
         return counts.index[0] if len(counts) else NOT_RECORDED
     return ", ".join(f"{v} ({c} run{'s' * (c > 1)})" for v, c in counts.items())
 
 
-def _hours(seconds: float) -> str:
+def duration(seconds) -> str:
+    """Seconds as people read them: 45 s, 12.5 min, 3.2 h; "—" for none."""
+    if seconds is None or pd.isna(seconds):
+        return "—"
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 \
         else f"{seconds / 3600:.1f} h"
 
@@ -76,7 +85,8 @@ def deviations(entry: Entry, train, variant_text: str, source: str, sources: dic
     if variant_text:
         out.append(f"overrides applied to every row of this table: {variant_text}")
     if from_paper and train.t_max != train.epochs:
-        last = train.eta_min + (train.lr - train.eta_min) * (1 + math.cos(math.pi * (train.epochs - 1) / train.t_max)) / 2
+        cosine = (1 + math.cos(math.pi * (train.epochs - 1) / train.t_max)) / 2
+        last = train.eta_min + (train.lr - train.eta_min) * cosine  # the rate of the last epoch
         out.append(f"learning-rate schedule: CosineAnnealingLR(T_max={train.t_max}) stepped per epoch, as the "
                    f"authors' code has it (the paper only says 'cosine annealing'); over {train.epochs} epochs the "
                    f"rate only falls from {train.lr:g} to {last:.4g}")
@@ -107,7 +117,7 @@ def card(row: pd.Series, entry: Entry, train, runs: pd.DataFrame, variant_text: 
          sources: dict, ui_url_of) -> Card:
     """The card of one table row; `runs` are its counted runs, `ui_url_of(run)` a link or None."""
     p, n = entry.paper, int(row["n"])
-    claim = [f"{p.accuracy:.2f}% test accuracy (tolerance ±{p.tolerance:g} points)" if p.accuracy is not None else None,
+    claim = [None if p.accuracy is None else f"{p.accuracy:.2f}% test accuracy (tolerance ±{p.tolerance:g} points)",
              f"{p.params} parameters" if p.params else None, f"{p.epochs} epochs" if p.epochs else None]
     where = f"Table 1 row {p.num}" if p.num is not None else "no Table 1 row"
     claimed = ", ".join(c for c in claim if c)
@@ -124,8 +134,9 @@ def card(row: pd.Series, entry: Entry, train, runs: pd.DataFrame, variant_text: 
         stat = "no finished run"
     fields.append(("Statistic", stat))
     fits = "within" if entry.param_count <= BUDGET else "over"
-    fields.append(("Budget", f"{entry.param_count:,} parameters (paper's print: {row['params_verdict']}); "
-                             f"{row['mflops']:,.1f} forward MFLOPs per image; {fits} the 5M budget"))
+    printed = f"the paper's print {p.params}: {row['params_verdict']}" if p.params else "no print in the paper"
+    fields.append(("Budget", f"{entry.param_count:,} parameters ({printed}); {row['mflops']:,.1f} forward MFLOPs "
+                             f"per image; {fits} the 5M budget"))
     if n:
         dirty = runs["git_dirty"].astype(str).str.lower().eq("true")
         fields += [
@@ -149,7 +160,7 @@ def card(row: pd.Series, entry: Entry, train, runs: pd.DataFrame, variant_text: 
                        + (" (bf16 autocast)" if runs.apply(_bf16, axis=1).any() else "")))
         wall = runs["wall"].dropna()
         gpu = "CPU only, no GPU time" if not row["gpu_hours"] else f"{row['gpu_hours']:.2f} GPU-hours"
-        fields.append(("Cost", f"wall time {_hours(wall.mean())} per run, {_hours(wall.sum())} in all; {gpu}"
+        fields.append(("Cost", f"wall time {duration(wall.mean())} per run, {duration(wall.sum())} in all; {gpu}"
                        if len(wall) else NOT_RECORDED))
     run_list = [(r["run_id"], ui_url_of(r), f"seed {int(r['seed'])}: {r['acc']:.2f}%") for _, r in runs.iterrows()]
     headline = f"{row['verdict_text']} — {n} run{'s' * (n != 1)}" + (f" on {source}" if n else "")

@@ -18,6 +18,7 @@ from itertools import islice
 import pandas as pd
 import torch
 
+from benchmarks.cards import duration
 from benchmarks.registry import Entry, RegistryError
 from benchmarks.verdicts import params_verdict
 from resnet.data import synthetic
@@ -83,7 +84,7 @@ def check_entry(entry: Entry, cfg: TrainConfig, ex: ExecConfig, steps: int = 5, 
     except Exception as e:  # anything an entry can raise: a bad config, a shape error, out of memory
         row.update(status=BROKEN, problem=f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
     finally:
-        del s
+        s = None  # the model, optimiser and batches go before the next entry's
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -104,13 +105,6 @@ def run_checks(entries: list[Entry], train_of, ex: ExecConfig, steps: int = 5, n
     return pd.DataFrame(rows)
 
 
-def _duration(seconds) -> str:
-    if seconds is None or pd.isna(seconds):
-        return "—"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 \
-        else f"{seconds / 3600:.1f} h"
-
-
 def total_seconds(df: pd.DataFrame) -> float:
     return float((df["estimate (s)"].fillna(0) * df["runs"]).sum())
 
@@ -122,13 +116,13 @@ def format_table(df: pd.DataFrame, steps: int) -> str:
         "params vs print": df["params vs print"], "device": df["device"], "batch": df["batch"],
         "train step": df["train step (ms)"].map(lambda v: "—" if pd.isna(v) else f"{v:,.1f} ms"),
         "test batch": df["test batch (ms)"].map(lambda v: "—" if pd.isna(v) else f"{v:,.1f} ms"),
-        "epochs": df["epochs"], "est. per run": df["estimate (s)"].map(_duration), "runs": df["runs"],
+        "epochs": df["epochs"], "est. per run": df["estimate (s)"].map(duration), "runs": df["runs"],
         "status": df["status"]})
     broken = df[df["status"] == BROKEN]
     device = ", ".join(sorted(set(df["device"]) - {""})) or "the device"
     lines = [show.to_string(index=False),
              f"total: {int(df['runs'].sum())} run(s) of {len(df)} entr{'y' if len(df) == 1 else 'ies'}, about "
-             f"{_duration(total_seconds(df))} on {device} (from {steps} timed steps each; data loading and "
+             f"{duration(total_seconds(df))} on {device} (from {steps} timed steps each; data loading and "
              f"compilation not included)"]
     lines += [f"broken: {r['entry']}: {r['problem']}" for _, r in broken.iterrows()]
     return "\n".join(lines)

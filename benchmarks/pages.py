@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import cards as cards_mod
-from benchmarks.report_figures import FIG_FINAL, FIG_PANELS, REFERENCE_SOURCE, figures_for  # noqa: F401
-from benchmarks.verdicts import RULE
+from benchmarks.report_figures import REFERENCE_SOURCE, figures_for
+from benchmarks.verdicts import RULE, Interval
 
 FORMATS = {"markdown": "md", "html": "html", "csv": "csv", "json": "json"}
 MAX_LINKS = 5  # run links shown in a table cell; the card lists them all
@@ -27,19 +27,8 @@ def _num(v, fmt: str = "{:.2f}", empty: str = "—") -> str:
     return empty if v is None or pd.isna(v) else fmt.format(v)
 
 
-def _wall(seconds) -> str:
-    if seconds is None or pd.isna(seconds):
-        return "—"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
 def _measured(row) -> str:
-    n = row["n"]
-    if not n:
-        return "—"
-    if n == 1:
-        return f"{row['acc_mean']:.2f} (one run)"
-    return f"{row['acc_mean']:.2f} ± {(row['ci_high'] - row['ci_low']) / 2:.2f} (n={n})"
+    return Interval(int(row["n"]), row["acc_mean"], row["acc_std"], row["ci_low"], row["ci_high"]).text()
 
 
 def display_table(r) -> pd.DataFrame:
@@ -53,7 +42,7 @@ def display_table(r) -> pd.DataFrame:
         "Δ vs paper": [_num(v, "{:+.2f}") for v in t["delta"]], "verdict": t["verdict_text"],
         "best-epoch acc (%)": [_num(v) for v in t["best_mean"]],
         "test loss": [_num(v, "{:.3f}" if pd.isna(v) or abs(v) < 1e3 else "{:.2e}") for v in t["test_loss"]],
-        "wall time / run": [_wall(v) for v in t["wall_seconds"]], "status": t["status"],
+        "wall time / run": [cards_mod.duration(v) for v in t["wall_seconds"]], "status": t["status"],
         "runs": [" ".join(i[:8] for i in ids.split(",")[:MAX_LINKS] if i) or "—" for ids in t["run_ids"]],
     }
     for k, v in cols.items():
@@ -227,7 +216,8 @@ def to_html(r, figs: dict[str, Path] | None = None) -> str:
     body += ["<h2>Reproducibility cards</h2>",
              *(_html_card(c, open_=bool(c.runs)) for c in cards(r))]
     other = display_other(r)
-    body += ["<h2>Other runs</h2>", _html_table(other, left=("entry", "run", "not counted because"), status=("status",))]
+    body += ["<h2>Other runs</h2>",
+             _html_table(other, left=("entry", "run", "not counted because"), status=("status",))]
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>resbench: Table 1</title><style>{CSS}</style>'
             f"</head><body>{''.join(body)}</body></html>\n")
 

@@ -217,20 +217,20 @@ def _row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url
     n, m, p = len(use), entry.model, entry.paper
     iv = verdicts.interval(use["acc"])
     verdict = verdicts.accuracy_verdict(iv, p.accuracy, p.tolerance, source, variant.describe())
-    notes = [params_note(p.params, entry.param_count)]
+    row_notes = [params_note(p.params, entry.param_count)]
     left = same[~same["run_id"].isin(use["run_id"])]
     for status, count in left["status"].value_counts().items():
         if status != "FINISHED":
-            notes.append(f"{count} {status.lower()} run{'s' * (count > 1)} not counted")
+            row_notes.append(f"{count} {status.lower()} run{'s' * (count > 1)} not counted")
     foreign = len(runs) - len(same)
     if foreign:
-        notes.append(f"{foreign} run{'s' * (foreign > 1)} of another identity (data checksum) not counted")
+        row_notes.append(f"{foreign} run{'s' * (foreign > 1)} of another identity (data checksum) not counted")
     kernel = lambda v: v[0] if len(set(v)) == 1 else "[" + ",".join(map(str, v)) + "]"  # noqa: E731
     gpu_s = use.loc[use["device"].fillna("cpu").ne("cpu"), "wall"].sum()
     urls = [run_url(ui_url, e, i) for e, i in zip(use["experiment_id"], use["run_id"])]
     return {
         "num": p.num, "entry": entry.name, "paper_accuracy": p.accuracy, "tolerance": p.tolerance,
-        "paper_params": p.params, "params": entry.param_count, "params_agree": not notes[0],
+        "paper_params": p.params, "params": entry.param_count, "params_agree": not row_notes[0],
         "params_verdict": verdicts.params_verdict(p.params, entry.param_count),
         "mflops": round(_flops(m).forward / 1e6, 1), "fits_5m": entry.param_count <= registry.BUDGET,
         "layers": m.layers, "blocks": "[" + ",".join(map(str, m.blocks)) + "]",
@@ -243,7 +243,7 @@ def _row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url
         "test_loss": use["loss"].mean() if n else None, "wall_seconds": use["wall"].mean() if n else None,
         "gpu_hours": gpu_s / 3600 if n else None,
         "status": _status(same, n), "seeds": ",".join(str(int(s)) for s in use["seed"]),
-        "notes": "; ".join(x for x in notes if x), "run_ids": ",".join(use["run_id"]),
+        "notes": "; ".join(x for x in row_notes if x), "run_ids": ",".join(use["run_id"]),
         "run_urls": ",".join(u for u in urls if u),
         "identity": ident if n else None, "config_hash": variant.config_hash(entry), "entry_version": entry.version,
         "data_checksum": _distinct(use["data_checksum"]) or None, "git_commit": _distinct(use["git_commit"]) or None,
@@ -327,7 +327,7 @@ def build(runs: pd.DataFrame, uri: str, experiment: str, variant: Variant = Vari
     return Report(experiment, uri, source, variant, table, other, curves, used, list(entries), group, rank, ui_url)
 
 
-# The output side lives in benchmarks/pages.py; these names are the report's API.
+# The output side lives in benchmarks/pages.py and report_figures.py; these names are the report's API.
 from benchmarks.pages import (  # noqa: E402,F401
-    FIG_FINAL, FIG_PANELS, FORMATS, display_arch, display_other, display_table, figures_for, notes, render, write,
-    write_text)
+    FORMATS, display_arch, display_other, display_table, notes, render, write, write_text)
+from benchmarks.report_figures import FIG_FINAL, FIG_PANELS, figures_for  # noqa: E402,F401

@@ -69,7 +69,7 @@ def _preflight(todo: list[Job], variant: report.Variant, ex: ExecConfig, ray: bo
     if ray and not torch.cuda.is_available():  # the workers have the devices; this driver checks on its CPU
         ex = dataclasses.replace(ex, device="cpu")
     preflight_mod.preflight(entries, variant.train, ex, len(data.train_y), len(data.test_y),
-                            runs_of=lambda e: planned[e.name], log=log)
+                            runs_of=lambda e: planned[e.name], steps=2, log=log)
 
 
 def _inline(jobs: list[Job], tracker: Tracker, data: Dataset, spec: DataSpec, overrides: dict, ex: ExecConfig,

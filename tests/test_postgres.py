@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from mlflow.server import get_app_client
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import resbench
@@ -31,8 +32,9 @@ pytestmark = pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL is not instal
                                 "apt-get install -y postgresql, as .ci/run does")
 psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 is missing: pip install -e '.[server]'")
 
-PASSWORD = secrets.token_urlsafe(16)
-CREDENTIALS = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": PASSWORD}
+ADMIN_PASSWORD = secrets.token_urlsafe(16)
+# a user the admin creates, as the README does for each person; default_permission EDIT lets it log
+CREDENTIALS = {"MLFLOW_TRACKING_USERNAME": "worker", "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(16)}
 
 
 def free_port() -> int:
@@ -87,7 +89,7 @@ def server(postgres, tmp_path_factory):
                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
                       "auth_cache_ttl_seconds = 60\n")
     port = free_port()
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
+    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
@@ -106,6 +108,9 @@ def server(postgres, tmp_path_factory):
     try:
         wait_until(up, "mlflow server")
         old = {k: os.environ.get(k) for k in CREDENTIALS}
+        os.environ.update(MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=ADMIN_PASSWORD)
+        get_app_client("basic-auth", tracking_uri=url).create_user(
+            CREDENTIALS["MLFLOW_TRACKING_USERNAME"], CREDENTIALS["MLFLOW_TRACKING_PASSWORD"])
         os.environ.update(CREDENTIALS)  # what each worker exports
         yield url, tmp / "artifacts"
     finally:
@@ -121,7 +126,7 @@ def server(postgres, tmp_path_factory):
 
 def test_concurrent_writers_lose_no_metric_point(server):
     url, _ = server
-    writers, epochs = 6, 20
+    writers, epochs = 4, 15
 
     def writer(i: int) -> str:
         tracker = connect(url, "concurrent")

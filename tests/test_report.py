@@ -16,6 +16,7 @@ from benchmarks import report, runner
 from benchmarks.cli import main, parse_sets
 from benchmarks.registry import Entry, Paper, arch, get
 from benchmarks.reproduce import Job, child_command, plan
+from benchmarks import reproduce as reproduce_mod
 from benchmarks.reproduce import reproduce as reproduce_all
 from benchmarks.runner import DataSpec, run_entry
 from resnet.train import Diverged, ExecConfig, TrainConfig
@@ -32,7 +33,8 @@ def tiny(name: str, **paper) -> Entry:
                  TrainConfig(epochs=1), Paper(**paper))
 
 
-A, B, C, D = tiny("a", num=1, accuracy=50.0, params="1.0M"), tiny("b", num=2, accuracy=60.0), tiny("c", num=3), tiny("d")
+A, B, C, D = (tiny("a", num=1, accuracy=50.0, params="1.0M"), tiny("b", num=2, accuracy=60.0), tiny("c", num=3),
+              tiny("d"))
 ENTRIES = [A, B, C, D]
 
 
@@ -105,7 +107,8 @@ def test_rows_not_run_failed_and_diverged(store):
         got = row(r, entry)
         assert got["status"] == status and got["n"] == 0 and pd.isna(got["acc_mean"]), entry.name
     shown = report.display_table(r).set_index("entry")
-    assert shown.loc[B.name, "final test acc (%), mean ± 95% CI"] == "—" and shown.loc[B.name, "Δ vs paper"] == "—"
+    assert shown.loc[B.name, "final test acc (%), mean ± 95% CI"] == "—"
+    assert shown.loc[B.name, "Δ vs paper"] == "—"
     assert shown.loc[B.name, "verdict"] == "not run"
 
 
@@ -169,17 +172,22 @@ def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, mon
     data = SPEC.load()
     old = run_entry(A, connect(uri, "ident"), data, SPEC, seed=0, ex=CPU)
     logs = []
+    # the report reproduce writes at the end is another test's business (and takes seconds)
+    monkeypatch.setattr(reproduce_mod.report, "build", lambda *args, **kwargs: None)
+    monkeypatch.setattr(reproduce_mod.report, "write", lambda *args, **kwargs: [])
     reproduce_all([A], 1, {}, SPEC, CPU, uri, "ident", tmp_path / "out", log=logs.append)
     assert "1 already finished, 0 to run" in logs[0]
     bumped = replace(A, version=2)
     logs.clear()
     reproduce_all([bumped], 1, {}, SPEC, CPU, uri, "ident", tmp_path / "out", log=logs.append)
+    monkeypatch.undo()
     assert "0 already finished, 1 to run (1 because their identity changed)" in logs[0]
     assert any(line.startswith("pre-flight:") for line in logs)
     r = report.build(report.load_runs(uri, "ident"), uri, "ident", PAPER_CONFIG, "synthetic", entries=[bumped])
     row = r.table.iloc[0]
     assert row["n"] == 1 and row["run_ids"] != old and row["entry_version"] == 2
-    assert row["identity"] == bumped.identity(A.train, data.checksum, 64, 32) != A.identity(A.train, data.checksum, 64, 32)
+    assert row["identity"] == bumped.identity(A.train, data.checksum, 64, 32)
+    assert row["identity"] != A.identity(A.train, data.checksum, 64, 32)
     assert r.other.set_index("run_id").loc[old, "why"] == "entry version 1 (now 2)"
 
 
@@ -219,11 +227,25 @@ def test_report_command_errors_are_one_line(store, tmp_path):
     assert res.exit_code == 0 and res.output.startswith("num,entry,")
 
 
+def test_report_of_one_group_ranked(store):
+    uri, _ = store
+    cli = CliRunner()
+    res = cli.invoke(main, ["report", "--tracking-uri", uri, "--experiment", "t", "--group", "nope"])
+    assert res.exit_code == 2 and "error: no entries in group 'nope' (groups: table1, paper" in res.output
+    res = cli.invoke(main, ["report", "--tracking-uri", uri, "--experiment", "t", "--group", "table1", "--rank",
+                            "--format", "json", "--ui-url", "http://ui:5000"])
+    data = json.loads(res.output)
+    assert res.exit_code == 0 and data["group"] == "table1" and data["ranked"] and data["ui_url"] == "http://ui:5000"
+    assert [row["entry"] for row in data["rows"]] == [f"table1/row{i}" for i in range(1, 8)]  # nothing run: as listed
+    assert data["other_runs"] == []  # the tiny entries' runs belong to no table of this group
+
+
 def test_reproduce_end_to_end(store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = store[0]  # an existing store (in its own experiment) spares the schema's creation
-    args = ["reproduce", "--experiment", "e2e", "--only", "table1/row1", "--epochs", "1", "--data", "synthetic",
-            "--limit-train", "32", "--limit-test", "16", "--device", "cpu", "--tracking-uri", uri, "--output", "out"]
+    args = ["reproduce", "--no-check", "--experiment", "e2e", "--only", "table1/row1", "--epochs", "1",
+            "--data", "synthetic", "--limit-train", "32", "--limit-test", "16", "--device", "cpu",
+            "--tracking-uri", uri, "--output", "out"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "0 already finished, 1 to run" in res.output
