@@ -34,15 +34,16 @@ def anchor(name: str) -> str:
     return "card-" + re.sub(r"[^A-Za-z0-9_-]+", "-", name)
 
 
-def _text(v) -> str:
+def _text(v, count: bool = False) -> str:
     if v is None or (not isinstance(v, str) and pd.isna(v)) or v == "":
         return NOT_RECORDED
-    return f"{int(v):,}" if str(v).isdigit() and len(str(v)) > 4 else str(v)  # image counts, not versions
+    return f"{int(v):,}" if count and str(v).isdigit() else str(v)
 
 
-def _values(runs: pd.DataFrame, col: str) -> str:
-    """The runs' value of `col`: one value, or each distinct value with its run count."""
-    vals = runs[col].map(_text)
+def _values(runs: pd.DataFrame, col: str, count: bool = False) -> str:
+    """The runs' value of `col` (`count`: a number of things, shown 50,000): one value, or each distinct
+    value with its run count."""
+    vals = runs[col].map(lambda v: _text(v, count))
     counts = vals.value_counts()
     if len(counts) <= 1:
         return counts.index[0] if len(counts) else NOT_RECORDED
@@ -117,7 +118,8 @@ def card(row: pd.Series, entry: Entry, train, runs: pd.DataFrame, variant_text: 
          sources: dict, ui_url_of) -> Card:
     """The card of one table row; `runs` are its counted runs, `ui_url_of(run)` a link or None."""
     p, n = entry.paper, int(row["n"])
-    claim = [None if p.accuracy is None else f"{p.accuracy:.2f}% test accuracy (tolerance ±{p.tolerance:g} points)",
+    points = f"±{p.tolerance:g} point{'s' * (p.tolerance != 1)}"
+    claim = [None if p.accuracy is None else f"{p.accuracy:.2f}% test accuracy (tolerance {points})",
              f"{p.params} parameters" if p.params else None, f"{p.epochs} epochs" if p.epochs else None]
     where = f"Table 1 row {p.num}" if p.num is not None else "no Table 1 row"
     claimed = ", ".join(c for c in claim if c)
@@ -138,14 +140,14 @@ def card(row: pd.Series, entry: Entry, train, runs: pd.DataFrame, variant_text: 
     fields.append(("Budget", f"{entry.param_count:,} parameters ({printed}); {row['mflops']:,.1f} forward MFLOPs "
                              f"per image; {fits} the 5M budget"))
     if n:
-        dirty = runs["git_dirty"].astype(str).str.lower().eq("true")
         fields += [
             ("Identity", f"{row['identity']} = hash(config {row['config_hash']}, data checksum and limits, "
                          f"entry version {row['entry_version']})"),
-            ("Code", f"git {_values(runs, 'git_commit')}" + (" with uncommitted changes" if dirty.any() else
+            ("Code", f"git {_values(runs, 'git_commit')}" + (" with uncommitted changes" if row["git_dirty"] else
                                                                ", clean checkout")),
             ("Data", f"{sources.get(source, source)}; checksum {_values(runs, 'data_checksum')}; "
-                     f"{_values(runs, 'train_images')} training and {_values(runs, 'test_images')} test images"),
+                     f"{_values(runs, 'train_images', True)} training and "
+                     f"{_values(runs, 'test_images', True)} test images"),
             ("Hardware", _hardware(runs)),
             ("Software", f"Python {_values(runs, 'python')}, torch {_values(runs, 'torch')}, torchvision "
                          f"{_values(runs, 'torchvision')}, MLflow {_values(runs, 'mlflow')}"),

@@ -2,8 +2,8 @@
 
 For each entry: build the model and compare its parameter count with the paper's print, then,
 on generated data and the chosen device, set it up exactly as training does (resnet.train.setup),
-run one training batch (its loss must be finite) and one test batch, and time a few more training
-steps and a test batch. From those the full run's wall time is estimated: epochs × (steps per
+run one training batch (its loss must be finite), then time a few more training steps and one
+test batch. From those the full run's wall time is estimated: epochs × (steps per
 epoch × step time + test batches × test-batch time), data loading and compilation excluded.
 An entry that raises anywhere on the way is broken; `preflight` refuses to start training then.
 """
@@ -76,9 +76,8 @@ def check_entry(entry: Entry, cfg: TrainConfig, ex: ExecConfig, steps: int = 5, 
         _, first = _timed(train(1), s.device)  # one training batch, which also warms up
         if not math.isfinite(first):
             raise FloatingPointError(f"the first training batch's loss is {first}")
-        _timed(test, s.device)  # one test batch
         step_s = _timed(train(steps), s.device)[0] / steps
-        test_s = _timed(test, s.device)[0]
+        test_s = _timed(test, s.device)[0]  # one test batch, warm from the training steps
         row.update({"train step (ms)": 1000 * step_s, "test batch (ms)": 1000 * test_s,
                     "estimate (s)": estimate_seconds(step_s, test_s, n_train, n_test, batch, cfg.epochs)})
     except Exception as e:  # anything an entry can raise: a bad config, a shape error, out of memory

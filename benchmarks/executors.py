@@ -29,7 +29,7 @@ from tracking.store import require_shared_store
 
 KINDS = ("local", "ray")
 WORKER_CHECKPOINTS = "~/.cache/resbench/checkpoints"  # on each worker of a cluster, unless told otherwise
-CANCEL_GRACE_S = 30  # after Ctrl-C, how long running tasks get to mark their runs KILLED
+CANCEL_GRACE_S = 30  # after Ctrl-C, how long cancelled tasks may take before they are killed outright
 # the driver's MLflow credentials and TLS settings, which workers need to reach an authenticated server
 FORWARDED_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
                  "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",

@@ -145,7 +145,7 @@ p.summary{font-size:17px;font-weight:600;padding:8px 12px;background:#f4f7fb;bor
 li{margin:2px 0}.note{color:#555;max-width:1100px;margin:4px 0}img{max-width:100%;border:1px solid #ddd}
 td.reproduced,td.finished{background:#e3f3e3}td.not-reproduced,td.failed,td.diverged,td.killed{background:#fbe3e3}
 td.inconclusive,td.running{background:#fff3cf}td.other-data,td.other-configuration{background:#e6eefb}
-td.not-run,td.no-claim{color:#888}a{color:#2a5db0}code{font-size:11px}
+td.not-run,td.no-paper-figure{color:#888}a{color:#2a5db0}code{font-size:11px}
 details.card{border:1px solid #ddd;border-radius:4px;margin:8px 0;padding:4px 10px;max-width:1300px}
 details.card summary{cursor:pointer;font-size:14px;padding:4px 0}details.card table{width:100%}
 details.card th{width:150px;text-align:left;background:#fafafa}details.card td{white-space:normal;text-align:left}

@@ -74,7 +74,7 @@ def long_run(curves: pd.DataFrame, path: Path, title: str, stop: int = PAPER_STO
             ax.axvline(stop, color="tab:red", ls=":", lw=1.5, label=f"epoch {stop}: the paper stopped here")
         _axes(ax, unit)
     if last < stop:
-        fig.text(0.5, -0.02, f"These runs end at epoch {last}; the paper's stop at epoch {stop} lies beyond them.",
+        fig.text(0.5, -0.06, f"These runs end at epoch {last}; the paper's stop at epoch {stop} lies beyond them.",
                  ha="center", fontsize=8, color="tab:red")
     fig.suptitle(title)
     return _save(fig, path)

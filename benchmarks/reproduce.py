@@ -4,10 +4,10 @@ An (entry, seed) is done when the store holds a FINISHED run of it with the same
 (config hash, data checksum and limits, entry version); one whose identity changed is trained
 again, and `force` trains everything again. Before anything trains, the pre-flight
 (benchmarks/check.py) tries each entry to be trained on generated batches and stops on a
-broken one (`check=False` skips it). Runs go one
-after another in this process, or through an executor (benchmarks/executors.py): `jobs` at a
-time per GPU as `python -m benchmarks.cli run` children, or as Ray tasks on a cluster. A run
-that fails, diverges or loses its worker is reported and the rest go on.
+broken one (`check=False` skips it). Runs go one after another in this process, or through an
+executor (benchmarks/executors.py): `jobs` at a time per GPU as `python -m benchmarks.cli run`
+children, or as Ray tasks on a cluster. A run that fails, diverges or loses its worker is
+reported and the rest go on.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from benchmarks import check as preflight_mod
 from benchmarks import executors, report
@@ -62,14 +64,12 @@ def plan(entries: list[Entry], seeds: int, runs, variant: report.Variant, source
 
 def _preflight(todo: list[Job], variant: report.Variant, ex: ExecConfig, ray: bool, data: Dataset, log) -> None:
     """Check every entry about to train (raises CheckError on a broken one) and log the time it will take."""
-    import torch
-
     planned = Counter(job.entry.name for job in todo)
     entries = list({job.entry.name: job.entry for job in todo}.values())
     if ray and not torch.cuda.is_available():  # the workers have the devices; this driver checks on its CPU
         ex = dataclasses.replace(ex, device="cpu")
     preflight_mod.preflight(entries, variant.train, ex, len(data.train_y), len(data.test_y),
-                            runs_of=lambda e: planned[e.name], steps=2, log=log)
+                            runs_of=lambda e: planned[e.name], steps=1, log=log)
 
 
 def _inline(jobs: list[Job], tracker: Tracker, data: Dataset, spec: DataSpec, overrides: dict, ex: ExecConfig,

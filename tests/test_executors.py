@@ -25,7 +25,7 @@ from benchmarks.registry import get
 from benchmarks.reproduce import Job, reproduce
 from benchmarks.runner import DataSpec
 from resnet.train import ExecConfig
-from tests.conftest import fresh_uri
+from tests.conftest import fresh_uri, gpu
 from tracking import TrackingError, names
 from tracking.store import require_shared_store
 
@@ -100,6 +100,18 @@ def test_local_executor_spreads_runs_over_devices(tmp_path):
     assert {d[-1] for d in done} == {str(max(1, (os.cpu_count() or 1) // 4))}
 
 
+@gpu
+def test_local_executor_trains_on_the_gpus_given(tmp_path):
+    uri = fresh_uri(tmp_path)
+    cfg = ExecutorConfig(jobs=2, devices=tuple(range(torch.cuda.device_count())))
+    _, failed = reproduce([ROW1], 2, {"epochs": 1}, TINY, ExecConfig(), uri, "gpus", tmp_path / "out",
+                          checkpoint_dir=tmp_path / "ckpt", log=print, executor=cfg, check=False)
+    assert failed == []
+    _, runs = runs_of(uri, "gpus")
+    assert len(runs) == 2
+    assert all(r.info.status == "FINISHED" and r.data.tags[names.TAG_DEVICE] != "cpu" for r in runs)
+
+
 # ------------------------------------------------------------------------------------------ ray
 
 @pytest.fixture(scope="module")
@@ -115,7 +127,7 @@ def test_ray_runs_land_in_mlflow_and_the_report(ray_session, tmp_path):
     log: list[str] = []
     written, failed = reproduce([ROW1], 2, {"epochs": 1}, TINY, CPU, uri, "ray", tmp_path / "out",
                                 checkpoint_dir=tmp_path / "ckpt", log=log.append,
-                                executor=ExecutorConfig(kind="ray"))
+                                executor=ExecutorConfig(kind="ray"), check=False)
     assert failed == [] and "submitted 2 runs to Ray (local), 1 CPU each" in log
     client, runs = runs_of(uri, "ray")
     assert sorted(r.data.tags[names.TAG_SEED] for r in runs) == ["0", "1"]
@@ -159,7 +171,8 @@ def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, 
 
     log.clear()
     _, failed = reproduce([ROW1], 1, {"epochs": 2}, TINY, CPU, uri, "fail", tmp_path / "out",
-                          checkpoint_dir=tmp_path / "ckpt", log=log.append, executor=ExecutorConfig(kind="ray"))
+                          checkpoint_dir=tmp_path / "ckpt", log=log.append, executor=ExecutorConfig(kind="ray"),
+                          check=False)
     assert failed == [] and "0 already finished, 1 to run" in log[0]
     resumed = client.get_run(by_seed["0"].info.run_id)  # the same MLflow run, continued
     assert resumed.info.status == "FINISHED"
