@@ -107,8 +107,8 @@ def build_tags(entry: Entry, cfg: TrainConfig, seed: int, data: Dataset, spec: D
 
 
 def slot_key(entry: Entry, cfg: TrainConfig, data: Dataset, spec: DataSpec, seed: int) -> str:
-    limits = f"-lt{spec.limit_train}-le{spec.limit_test}" if spec.limit_train or spec.limit_test else ""
-    return f"{entry.name}-{entry.config_hash(cfg)}-{data.source}-{data.checksum[:8]}{limits}-s{seed}"
+    """One checkpoint slot per run identity and seed: a bumped entry version never resumes old state."""
+    return f"{entry.name}-{entry.identity(cfg, data.checksum, spec.limit_train, spec.limit_test)}-s{seed}"
 
 
 def _open_run(tracker: Tracker, slot: checkpoints.Slot, params: dict, tags: dict, name: str):
