@@ -13,9 +13,12 @@ import pandas as pd  # noqa: E402
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
 
 

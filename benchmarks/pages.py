@@ -71,7 +71,7 @@ def notes(r) -> list[str]:
 def display_other(r) -> pd.DataFrame:
     o = r.other
     return pd.DataFrame({"entry": o["entry"], "run": o["run_name"], "overrides": o["overrides"].replace("", "none"),
-                         "data": o["data"].fillna("?"), "status": o["status"].str.lower(),
+                         "data": o["data"].fillna("?"), "status": o["status"].astype(str).str.lower(),
                          "test acc (%)": [_num(v) for v in o["acc"]], "not counted because": o["why"],
                          "run id": o["run_id"]})
 
@@ -249,8 +249,11 @@ def write_text(path: Path, text: str) -> Path:
     """Write through a temporary file and rename, so a reader never sees half a report."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:  # a full disk leaves neither half a report nor a stray temporary file
+        tmp.unlink(missing_ok=True)
     return path
 
 

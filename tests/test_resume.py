@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -139,3 +140,34 @@ def test_concurrent_runs_on_a_fresh_sqlite_store(tmp_path):
         assert r.info.status == "FINISHED"
         for key in names.EPOCH_METRICS:
             assert sorted(m.step for m in client.get_metric_history(r.info.run_id, key)) == [0, 1]
+
+
+def test_full_disk_while_writing_the_report(tmp_path, monkeypatch):
+    """The old report survives whole; no temporary file is left; one line says why."""
+    monkeypatch.chdir(tmp_path)
+    uri = fresh_uri(tmp_path)
+    args = ["report", "--data", "synthetic", "--tracking-uri", uri, "--experiment", "Default", "--format", "html",
+            "--output", "out.html"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    before = (tmp_path / "out.html").read_text()
+    real_write = Path.write_text
+
+    def full(self, text, *a, **k):
+        real_write(self, text[: len(text) // 2], *a, **k)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and result.stderr.strip() == "error: [Errno 28] No space left on device"
+    monkeypatch.setattr(Path, "write_text", real_write)
+    assert (tmp_path / "out.html").read_text() == before
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_unwritable_output_directory(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    proc = resbench("report", "--data", "synthetic", "--tracking-uri", fresh_uri(tmp_path), "--experiment", "Default",
+                    "--output",
+                    str(tmp_path / "a-file" / "results") + "/", cwd=tmp_path)
+    assert proc.returncode == 2 and "Not a directory" in proc.stderr and "Traceback" not in proc.stderr

@@ -104,6 +104,8 @@ class Tracker:
             with _creation_lock(uri):
                 self.client = MlflowClient(tracking_uri=uri)
                 self.experiment_id = self._experiment_id(experiment)
+        except TrackingError:
+            raise
         except Exception as e:  # drivers, SQL and HTTP errors all mean "this store can't be used"
             first = (str(e).splitlines() or [type(e).__name__])[0]
             raise TrackingError(f"tracking store {uri} cannot be used: {type(e).__name__}: {first}") from None
