@@ -1,7 +1,6 @@
 """The `resbench` command line (click). Known failures print one line and exit non-zero."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -13,10 +12,10 @@ import pandas as pd
 from benchmarks import registry
 from benchmarks import report as report_mod
 from benchmarks import sweep as sweep_mod
-from benchmarks.cli_options import (_overrides, data_options, exec_options, one_line_errors, parse_sets,
+from benchmarks.cli_options import (_overrides, data_options, exec_options, one_line_errors,
                                     tracking_options, variant_options)
 from benchmarks.registry import RegistryError
-from benchmarks.runner import DataSpec, run_entry
+from benchmarks.runner import DataSpec, apply_overrides, run_entry
 from resnet.train import COMPILE_MODES, Diverged, ExecConfig
 from tracking import connect, resolve_uri
 
@@ -66,12 +65,10 @@ def list_cmd(fmt, max_params, groups):
 def run(names_, epochs, seed, sets, data_source, data_dir, download, limit_train, limit_test, device, pipeline,
         precision, compile, deterministic, checkpoint_dir, tracking_uri, experiment):
     """Train each entry NAME (names or globs such as 'table1/*') and log it to MLflow."""
-    overrides = parse_sets(sets)
-    if epochs is not None:
-        overrides["epochs"] = epochs
+    overrides = _overrides(epochs, sets)
     chosen = registry.select(names_)
     for e in chosen:  # check every override before anything trains
-        dataclasses.replace(e.train, **overrides)
+        apply_overrides(e.train, overrides)
     ex = ExecConfig(pipeline=pipeline, precision=precision, compile=compile, device=device,
                     deterministic=deterministic)
     ex.torch_device()

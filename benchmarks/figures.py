@@ -44,20 +44,6 @@ def learning_curve(history: pd.DataFrame, path: str | Path, title: str,
     return _save(fig, path)
 
 
-def accuracy_by_entry(curves: dict[str, pd.DataFrame], path: str | Path, title: str) -> Path:
-    """Test accuracy against epoch, one line per entry (mean over its runs)."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, df in curves.items():
-        mean = df.groupby("epoch")["test_acc"].mean()
-        ax.plot(mean.index, mean.values, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title)
-    return _save(fig, path)
-
-
 def _marker(df: pd.DataFrame) -> str | None:
     """Dots when there are too few epochs for a line to show."""
     return "o" if df["epoch"].nunique() <= 5 else None

@@ -21,14 +21,6 @@ ADAM, SGD, LONG = "paper/final", "paper/sgd", "paper/epochs120"
 PAPER_STOP = 80  # the epoch at which the paper stopped, having seen the 120-epoch run overfit
 
 
-def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
 def _mean(df: pd.DataFrame, key: str) -> pd.Series:
     return df.groupby("epoch")[key].mean()
 
@@ -58,7 +50,7 @@ def optimizers(curves: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
                         label=f"{label}, {split} ({df['run_id'].nunique()} run{'s' * (df['run_id'].nunique() > 1)})")
         _axes(ax, unit)
     fig.suptitle(title)
-    return _save(fig, path)
+    return figures._save(fig, path)
 
 
 def long_run(curves: pd.DataFrame, path: Path, title: str, stop: int = PAPER_STOP) -> Path:
@@ -77,7 +69,7 @@ def long_run(curves: pd.DataFrame, path: Path, title: str, stop: int = PAPER_STO
         fig.text(0.5, -0.06, f"These runs end at epoch {last}; the paper's stop at epoch {stop} lies beyond them.",
                  ha="center", fontsize=8, color="tab:red")
     fig.suptitle(title)
-    return _save(fig, path)
+    return figures._save(fig, path)
 
 
 def figures_for(r, folder: Path) -> dict[str, Path]:

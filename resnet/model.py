@@ -82,8 +82,11 @@ class ResNetConfig:
 
     @property
     def final_map(self) -> int:
-        """Side of the last feature map before pooling."""
-        return IMAGE_SIZE // 2 ** (self.layers - 1) if self.layers > 1 else IMAGE_SIZE
+        """Side of the last feature map before pooling (each later layer's first conv has stride 2)."""
+        size = IMAGE_SIZE
+        for f in self.conv_kernel[1:]:
+            size = _conv_out(size, f, 2, f // 2)
+        return size
 
     @property
     def pooled_features(self) -> int:

@@ -65,6 +65,8 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ConfigError("nesterov: needs optimizer=sgd and momentum > 0")
         if not math.isfinite(self.lr):
             raise ConfigError(f"lr: must be finite, got {self.lr!r}")
 
@@ -244,11 +246,12 @@ def setup(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, ex: ExecConf
     device = ex.torch_device()
     dtype = ex.dtype(device)
     seed_everything(seed)
-    if ex.deterministic:
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.deterministic = True
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    if len(data.train_y) == 0 or len(data.test_y) == 0:
+        raise ConfigError("data: the training and test sets must each hold at least one image")
+    # Process-wide switches: set both ways, so one deterministic run does not bind later ones.
+    torch.use_deterministic_algorithms(ex.deterministic)
+    torch.backends.cudnn.deterministic = ex.deterministic
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not ex.deterministic
     model = build_model(model_cfg).to(device)
     if ex.channels_last and ex.pipeline == "fast":
         model = model.to(memory_format=torch.channels_last)
@@ -310,20 +313,21 @@ def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int
     bar = tqdm(range(len(history), cfg.epochs), desc="epochs", unit="ep", leave=False,
                initial=len(history), total=cfg.epochs,
                disable=not (sys.stderr.isatty() if progress is None else progress))
-    for epoch in bar:
-        lr = optimizer.param_groups[0]["lr"]
-        t0 = time.perf_counter()
-        train_loss, train_acc = run_epoch(s.step_model, s.train_loader, s.criterion, s.device, s.dtype, optimizer,
-                                          s.sync_each_step)
-        t_train = time.perf_counter() - t0
-        if not math.isfinite(train_loss):
-            raise Diverged(epoch, train_loss)
-        test_loss, test_acc = run_epoch(s.step_model, s.test_loader, s.criterion, s.device, s.dtype)
-        scheduler.step()
-        stats = EpochStats(epoch, train_loss, train_acc, test_loss, test_acc, lr,
-                           time.perf_counter() - t0, len(data.train_y) / t_train)
-        history.append(stats)
-        bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.2f}")
-        if on_epoch:
-            on_epoch(stats, snapshot)
+    with bar:  # closed on every exit, a divergence or Ctrl-C included
+        for epoch in bar:
+            lr = optimizer.param_groups[0]["lr"]
+            t0 = time.perf_counter()
+            train_loss, train_acc = run_epoch(s.step_model, s.train_loader, s.criterion, s.device, s.dtype, optimizer,
+                                              s.sync_each_step)
+            t_train = time.perf_counter() - t0
+            if not math.isfinite(train_loss):
+                raise Diverged(epoch, train_loss)
+            test_loss, test_acc = run_epoch(s.step_model, s.test_loader, s.criterion, s.device, s.dtype)
+            scheduler.step()
+            stats = EpochStats(epoch, train_loss, train_acc, test_loss, test_acc, lr,
+                               time.perf_counter() - t0, len(data.train_y) / t_train)
+            history.append(stats)
+            bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.2f}")
+            if on_epoch:
+                on_epoch(stats, snapshot)
     return TrainResult(model, history, count_parameters(model), s.device, s.dtype)

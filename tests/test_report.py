@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from benchmarks import report, runner
-from benchmarks.cli import main, parse_sets
+from benchmarks.cli import main
+from benchmarks.cli_options import parse_sets
 from benchmarks.registry import Entry, Paper, arch, get
 from benchmarks.reproduce import Job, child_command, plan
 from benchmarks import reproduce as reproduce_mod

@@ -129,7 +129,11 @@ class Tracker:
         except MlflowException as e:
             raise TrackingError(f"cannot create a run in {self.uri}: {e.message.splitlines()[0]}") from None
         logger = RunLogger(self.client, run.info.run_id)
-        logger.log_params(params)
+        try:
+            logger.log_params(params)
+        except TrackingError:  # never leave a run RUNNING that nobody will finish
+            logger.finish("FAILED")
+            raise
         return logger
 
 
@@ -142,14 +146,24 @@ class Tracker:
 
     def reopen(self, run_id: str) -> "RunLogger":
         """Continue an unfinished run (after a crash or Ctrl-C): it is RUNNING again."""
-        self.client.update_run(run_id, status="RUNNING")
-        if names.TAG_FAILURE in self.client.get_run(run_id).data.tags:
-            self.client.delete_tag(run_id, names.TAG_FAILURE)
+        with store_errors(self.uri):
+            self.client.update_run(run_id, status="RUNNING")
+            if names.TAG_FAILURE in self.client.get_run(run_id).data.tags:
+                self.client.delete_tag(run_id, names.TAG_FAILURE)
         return RunLogger(self.client, run_id)
 
 
 def connect(uri: str | None = None, experiment: str = names.DEFAULT_EXPERIMENT) -> Tracker:
     return Tracker(resolve_uri(uri), experiment)
+
+
+@contextmanager
+def store_errors(where: str):
+    """MLflow's failures mid-run become TrackingError, which callers treat as "the store is gone"."""
+    try:
+        yield
+    except MlflowException as e:
+        raise TrackingError(f"tracking store {where}: {(e.message.splitlines() or [''])[0]}") from None
 
 
 class RunLogger:
@@ -161,25 +175,30 @@ class RunLogger:
 
     def log_params(self, params: dict) -> None:
         items = [Param(k, json.dumps(v) if isinstance(v, (list, tuple)) else str(v)) for k, v in params.items()]
-        for i in range(0, len(items), 100):  # MLflow's per-call parameter limit
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
+        with store_errors(self.run_id):
+            for i in range(0, len(items), 100):  # MLflow's per-call parameter limit
+                self.client.log_batch(self.run_id, params=items[i:i + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         """All of `metrics` at one step, in one call."""
         ts = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
+        with store_errors(self.run_id):
+            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
 
     def set_tags(self, tags: dict) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        with store_errors(self.run_id):
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def logged_steps(self, key: str) -> set[int]:
         return {m.step for m in self.client.get_metric_history(self.run_id, key)}
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        with store_errors(self.run_id):
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def finish(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.run_id, status=status)
+        with store_errors(self.run_id):
+            self.client.set_terminated(self.run_id, status=status)
         self.status = status
 
     def __enter__(self) -> "RunLogger":
