@@ -71,3 +71,17 @@ def test_other_depths():
     assert build_model(cfg)(torch.randn(1, 3, 32, 32)).shape == (1, 10)
     with pytest.raises(ConfigError, match="pool_kernel"):
         ResNetConfig(layers=5, blocks=(1,) * 5, channels=(8,) * 5, conv_kernel=3, skip_kernel=1, pool_kernel=4)
+
+
+def test_deep_nets_shrink_the_map_as_the_convs_do():
+    # 32 -> 16 -> 8 -> 4 -> 2 -> 1 -> 1: odd kernels with padding F//2 and stride 2 round up, not down.
+    cfg = ResNetConfig(layers=7, blocks=1, channels=8, conv_kernel=3, skip_kernel=1, pool_kernel=1)
+    assert cfg.final_map == 1 and build_model(cfg)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_nesterov_needs_sgd_with_momentum():
+    from resnet.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="^nesterov:"):
+        TrainConfig(optimizer="sgd", nesterov=True)
+    assert TrainConfig(optimizer="sgd", nesterov=True, momentum=0.9).nesterov
