@@ -22,7 +22,7 @@ from benchmarks.cards import duration
 from benchmarks.registry import Entry, RegistryError
 from benchmarks.verdicts import params_verdict
 from resnet.data import synthetic
-from resnet.train import ExecConfig, TrainConfig, run_epoch, setup
+from resnet.train import ExecConfig, TrainConfig, device_name, run_epoch, setup, synchronize
 
 OK, BROKEN = "ok", "BROKEN"
 FULL_TRAIN, FULL_TEST = 50_000, 10_000  # CIFAR-10's sizes, when no limit says otherwise
@@ -37,17 +37,12 @@ def estimate_seconds(step_s: float, test_batch_s: float, n_train: int, n_test: i
     return epochs * (math.ceil(n_train / batch) * step_s + math.ceil(n_test / batch) * test_batch_s)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn, device: torch.device) -> tuple[float, float]:
     """(seconds, loss) of fn(), the device synchronised on both sides."""
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     loss, _ = fn()
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - t0, loss
 
 
@@ -63,7 +58,7 @@ def check_entry(entry: Entry, cfg: TrainConfig, ex: ExecConfig, steps: int = 5, 
         batch, test_batch = row["batch"], min(cfg.batch_size, n_test)
         data = synthetic(n_train=batch * (steps + 1), n_test=test_batch, seed=0)
         s = setup(entry.model, replace(cfg, batch_size=batch), data, ex, seed=0)
-        row["device"] = torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else "cpu"
+        row["device"] = device_name(s.device)
         batches = iter(s.train_loader)
 
         def train(n):

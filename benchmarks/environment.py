@@ -13,6 +13,7 @@ from importlib import metadata
 
 import torch
 
+from resnet.train import device_name
 from tracking import names
 from tracking.store import mlflow_version
 
@@ -61,7 +62,7 @@ def describe(device: torch.device) -> dict[str, str]:
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
-        names.TAG_DEVICE: torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        names.TAG_DEVICE: device_name(device),
         names.TAG_GPU_DRIVER: gpu_driver() if gpus else "none",
         names.TAG_GPU_COUNT: str(gpus),
         names.TAG_CUDA: torch.version.cuda or "none",

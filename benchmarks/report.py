@@ -24,6 +24,7 @@ from resnet.data import DataError
 from resnet.flops import flops_per_image
 from resnet.train import TrainConfig
 from tracking import names, query
+from tracking.store import sqlite_path
 
 CURVE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
 SOURCES = {"cifar10": "CIFAR-10 (official files, MD5-verified)",
@@ -102,7 +103,7 @@ class Report:
                 "Other runs."]
 
     def where(self) -> str:
-        db = query.sqlite_path(self.uri)
+        db = sqlite_path(self.uri)
         return f"sqlite:///{db.resolve()}" if db is not None else self.uri
 
     def summary(self) -> str:

@@ -23,7 +23,8 @@ from benchmarks.runner import DataSpec, describe, git_version
 from resnet.data import Dataset
 from resnet.flops import Flops, flops_per_image
 from resnet.model import ConfigError
-from resnet.train import PIPELINES, ExecConfig, resolve_compile_mode, run_epoch, setup
+from resnet.train import (PIPELINES, ExecConfig, device_name, resolve_compile_mode, run_epoch, setup,
+                          synchronize)
 from tracking import Tracker, names
 from tracking.speedlog import log_speed_run
 
@@ -82,21 +83,12 @@ class _Stream:
             yield x, y
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-
-
 def measure(entry: Entry, data: Dataset, ex: ExecConfig, sc: SpeedConfig, flops: Flops) -> dict:
     """Time one pipeline; returns one row of the table."""
     cfg = entry.train if not sc.batch_size else dataclasses.replace(entry.train, batch_size=sc.batch_size)
     s = setup(entry.model, cfg, data, ex, seed=sc.seed)
 
-    def epoch(loader, training: bool):
+    def epoch(loader, training: bool, s=s):
         return run_epoch(s.step_model, loader, s.criterion, s.device, s.dtype,
                          s.optimizer if training else None, s.sync_each_step and training)
 
@@ -105,15 +97,15 @@ def measure(entry: Entry, data: Dataset, ex: ExecConfig, sc: SpeedConfig, flops:
     epoch(stream.take(sc.warmup), True)
     if ex.compile:
         epoch(stream.rest_of_epoch(), True)
-    _sync(s.device)
+    synchronize(s.device)
     start, t0 = stream.images, time.perf_counter()
     epoch(stream.take(sc.steps), True)
-    _sync(s.device)
+    synchronize(s.device)
     t_train = time.perf_counter() - t0
     images = stream.images - start
     t0 = time.perf_counter()
     epoch(s.test_loader, False)
-    _sync(s.device)
+    synchronize(s.device)
     t_test = time.perf_counter() - t0
     train_ips, test_ips = images / t_train, len(data.test_y) / t_test
     row = {

@@ -142,6 +142,17 @@ class Diverged(RuntimeError):
         self.epoch, self.loss = epoch, loss
 
 
+def device_name(device: torch.device) -> str:
+    """The card's name, or "cpu"."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so a timer read after it measures that work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

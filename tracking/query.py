@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -17,13 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-from tracking.store import TrackingError, resolve_uri
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a `sqlite:///PATH` URI (relative to the working directory), else None."""
-    prefix = "sqlite:///"
-    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+from tracking.store import TrackingError, resolve_uri, sqlite_path
 
 
 def _check_exists(uri: str) -> None:

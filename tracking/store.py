@@ -66,6 +66,13 @@ def _probe_http(uri: str) -> None:
         raise TrackingError(f"tracking server {uri} answered {r.status_code} on /health; is it an MLflow server?")
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///PATH` URI (relative to the working directory), else None."""
+    prefix = "sqlite:///"
+    path = uri[len(prefix):] if uri.startswith(prefix) else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
 @contextmanager
 def _creation_lock(uri: str):
     """Serialise first contact with a SQLite store across processes.
@@ -73,11 +80,10 @@ def _creation_lock(uri: str):
     MLflow creates and migrates the schema on first use; two processes doing it at
     once race ("table already exists"). An flock beside the database file orders them.
     """
-    parsed = urlparse(uri)
-    if parsed.scheme != "sqlite" or not parsed.path or parsed.path in ("/", "/:memory:"):
+    db = sqlite_path(uri)
+    if db is None:
         yield
         return
-    db = Path(parsed.path[1:] if uri.startswith("sqlite:///") else parsed.path)
     if not db.parent.is_dir():
         raise TrackingError(f"tracking store {uri}: folder {db.parent} does not exist")
     with open(db.with_name(db.name + ".lock"), "a+") as lock:

@@ -21,8 +21,7 @@ from pathlib import Path
 import requests
 from mlflow.tracking import MlflowClient
 
-from tracking.query import sqlite_path
-from tracking.store import TrackingError, resolve_uri
+from tracking.store import TrackingError, resolve_uri, sqlite_path
 
 
 def server_command(uri: str, host: str, port: int, workers: int = 1) -> list[str]:
