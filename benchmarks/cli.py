@@ -11,11 +11,13 @@ import pandas as pd
 
 from benchmarks import registry
 from benchmarks import report as report_mod
+from benchmarks import selection
 from benchmarks import sweep as sweep_mod
 from benchmarks.cli_options import (_overrides, data_options, exec_options, one_line_errors,
                                     tracking_options, variant_options)
 from benchmarks.registry import RegistryError
-from benchmarks.runner import DataSpec, apply_overrides, run_entry
+from benchmarks.runner import DataSpec, run_entry
+from benchmarks.selection import apply_overrides
 from resnet.train import COMPILE_MODES, Diverged, ExecConfig
 from tracking import connect, resolve_uri
 
@@ -117,12 +119,12 @@ def report(fmt, output, epochs, sets, data_source, limit_train, limit_test, grou
     --epochs/--set/--limit-*, that same variant for every entry), code version and data; other runs
     are listed apart. Each row gets a 95% interval, a verdict, links to its runs and a card.
     """
-    variant = report_mod.Variant.of(_overrides(epochs, sets), limit_train, limit_test)
+    variant = selection.Variant.of(_overrides(epochs, sets), limit_train, limit_test)
     entries = report_mod.group_entries(group)
     for e in entries:
         variant.train(e)
     uri = resolve_uri(tracking_uri)
-    r = report_mod.build(report_mod.load_runs(uri, experiment), uri, experiment, variant, data_source, entries,
+    r = report_mod.build(selection.load_runs(uri, experiment), uri, experiment, variant, data_source, entries,
                          group=group, rank=rank, ui_url=ui_url)
     suffixes = {f".{ext}": name for name, ext in report_mod.FORMATS.items()}
     if output is None:
@@ -327,7 +329,7 @@ def check_cmd(names_, all_, steps, seeds, epochs, sets, limit_train, limit_test,
     if bool(names_) == all_:
         raise click.UsageError("give entry NAMEs (or globs such as 'table1/*'), or --all")
     chosen = registry.entries() if all_ else registry.select(names_)
-    variant = report_mod.Variant.of(_overrides(epochs, sets), limit_train, limit_test)
+    variant = selection.Variant.of(_overrides(epochs, sets), limit_train, limit_test)
     for e in chosen:  # every override checked before anything runs
         variant.train(e)
     ex = ExecConfig(pipeline=pipeline, precision=precision, compile=compile, device=device)

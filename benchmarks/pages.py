@@ -77,7 +77,8 @@ def display_other(r) -> pd.DataFrame:
 
 
 def cards(r) -> list[cards_mod.Card]:
-    from benchmarks.report import SOURCES, run_url
+    from benchmarks.report import run_url
+    from benchmarks.selection import SOURCES
 
     by_name = {e.name: e for e in r.entries}
     out = []

@@ -18,55 +18,13 @@ import pandas as pd
 
 from benchmarks import registry, verdicts
 from benchmarks.registry import Entry, RegistryError
-from benchmarks.runner import apply_overrides
+from benchmarks.selection import SOURCES, Variant, counted, matching, resolve_source, row_identity
 from benchmarks.verdicts import params_note  # noqa: F401  (the report's API since issue 3)
-from resnet.data import DataError
 from resnet.flops import flops_per_image
-from resnet.train import TrainConfig
 from tracking import names, query
 from tracking.store import sqlite_path
 
 CURVE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
-SOURCES = {"cifar10": "CIFAR-10 (official files, MD5-verified)",
-           "cifar10-jpeg-rebuild": "cifar10-jpeg-rebuild: CIFAR-10 rebuilt from JPEG files, not the paper's data",
-           "cifar10-unverified": "cifar10-unverified: files that do not match CIFAR-10's MD5 checksums",
-           "synthetic": "synthetic: generated data, whose accuracies say nothing about the paper"}
-# What each run recorded about itself (tags and params), carried into the rows and cards.
-TAG_COLUMNS = {"identity": names.TAG_IDENTITY, "entry_version": names.TAG_ENTRY_VERSION,
-               "data_checksum": names.TAG_DATA_CHECKSUM, "git_commit": names.TAG_GIT_COMMIT,
-               "git_dirty": names.TAG_GIT_DIRTY, "device": names.TAG_DEVICE, "gpu_count": names.TAG_GPU_COUNT,
-               "gpu_driver": names.TAG_GPU_DRIVER, "cuda": names.TAG_CUDA, "cudnn": names.TAG_CUDNN,
-               "cpu": names.TAG_CPU, "platform": names.TAG_PLATFORM, "python": names.TAG_PYTHON,
-               "torch": names.TAG_TORCH, "torchvision": names.TAG_TORCHVISION, "mlflow": names.TAG_MLFLOW}
-PARAM_COLUMNS = ("pipeline", "precision", "compile", "compile_mode", "channels_last", "deterministic",
-                 "train_images", "test_images")
-
-
-@dataclass(frozen=True)
-class Variant:
-    """What a table is about: the same training overrides and data limits applied to every entry."""
-
-    overrides: tuple[tuple[str, object], ...] = ()
-    limit_train: int = 0
-    limit_test: int = 0
-
-    @classmethod
-    def of(cls, overrides: dict | None = None, limit_train: int | None = 0, limit_test: int | None = 0) -> "Variant":
-        return cls(tuple(sorted((overrides or {}).items())), limit_train or 0, limit_test or 0)
-
-    def train(self, entry: Entry) -> TrainConfig:
-        return apply_overrides(entry.train, dict(self.overrides))
-
-    def config_hash(self, entry: Entry) -> str:
-        return entry.config_hash(self.train(entry))
-
-    def identity(self, entry: Entry, data_checksum: str) -> str:
-        return entry.identity(self.train(entry), data_checksum, self.limit_train, self.limit_test)
-
-    def describe(self) -> str:
-        parts = [f"{k}={v}" for k, v in self.overrides] + [
-            f"{k}={v}" for k, v in (("limit_train", self.limit_train), ("limit_test", self.limit_test)) if v]
-        return ", ".join(parts)
 
 
 @dataclass
@@ -108,77 +66,6 @@ class Report:
 
     def summary(self) -> str:
         return verdicts.summary(self.table, self.source, self.variant.describe())
-
-
-def load_runs(uri: str | None, experiment: str) -> pd.DataFrame:
-    """resbench's training runs of `experiment`, one row each, with plain column names."""
-    raw = query.search_runs(uri, experiment)
-    col = lambda name, default=None: raw[name] if name in raw else pd.Series(default, index=raw.index)  # noqa: E731
-    df = pd.DataFrame({
-        "run_id": raw["run_id"], "run_name": col("tags.mlflow.runName"), "status": raw["status"],
-        "experiment_id": col("experiment_id"), "start_time": raw["start_time"],
-        "entry": col(f"tags.{names.TAG_ENTRY}"), "kind": col(f"tags.{names.TAG_KIND}", "train"),
-        "seed": pd.to_numeric(col(f"tags.{names.TAG_SEED}"), errors="coerce"),
-        "config_hash": col(f"tags.{names.TAG_CONFIG_HASH}"),
-        "overrides": col(f"tags.{names.TAG_OVERRIDES}", "").fillna(""),
-        "data": col(f"tags.{names.TAG_DATA_SOURCE}"),
-        "limit_train": pd.to_numeric(col("params.limit_train", 0), errors="coerce").fillna(0).astype(int),
-        "limit_test": pd.to_numeric(col("params.limit_test", 0), errors="coerce").fillna(0).astype(int),
-        "diverged": col(f"tags.{names.TAG_DIVERGED_EPOCH}").notna(),
-        "failure": col(f"tags.{names.TAG_FAILURE}", "").fillna(""),
-        **{key: pd.to_numeric(col(f"metrics.{metric}"), errors="coerce") for key, metric in (
-            ("acc", names.TEST_ACCURACY), ("best", names.BEST_TEST_ACCURACY), ("loss", names.TEST_LOSS),
-            ("wall", names.WALL_SECONDS))},
-        **{key: col(f"tags.{tag}") for key, tag in TAG_COLUMNS.items()},
-        **{key: col(f"params.{key}") for key in PARAM_COLUMNS},
-    })
-    # the overridden fields with the values the run used, from its params
-    df["overrides"] = [", ".join(f"{k}={rec.get('params.' + k)}" for k in tag.split(",") if k)
-                       for tag, rec in zip(df["overrides"], raw.to_dict("records"))]
-    # runs logged before identities were tagged: the same hash, from what they did record (version 1)
-    df["entry_version"] = pd.to_numeric(df["entry_version"], errors="coerce").fillna(1).astype(int)
-    missing = df["identity"].isna() & df["config_hash"].notna()
-    df.loc[missing, "identity"] = [
-        registry.identity(r.config_hash, r.data_checksum if isinstance(r.data_checksum, str) else "",
-                          r.entry_version, r.limit_train, r.limit_test)
-        for r in df[missing].itertuples()]
-    return df[df["entry"].notna() & df["kind"].fillna("train").eq("train")].reset_index(drop=True)
-
-
-def matching(runs: pd.DataFrame, entry: Entry, variant: Variant, source: str) -> pd.Series:
-    """Runs of `entry` in exactly this configuration, code version and data source (any status)."""
-    return (runs["entry"].eq(entry.name) & runs["config_hash"].eq(variant.config_hash(entry))
-            & runs["data"].eq(source) & runs["limit_train"].eq(variant.limit_train)
-            & runs["limit_test"].eq(variant.limit_test) & runs["entry_version"].eq(entry.version))
-
-
-def row_identity(runs: pd.DataFrame) -> str | None:
-    """The identity a row reports: that of the latest finished run, else of the latest run."""
-    if runs.empty:
-        return None
-    done = runs[runs["status"].eq("FINISHED")]
-    return (done if len(done) else runs).sort_values("start_time")["identity"].iloc[-1]
-
-
-def counted(runs: pd.DataFrame) -> pd.DataFrame:
-    """The finished runs that count: the latest one of each seed."""
-    done = runs[runs["status"].eq("FINISHED")].sort_values("start_time")
-    return done.drop_duplicates("seed", keep="last").sort_values("seed")
-
-
-def resolve_source(runs: pd.DataFrame, entries: list[Entry], variant: Variant, data: str) -> str:
-    """The data source a table is about. "cifar10" means the official files when any run used
-    them, else the CIFAR-10 copy (rebuilt or unverified) with the most finished runs."""
-    if data != "cifar10":
-        used = set(runs["data"].dropna())
-        if data not in SOURCES and data not in used:
-            raise DataError(f"data source {data!r}: no run used it (sources here: {', '.join(sorted(used)) or 'none'})")
-        return data
-    mask = pd.Series(False, index=runs.index)
-    for e in entries:
-        mask |= runs["entry"].eq(e.name) & runs["config_hash"].eq(variant.config_hash(e))
-    seen = runs[mask & runs["status"].eq("FINISHED") & runs["data"].fillna("").str.startswith("cifar10")]["data"]
-    return "cifar10" if seen.empty or "cifar10" in set(seen) else seen.value_counts().index[0]
 
 
 def run_url(ui_url: str | None, experiment_id, run_id: str) -> str | None:

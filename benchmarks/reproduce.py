@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import check as preflight_mod
-from benchmarks import executors, report
+from benchmarks import executors, report, selection
 from benchmarks.registry import Entry
 from benchmarks.runner import DataSpec, run_entry
 from resnet.data import Dataset
@@ -39,7 +39,7 @@ class Job:
         return f"{self.entry.name} seed={self.seed}"
 
 
-def plan(entries: list[Entry], seeds: int, runs, variant: report.Variant, source: str,
+def plan(entries: list[Entry], seeds: int, runs, variant: selection.Variant, source: str,
          force: bool, checksum: str | None = None) -> tuple[list[Job], int]:
     """(jobs still to run, how many are already done).
 
@@ -48,10 +48,10 @@ def plan(entries: list[Entry], seeds: int, runs, variant: report.Variant, source
     """
     todo, done = [], 0
     for e in entries:
-        mine = runs[report.matching(runs, e, variant, source)]
+        mine = runs[selection.matching(runs, e, variant, source)]
         if checksum is not None:
             mine = mine[mine["identity"].eq(variant.identity(e, checksum))]
-        finished = set(report.counted(mine)["seed"])
+        finished = set(selection.counted(mine)["seed"])
         before = set(runs.loc[runs["entry"].eq(e.name) & runs["status"].eq("FINISHED")
                               & runs["config_hash"].eq(variant.config_hash(e)), "seed"])
         for seed in range(seeds):
@@ -62,7 +62,7 @@ def plan(entries: list[Entry], seeds: int, runs, variant: report.Variant, source
     return todo, done
 
 
-def _preflight(todo: list[Job], variant: report.Variant, ex: ExecConfig, ray: bool, data: Dataset, log) -> None:
+def _preflight(todo: list[Job], variant: selection.Variant, ex: ExecConfig, ray: bool, data: Dataset, log) -> None:
     """Check every entry about to train (raises CheckError on a broken one) and log the time it will take."""
     planned = Counter(job.entry.name for job in todo)
     entries = list({job.entry.name: job.entry for job in todo}.values())
@@ -111,7 +111,7 @@ def reproduce(entries: list[Entry], seeds: int, overrides: dict, spec: DataSpec,
               checkpoint_dir=None, log=print,
               executor: executors.ExecutorConfig | None = None, check: bool = True) -> tuple[list[Path], list[str]]:
     """Run what is missing and write the report; returns (files written, runs that failed)."""
-    variant = report.Variant.of(overrides, spec.limit_train, spec.limit_test)
+    variant = selection.Variant.of(overrides, spec.limit_train, spec.limit_test)
     for e in entries:  # every override checked before anything trains
         variant.train(e)
     executor = executor or executors.ExecutorConfig(jobs=jobs)
@@ -121,7 +121,7 @@ def reproduce(entries: list[Entry], seeds: int, overrides: dict, spec: DataSpec,
     executors.check(executor, ex, uri)  # e.g. a Ray cluster with a local store: refused before it is created
     tracker = connect(uri, experiment)  # creates the store once, before any child could race to
     data = spec.load()
-    runs = report.load_runs(uri, experiment)
+    runs = selection.load_runs(uri, experiment)
     todo, done = plan(entries, seeds, runs, variant, data.source, force, data.checksum)
     changed = sum(job.why == "identity changed" for job in todo)
     log(f"{len(entries)} entries x {seeds} seed(s) on {data.source}: {done} already finished, {len(todo)} to run"
@@ -136,5 +136,5 @@ def reproduce(entries: list[Entry], seeds: int, overrides: dict, spec: DataSpec,
             job, uri, experiment, overrides, spec, ex, checkpoint_dir), log)
     else:
         failed = _inline(todo, tracker, data, spec, overrides, ex, checkpoint_dir, log)
-    r = report.build(report.load_runs(uri, experiment), uri, experiment, variant, source)
+    r = report.build(selection.load_runs(uri, experiment), uri, experiment, variant, source)
     return report.write(r, output), failed

@@ -7,7 +7,6 @@ tags that make runs easy to find, one batched metrics call per epoch, and the ar
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import tempfile
@@ -20,9 +19,9 @@ import torch
 
 from benchmarks import checkpoints, environment, figures
 from benchmarks.registry import Entry
+from benchmarks.selection import apply_overrides
 from resnet.data import Dataset
 from resnet.data import load as load_data
-from resnet.model import ConfigError
 from resnet.train import Diverged, EpochStats, ExecConfig, TrainConfig, train
 from tracking import Tracker, names
 
@@ -39,14 +38,6 @@ class DataSpec:
 
     def load(self) -> Dataset:
         return load_data(self.source, self.data_dir, self.limit_train, self.limit_test, self.download)
-
-
-def apply_overrides(base: TrainConfig, overrides: dict) -> TrainConfig:
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
-    if unknown:
-        raise ConfigError(f"{sorted(unknown)[0]}: not a training field "
-                          f"(fields: {', '.join(f.name for f in dataclasses.fields(TrainConfig))})")
-    return dataclasses.replace(base, **overrides)
 
 
 def overridden(entry: Entry, cfg: TrainConfig, spec: DataSpec) -> list[str]:

@@ -2,23 +2,16 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
+from resnet.files import atomic_write
+
 
 def save_atomic(obj, path: str | os.PathLike) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: never a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """torch.save through `atomic_write`: never a half-written checkpoint."""
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def load(path: str | os.PathLike) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from benchmarks import report, runner
+from benchmarks import report, runner, selection
 from benchmarks.cli import main
 from benchmarks.cli_options import parse_sets
 from benchmarks.registry import Entry, Paper, arch, get
@@ -26,7 +26,7 @@ from tracking import connect, names
 
 SPEC = DataSpec("synthetic", limit_train=64, limit_test=32)
 CPU = ExecConfig(device="cpu")
-PAPER_CONFIG = report.Variant.of({}, 64, 32)  # the entries' own configs, on the limited data
+PAPER_CONFIG = selection.Variant.of({}, 64, 32)  # the entries' own configs, on the limited data
 
 
 def tiny(name: str, **paper) -> Entry:
@@ -71,7 +71,7 @@ def store(tmp_path_factory):
 
 def build(store, variant=PAPER_CONFIG, data="synthetic") -> report.Report:
     uri, _ = store
-    return report.build(report.load_runs(uri, "t"), uri, "t", variant, data, entries=ENTRIES)
+    return report.build(selection.load_runs(uri, "t"), uri, "t", variant, data, entries=ENTRIES)
 
 
 def row(r: report.Report, entry: Entry) -> pd.Series:
@@ -128,7 +128,7 @@ def test_override_and_other_data_runs_are_kept_apart(store):
 
 def test_the_table_of_an_override_variant(store):
     _, ids = store
-    r = build(store, report.Variant.of({"lr": 0.01}, 64, 32))
+    r = build(store, selection.Variant.of({"lr": 0.01}, 64, 32))
     a = row(r, A)
     assert a["n"] == 1 and a["run_ids"] == ids["override"]
     assert "runs with overrides: lr=0.01, limit_train=64, limit_test=32, data: synthetic — not the paper's " \
@@ -145,7 +145,7 @@ def test_cifar10_means_the_copy_that_was_run(store):
 
 def test_reproduce_skips_what_is_finished(store):
     uri, _ = store
-    runs = report.load_runs(uri, "t")
+    runs = selection.load_runs(uri, "t")
     checksum = SPEC.load().checksum
     todo, done = plan([A, B], 2, runs, PAPER_CONFIG, "synthetic", force=False, checksum=checksum)
     assert done == 2 and [(j.entry.name, j.seed) for j in todo] == [(B.name, 0), (B.name, 1)]
@@ -162,7 +162,7 @@ def test_runs_carry_their_identity(store):
     tags = MlflowClient(uri).get_run(ids["a0"]).data.tags
     expected = A.identity(A.train, SPEC.load().checksum, 64, 32)
     assert tags[names.TAG_IDENTITY] == expected and tags[names.TAG_ENTRY_VERSION] == "1"
-    assert report.load_runs(uri, "t").set_index("run_id").loc[ids["a0"], "identity"] == expected
+    assert selection.load_runs(uri, "t").set_index("run_id").loc[ids["a0"], "identity"] == expected
     for tag in (names.TAG_PYTHON, names.TAG_TORCHVISION, names.TAG_MLFLOW, names.TAG_CUDNN, names.TAG_GPU_DRIVER):
         assert tags[tag], tag
 
@@ -184,7 +184,7 @@ def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, mon
     monkeypatch.undo()
     assert "0 already finished, 1 to run (1 because their identity changed)" in logs[0]
     assert any(line.startswith("pre-flight:") for line in logs)
-    r = report.build(report.load_runs(uri, "ident"), uri, "ident", PAPER_CONFIG, "synthetic", entries=[bumped])
+    r = report.build(selection.load_runs(uri, "ident"), uri, "ident", PAPER_CONFIG, "synthetic", entries=[bumped])
     row = r.table.iloc[0]
     assert row["n"] == 1 and row["run_ids"] != old and row["entry_version"] == 2
     assert row["identity"] == bumped.identity(A.train, data.checksum, 64, 32)

@@ -1,6 +1,6 @@
 """Verdicts, intervals, identities, links and cards over hand-made run tables: no training, no store.
 
-The runs are rows of the frame `report.load_runs` returns, written out directly, so each case
+The runs are rows of the frame `selection.load_runs` returns, written out directly, so each case
 (reproduced, not reproduced, inconclusive, one run, not run, other data, mixed identities) is
 exactly the one under test.
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import registry, report, report_figures, verdicts
+from benchmarks import registry, report, report_figures, selection, verdicts
 from benchmarks.registry import Entry, Paper, RegistryError, arch, get
 from resnet.train import TrainConfig
 
@@ -49,7 +49,7 @@ def fake_runs(*specs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def make_report(runs, entries, source=CIFAR, variant=report.Variant(), **kw) -> report.Report:
+def make_report(runs, entries, source=CIFAR, variant=selection.Variant(), **kw) -> report.Report:
     table, other, used = report.tabulate(runs, variant, source, entries, kw.get("ui_url"), rank=kw.get("rank", False))
     curves = pd.DataFrame(columns=["entry", "run_id", "epoch", *report.CURVE_KEYS])
     return report.Report("exp", "sqlite:///x.db", source, variant, table, other, curves, used, entries,
