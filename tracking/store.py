@@ -18,7 +18,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tracking import names
+from tracking import conventions, models, names
 
 
 SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
@@ -117,29 +117,38 @@ class Tracker:
             raise TrackingError(f"tracking store {uri} cannot be used: {type(e).__name__}: {first}") from None
 
     def _experiment_id(self, name: str) -> str:
+        """The experiment's id, creating it if need be; either way it carries MLflow's experiment kind."""
+        tags = conventions.experiment_tags()
         exp = self.client.get_experiment_by_name(name)
-        if exp is not None:
-            return exp.experiment_id
-        try:
-            return self.client.create_experiment(name)
-        except MlflowException:  # another process created it first
-            exp = self.client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            return exp.experiment_id
+        if exp is None:
+            try:
+                return self.client.create_experiment(name, tags=tags)
+            except MlflowException:  # another process created it first
+                exp = self.client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+        for key, value in tags.items():  # an experiment made before resbench set it, or by MLflow's UI
+            if exp.tags.get(key) != value:
+                self.client.set_experiment_tag(exp.experiment_id, key, value)
+        return exp.experiment_id
 
-    def start_run(self, run_name: str, params: dict, tags: dict) -> "RunLogger":
+    def start_run(self, run_name: str, params: dict, tags: dict, source: conventions.Source | None = None,
+                  system_metrics: bool = False) -> "RunLogger":
+        """A new RUNNING run; `source` fills MLflow's source tags, `system_metrics` starts MLflow's monitor."""
+        tags = {**tags, **(source.tags() if source else {})}
         try:
             run = self.client.create_run(self.experiment_id, run_name=run_name,
                                          tags={k: str(v) for k, v in tags.items()})
         except MlflowException as e:
             raise TrackingError(f"cannot create a run in {self.uri}: {e.message.splitlines()[0]}") from None
-        logger = RunLogger(self.client, run.info.run_id)
+        logger = RunLogger(self.client, run.info.run_id, self.uri)
         try:
             logger.log_params(params)
         except TrackingError:  # never leave a run RUNNING that nobody will finish
             logger.finish("FAILED")
             raise
+        if system_metrics:
+            logger.monitor_system()
         return logger
 
 
@@ -150,13 +159,16 @@ class Tracker:
         except MlflowException:
             return None
 
-    def reopen(self, run_id: str) -> "RunLogger":
+    def reopen(self, run_id: str, system_metrics: bool = False) -> "RunLogger":
         """Continue an unfinished run (after a crash or Ctrl-C): it is RUNNING again."""
         with store_errors(self.uri):
             self.client.update_run(run_id, status="RUNNING")
             if names.TAG_FAILURE in self.client.get_run(run_id).data.tags:
                 self.client.delete_tag(run_id, names.TAG_FAILURE)
-        return RunLogger(self.client, run_id)
+        logger = RunLogger(self.client, run_id, self.uri)
+        if system_metrics:
+            logger.monitor_system(resume=True)
+        return logger
 
 
 def connect(uri: str | None = None, experiment: str = names.DEFAULT_EXPERIMENT) -> Tracker:
@@ -175,9 +187,31 @@ def store_errors(where: str):
 class RunLogger:
     """One run. A context manager: an exception marks it FAILED (Ctrl-C: KILLED), never RUNNING."""
 
-    def __init__(self, client: MlflowClient, run_id: str):
-        self.client, self.run_id = client, run_id
+    def __init__(self, client: MlflowClient, run_id: str, uri: str):
+        self.client, self.run_id, self.uri = client, run_id, uri
         self.status: str | None = None
+        self.monitor = None  # MLflow's SystemMetricsMonitor, while it runs
+
+    def monitor_system(self, resume: bool = False) -> None:
+        """Sample CPU, memory, disk, network and (with pynvml) GPU use into `system/*` metrics until the
+        run finishes: MLflow's own monitor, a background thread (every 10 s unless
+        MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says otherwise); `resume` continues its steps."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor  # needs psutil
+
+        self.monitor = SystemMetricsMonitor(self.run_id, resume_logging=resume, tracking_uri=self.uri)
+        self.monitor.start()
+
+    def log_datasets(self, data: conventions.DataInput) -> None:
+        """The training and test sets as the run's dataset inputs (the UI's Dataset column)."""
+        with store_errors(self.run_id):
+            self.client.log_inputs(self.run_id, datasets=conventions.dataset_inputs(data))
+
+    def log_model(self, model, input_example, step: int = 0) -> str:
+        """The trained network as the run's logged model (tracking/models.py); returns its model id.
+
+        Log the final metrics first: the model is linked to the run's latest values."""
+        with store_errors(self.run_id):
+            return models.log_model(self.client, self.run_id, model, input_example, step)
 
     def log_params(self, params: dict) -> None:
         items = [Param(k, json.dumps(v) if isinstance(v, (list, tuple)) else str(v)) for k, v in params.items()]
@@ -191,6 +225,17 @@ class RunLogger:
         with store_errors(self.run_id):
             self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
 
+    def log_epochs(self, history: list[dict[str, float]], first_step: int = 0, timestamp_ms: int | None = None) -> None:
+        """Many epochs at once (an imported or generated run): steps first_step.., 1,000 values a call.
+
+        1,000 is MLflow's per-call metric limit; one call per epoch would cost a round trip each.
+        """
+        ts = timestamp_ms or int(time.time() * 1000)
+        items = [Metric(k, float(v), ts + i, first_step + i) for i, row in enumerate(history) for k, v in row.items()]
+        with store_errors(self.run_id):
+            for i in range(0, len(items), 1000):
+                self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+
     def set_tags(self, tags: dict) -> None:
         with store_errors(self.run_id):
             self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -203,6 +248,9 @@ class RunLogger:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def finish(self, status: str = "FINISHED") -> None:
+        if self.monitor is not None:  # its last samples go in before the run ends
+            self.monitor.finish()
+            self.monitor = None
         with store_errors(self.run_id):
             self.client.set_terminated(self.run_id, status=status)
         self.status = status
