@@ -15,7 +15,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
 
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def gpu(test):
+    """Marks a test `gpu` (`pytest -m gpu` selects them, as scripts/gpu_check.sh does) and skips it
+    without a CUDA GPU."""
+    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))
 
 
 _TEMPLATE: list[Path] = []
