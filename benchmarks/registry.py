@@ -10,6 +10,8 @@ is the one-line description and it returns the model and training configs:
 
 Files are discovered on first use: the paper's own entries first, then the others by name,
 then any `*.py` in the folders listed in $RESBENCH_ENTRIES_PATH (entries kept outside the package).
+A file that cannot be executed (a syntax error, say) is a RegistryError naming the file and line.
+`temporary()` gives tests a registry of their own for a block, restored afterwards.
 """
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ import importlib.util
 import json
 import os
 import pkgutil
+import sys
+import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from resnet.flops import flops_per_image
 from resnet.model import ConfigError, ResNetConfig, count_parameters
@@ -108,6 +113,12 @@ _ENTRIES: dict[str, Entry] = {}
 _loaded = False
 
 
+def _add(e: Entry) -> None:
+    if e.name in _ENTRIES:
+        raise RegistryError(f"duplicate entry name {e.name!r}")
+    _ENTRIES[e.name] = e
+
+
 def entry(name: str, paper: Paper | None = None, version: int = 1) -> Callable:
     """Register the decorated function's configs under `name`; `version` is the entry's code version."""
 
@@ -123,22 +134,47 @@ def entry(name: str, paper: Paper | None = None, version: int = 1) -> Callable:
             raise RegistryError(f"entry {name!r} is malformed: {e}") from None
         if not isinstance(model, ResNetConfig) or not isinstance(train, TrainConfig):
             raise RegistryError(f"entry {name!r} must return (ResNetConfig, TrainConfig)")
-        _ENTRIES[name] = Entry(name, doc[0] if doc else name, model, train, paper or Paper(), version)
+        _add(Entry(name, doc[0] if doc else name, model, train, paper or Paper(), version))
         return fn
 
     return decorate
 
 
-def _discover() -> None:
+def _broken(path: str, e: Exception) -> RegistryError:
+    """A file of entries that cannot be executed, as one line naming the file, the line and the message."""
+    if isinstance(e, SyntaxError):
+        return RegistryError(f"{e.filename or path}:{e.lineno}: {type(e).__name__}: {e.msg}")
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
+    line = f":{frames[-1].lineno}" if frames else ""
+    return RegistryError(f"{path}{line}: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
+
+
+def _execute(path: Path, module: str, reload: bool = False) -> None:
+    """Run one file of entries (a module of the package, or a file elsewhere); its decorators register."""
+    try:
+        if module in sys.modules and reload:
+            importlib.reload(sys.modules[module])
+        elif module.startswith("benchmarks.entries."):
+            importlib.import_module(module)
+        else:
+            spec = importlib.util.spec_from_file_location(module, path)
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    except RegistryError:
+        raise
+    except Exception as e:  # a syntax error, a bad import, a typo: whatever the file's author left
+        raise _broken(str(path), e) from None
+
+
+def _discover(reload: bool = False) -> None:
     global _loaded
     if _loaded:
         return
     _loaded = True
     import benchmarks.entries as pkg
 
-    mods = sorted((m.name for m in pkgutil.iter_modules(pkg.__path__)), key=lambda m: (m != "paper", m))
+    mods = sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: (m.name != "paper", m.name))
     for mod in mods:
-        importlib.import_module(f"{pkg.__name__}.{mod}")
+        _execute(Path(mod.module_finder.path) / f"{mod.name}.py", f"{pkg.__name__}.{mod.name}", reload)
     for folder in filter(None, os.environ.get(ENV_PATH, "").split(os.pathsep)):
         for path in sorted(Path(folder).glob("*.py")):
             load_file(path)
@@ -148,8 +184,28 @@ def load_file(path: str | os.PathLike) -> None:
     """Register the entries of one more file (a generated sweep, or one outside the package)."""
     _discover()
     path = Path(path)
-    spec = importlib.util.spec_from_file_location(f"resbench_entries_{path.stem}", path)
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    _execute(path, f"resbench_entries_{path.stem}")
+
+
+@contextmanager
+def temporary(extra: Iterable[Entry] = (), fresh: bool = False) -> Iterator[None]:
+    """A registry for the duration of the block, put back as it was afterwards (for tests).
+
+    It holds the registered entries plus `extra`, and whatever `load_file` registers inside the
+    block; with `fresh`, the entry files as a new process would find them now (the package's
+    and $RESBENCH_ENTRIES_PATH's) instead of the entries registered so far.
+    """
+    global _ENTRIES, _loaded
+    _discover()
+    saved = _ENTRIES, _loaded
+    _ENTRIES, _loaded = ({}, False) if fresh else (dict(saved[0]), True)
+    try:
+        _discover(reload=True)
+        for e in extra:
+            _add(e)
+        yield
+    finally:
+        _ENTRIES, _loaded = saved
 
 
 def entries() -> list[Entry]:

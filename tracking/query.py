@@ -40,13 +40,23 @@ def _using(uri: str):
             os.environ["MLFLOW_TRACKING_URI"] = env
 
 
+def _client(uri: str) -> MlflowClient:
+    """A client of the store at `uri`; one that cannot be opened (a file that is no database) is a TrackingError."""
+    try:
+        return MlflowClient(uri)
+    except Exception as e:  # drivers' and SQL errors alike: this store cannot be read
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise TrackingError(f"tracking store {uri} cannot be read: {type(e).__name__}: {first}") from None
+
+
 def search_runs(uri: str | None, experiment: str, filter_string: str = "") -> pd.DataFrame:
     """Every run of `experiment` (all statuses, newest first) as one DataFrame row each."""
     uri = resolve_uri(uri)
     _check_exists(uri)
+    client = _client(uri)
     try:
-        if MlflowClient(uri).get_experiment_by_name(experiment) is None:
-            known = [e.name for e in MlflowClient(uri).search_experiments()]
+        if client.get_experiment_by_name(experiment) is None:
+            known = [e.name for e in client.search_experiments()]
             raise TrackingError(f"no experiment {experiment!r} in {uri} (experiments: {', '.join(known) or 'none'})")
         with _using(uri):
             return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string,

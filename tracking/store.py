@@ -6,7 +6,6 @@ take precedence. Runs are written through MlflowClient, so no global active-run 
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -14,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+from filelock import FileLock
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -78,7 +78,7 @@ def _creation_lock(uri: str):
     """Serialise first contact with a SQLite store across processes.
 
     MLflow creates and migrates the schema on first use; two processes doing it at
-    once race ("table already exists"). An flock beside the database file orders them.
+    once race ("table already exists"). A file lock beside the database file orders them.
     """
     db = sqlite_path(uri)
     if db is None:
@@ -86,12 +86,8 @@ def _creation_lock(uri: str):
         return
     if not db.parent.is_dir():
         raise TrackingError(f"tracking store {uri}: folder {db.parent} does not exist")
-    with open(db.with_name(db.name + ".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with FileLock(db.with_name(db.name + ".lock")):
+        yield
 
 
 class Tracker:
@@ -246,6 +242,20 @@ class RunLogger:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         with store_errors(self.run_id):
             self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        """`data` as a JSON (or YAML, by the suffix) artifact, written by MLflow without a file of ours."""
+        with store_errors(self.run_id):
+            self.client.log_dict(self.run_id, data, artifact_file)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        with store_errors(self.run_id):
+            self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_figure(self, figure, artifact_file: str, **save_kwargs) -> None:
+        """A matplotlib figure as an image artifact; `save_kwargs` go to its savefig (dpi, say)."""
+        with store_errors(self.run_id):
+            self.client.log_figure(self.run_id, figure, artifact_file, save_kwargs=save_kwargs or None)
 
     def finish(self, status: str = "FINISHED") -> None:
         if self.monitor is not None:  # its last samples go in before the run ends
