@@ -46,6 +46,20 @@ TAG_PAPER_EPOCHS = "paper.epochs"
 TAG_PAPER_TEST_LOSS = "paper.test_loss"
 TAG_DESCRIPTION = "mlflow.note.content"    # shown as the run's description in the UI
 
+# MLflow's own conventions, which its UI reads (tracking/conventions.py fills them in).
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # a click on the experiment opens its training runs
+TAG_SOURCE_NAME = "mlflow.source.name"        # the runs table's Source column, with the commit
+TAG_SOURCE_TYPE = "mlflow.source.type"
+TAG_SOURCE_COMMIT = "mlflow.source.git.commit"
+TAG_SOURCE_REPO = "mlflow.source.git.repoURL"  # where there is one; the commit then links to it
+SOURCE_TYPE = "LOCAL"                          # MLflow's SourceType for code run from a checkout
+TAG_DATASET_CONTEXT = "mlflow.data.context"    # on each dataset input
+CONTEXT_TRAINING = "training"
+CONTEXT_EVALUATION = "evaluation"
+MODEL_NAME = "model"                           # the logged model: runs:/<run_id>/model
+SYSTEM_METRICS_PREFIX = "system/"              # MLflow's system-metrics monitor, e.g. system/cpu_utilization_percentage
+
 ARTIFACT_CONFIG = "config.json"
 ARTIFACT_CURVE = "learning_curve.png"
 ARTIFACT_WEIGHTS = "model/weights.pt"
