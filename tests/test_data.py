@@ -3,6 +3,8 @@ import pickle
 import shutil
 import subprocess
 import sys
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -49,6 +51,100 @@ def test_pickles_cannot_run_code(tmp_path):
     with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as f:
         pickle.dump({"data": Evil(), "labels": [0]}, f)
     with pytest.raises(data.DataError, match="refusing to load subprocess.call"):
+        data.load_cifar10(tmp_path, download=False)
+
+
+class Reduce:
+    """Pickles as `func(*args)` (then `BUILD state`): the opcodes a hostile batch file would hold."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) + (() if self.state is None else (self.state,))
+
+
+def _nested(depth: int, width: int = 10):
+    """`width ** depth` zeros that pickle to a few hundred bytes: each level repeats one list."""
+    level = [0] * width
+    for _ in range(depth - 1):
+        level = [level] * width
+    return level
+
+
+def _load_batch(tmp_path, batch: dict, protocol: int = 2):
+    """Load a CIFAR folder whose test batch is `batch`; returns (outcome, peak bytes, seconds, file size)."""
+    write_batches(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(pickle.dumps(batch, protocol=protocol))
+    import torchvision.datasets.utils  # noqa: F401  (its first import would count as the loader's memory)
+
+    tracemalloc.start()  # numpy reports its array allocations to tracemalloc too
+    start = time.perf_counter()
+    try:
+        outcome = data.load_cifar10(tmp_path, download=False)
+    except data.DataError as e:
+        outcome = e
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return outcome, peak, seconds, path.stat().st_size
+
+
+_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1, np.uint8))[0]
+
+
+@pytest.mark.parametrize("hostile", [
+    Reduce(_RECONSTRUCT, (np.ndarray, (100_000, 100_000), b"b")),  # numpy's own reconstruct, any shape
+    Reduce(np.ndarray, ((100_000, 100_000), np.dtype("u1"))),  # ndarray(shape) called directly
+    Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (10**8,), np.dtype("O"), False, [0])),  # object fill
+], ids=["reconstruct", "ndarray-call", "object-state"])
+def test_a_tiny_pickle_cannot_build_a_huge_array(tmp_path, hostile):
+    err, peak, _, size = _load_batch(tmp_path, {"data": hostile, "labels": [0]})
+    assert size < 300  # a 10 GB array costs the attacker a few hundred bytes
+    assert isinstance(err, data.DataError) and "test_batch is not a readable CIFAR-10 batch" in str(err)
+    assert "\n" not in str(err) and peak < 2_000_000  # refused before numpy allocates
+
+
+@pytest.mark.parametrize("field", ["data", "labels"])
+def test_nested_lists_are_refused_fast_and_small(tmp_path, field):
+    batch = {"data": np.zeros((20, 3072), np.uint8), "labels": [0] * 20}
+    batch[field] = _nested(8)  # 10**8 zeros from a few hundred bytes
+    assert len(pickle.dumps(batch[field], protocol=2)) < 500
+    err, peak, seconds, _ = _load_batch(tmp_path, batch)
+    assert isinstance(err, data.DataError)
+    assert f"'{field}'" in str(err) and peak < 2_000_000 and seconds < 5
+
+
+@pytest.mark.parametrize("labels, why", [
+    (["cat"] * 20, "integers 0-9"), ([0.0] * 20, "integers 0-9"), ([True] * 20, "integers 0-9"),
+    ([10] * 20, "integers 0-9"), ([[0]] * 20, "integers 0-9"), ([0] * 19, "list of 20 labels"),
+    ({i: 0 for i in range(20)}, "list of 20 labels"), ("0" * 20, "list of 20 labels"),
+])
+def test_labels_of_the_wrong_type_or_length_are_refused(tmp_path, labels, why):
+    err, *_ = _load_batch(tmp_path, {"data": np.zeros((20, 3072), np.uint8), "labels": labels})
+    assert isinstance(err, data.DataError) and why in str(err)
+
+
+def test_codecs_other_than_latin1_are_refused(tmp_path):
+    import _codecs
+
+    # hex doubles what it is given: nested calls would grow a few bytes into gigabytes
+    err, *_ = _load_batch(tmp_path, {"data": Reduce(_codecs.encode, (b"00", "hex")), "labels": [0]})
+    assert isinstance(err, data.DataError) and "refusing _codecs.encode(..., 'hex')" in str(err)
+
+
+def test_python2_style_batches_still_load(tmp_path):
+    x = np.arange(20 * 3072, dtype=np.uint64).astype(np.uint8).reshape(20, 3072)
+    ds, *_ = _load_batch(tmp_path, {"data": x, "labels": list(range(10)) * 2, "batch_label": "t"}, protocol=2)
+    assert np.array_equal(ds.test_x.reshape(20, 3072), x) and ds.test_y.tolist() == list(range(10)) * 2
+
+
+def test_files_bigger_than_a_batch_are_refused_before_reading(tmp_path):
+    write_batches(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "r+b") as f:
+        f.truncate(data.MAX_FILE_BYTES + 1)  # sparse: no disk is used
+    with pytest.raises(data.DataError, match=r"data_batch_2 is 67,108,865 bytes, more than a CIFAR-10 batch"):
         data.load_cifar10(tmp_path, download=False)
 
 
