@@ -7,6 +7,7 @@ take precedence. Runs are written through MlflowClient, so no global active-run 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -194,6 +195,7 @@ class RunLogger:
         MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says otherwise); `resume` continues its steps."""
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor  # needs psutil
 
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per run
         self.monitor = SystemMetricsMonitor(self.run_id, resume_logging=resume, tracking_uri=self.uri)
         self.monitor.start()
 
