@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import pkgutil
+import stat
 import sys
 import traceback
 from contextlib import contextmanager
@@ -176,8 +177,35 @@ def _discover(reload: bool = False) -> None:
     for mod in mods:
         _execute(Path(mod.module_finder.path) / f"{mod.name}.py", f"{pkg.__name__}.{mod.name}", reload)
     for folder in filter(None, os.environ.get(ENV_PATH, "").split(os.pathsep)):
-        for path in sorted(Path(folder).glob("*.py")):
-            load_file(path)
+        for path in sorted(_trusted(Path(folder)).glob("*.py")):
+            load_file(_trusted(path))
+
+
+def _trusted(path: Path) -> Path:
+    """`path` from $RESBENCH_ENTRIES_PATH, refused unless only you (or root) can change what runs.
+
+    Every *.py there is executed as your code, so a relative folder (it moves with the working
+    directory), or one that another user owns or can write to (or can swap, through a parent
+    folder), would let them run code as you. Sticky parents such as /tmp cannot be used to swap.
+    """
+    if not path.is_absolute():
+        raise RegistryError(f"${ENV_PATH}: {path} is relative; list absolute folders "
+                            f"(their *.py files run as code)")
+    real = path.resolve()
+    for p in [real, *real.parents]:
+        if not p.exists():
+            continue
+        st = p.stat()
+        sticky_parent = p != real and st.st_mode & stat.S_ISVTX
+        if st.st_uid not in (os.geteuid(), 0):
+            problem = f"owned by another user (uid {st.st_uid})"
+        elif st.st_mode & 0o022 and not sticky_parent:
+            problem = f"writable by other users (mode {stat.S_IMODE(st.st_mode):04o})"
+        else:
+            continue
+        raise RegistryError(f"${ENV_PATH}: {p} is {problem}; its *.py files run as your code, "
+                            f"so only you (or root) may own and write it")
+    return path
 
 
 def load_file(path: str | os.PathLike) -> None:

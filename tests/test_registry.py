@@ -1,4 +1,5 @@
 """The registry: entries are well formed, names unique, and a new file of entries is discovered."""
+import os
 import sys
 import textwrap
 
@@ -70,3 +71,76 @@ def test_a_new_file_of_entries_is_discovered(tmp_path, monkeypatch):
     assert names[-1] == "mine/tiny" and names[0] == "table1/row1"
     assert registry.get("mine/tiny").description == "A tiny net."
     assert registry.get("mine/tiny").paper == Paper(accuracy=50.0)
+
+
+ELSEWHERE = '''
+from benchmarks.registry import arch, entry
+from resnet.train import TrainConfig
+
+@entry("elsewhere/tiny")
+def tiny():
+    """A tiny net kept outside the package."""
+    return arch(blocks=[1, 1, 1, 1], channels=[8, 16, 32, 64]), TrainConfig(epochs=1)
+'''
+
+
+def _entries_folder(parent, mode=0o755, file_mode=0o644):
+    """A folder for $RESBENCH_ENTRIES_PATH holding one entry file, with the given modes."""
+    folder = parent / "entries"
+    folder.mkdir()
+    (folder / "elsewhere.py").write_text(ELSEWHERE)
+    (folder / "elsewhere.py").chmod(file_mode)
+    folder.chmod(mode)
+    return folder
+
+
+def _names_from_entries_path(monkeypatch, value: str) -> list[str]:
+    monkeypatch.setenv(registry.ENV_PATH, value)
+    with registry.temporary(fresh=True):
+        return [e.name for e in registry.entries()]
+
+
+def test_entries_path_runs_the_files_of_a_folder_only_you_can_write(tmp_path, monkeypatch):
+    folder = _entries_folder(tmp_path)
+    assert "elsewhere/tiny" in _names_from_entries_path(monkeypatch, str(folder))
+
+
+def test_entries_path_refuses_a_relative_folder(tmp_path, monkeypatch):
+    _entries_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RegistryError, match=r"^\$RESBENCH_ENTRIES_PATH: entries is relative; list absolute"):
+        _names_from_entries_path(monkeypatch, "entries")
+
+
+@pytest.mark.parametrize("where, mode", [("folder", 0o775), ("folder", 0o757), ("folder", 0o1777),
+                                         ("file", 0o664), ("file", 0o646), ("parent", 0o777)])
+def test_entries_path_refuses_what_other_users_can_write(tmp_path, monkeypatch, where, mode):
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    folder = _entries_folder(parent, **{"mode": mode} if where == "folder" else {},
+                             **{"file_mode": mode} if where == "file" else {})
+    if where == "parent":
+        parent.chmod(mode)  # anyone could rename `entries` away and put their own in its place
+    shown = {"folder": folder, "file": folder / "elsewhere.py", "parent": parent}[where]
+    with pytest.raises(RegistryError) as err:
+        _names_from_entries_path(monkeypatch, str(folder))
+    assert str(err.value) == (f"$RESBENCH_ENTRIES_PATH: {shown} is writable by other users (mode {mode:04o}); "
+                              f"its *.py files run as your code, so only you (or root) may own and write it")
+
+
+def test_entries_path_accepts_a_folder_under_a_sticky_shared_parent(tmp_path, monkeypatch):
+    parent = tmp_path / "shared"
+    parent.mkdir()
+    parent.chmod(0o1777)  # like /tmp: others can add their own folders but not replace yours
+    assert "elsewhere/tiny" in _names_from_entries_path(monkeypatch, str(_entries_folder(parent)))
+
+
+def test_entries_path_refuses_a_folder_another_user_owns(tmp_path, monkeypatch):
+    folder = _entries_folder(tmp_path)
+    if os.geteuid() == 0:
+        os.chown(folder, 4242, -1)
+    else:  # without root, be someone else instead
+        monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 4242)
+    owner = folder.stat().st_uid
+    with pytest.raises(RegistryError, match=rf"{folder} is owned by another user \(uid {owner}\)"):
+        _names_from_entries_path(monkeypatch, str(folder))
