@@ -1,9 +1,11 @@
 """Reading runs back: a search into a pandas DataFrame and per-epoch metric histories.
 
 The search is MLflow's own `mlflow.search_runs` (columns `run_id`, `status`, `start_time`,
-`params.*`, `metrics.*`, `tags.*`); histories come from `MlflowClient.get_metric_history`.
-Reading never creates a store: a missing SQLite file or experiment is an error, not an
-empty database left behind.
+`params.*`, `metrics.*`, `tags.*`), narrowed by MLflow filter strings. Histories are read in
+bulk, one request per metric key for many runs: a database store's `get_metric_history_bulk`
+(one SQL query), or over HTTP the `get-history-bulk` endpoint the MLflow UI's charts use
+(100 runs a request); other stores, one `get_metric_history` per run and key. Reading never
+creates a store: a missing SQLite file or experiment is an error, not an empty database left behind.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+from mlflow.tracking._tracking_service.utils import _get_store, _use_tracking_uri
 
 from tracking.store import TrackingError, resolve_uri, sqlite_path
 
@@ -65,20 +67,81 @@ def search_runs(uri: str | None, experiment: str, filter_string: str = "") -> pd
         raise TrackingError(f"tracking store {uri}: {e.message.splitlines()[0]}") from None
 
 
-def metric_histories(uri: str | None, run_ids: list[str], keys: tuple[str, ...]) -> pd.DataFrame:
-    """Per-step values of `keys` for each run: columns run_id, epoch (the step) and one per key."""
-    client = MlflowClient(resolve_uri(uri))
-    rows = []
+# MLflow's own limits on the HTTP endpoint: run ids per request, values per answer.
+HTTP_RUNS, HTTP_CAP = 100, 25_000
+HISTORY_BULK = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+SQL_RUNS, SQL_CAP = 500, 1_000_000  # well under SQLite's bound-parameter limit; a cap that is never reached
+
+
+def _one_by_one(client: MlflowClient, run_ids: list[str], key: str) -> list[tuple[str, int, float]]:
+    return [(run_id, m.step, m.value) for run_id in run_ids for m in client.get_metric_history(run_id, key)]
+
+
+def _sql(store, run_ids: list[str], key: str, cap: int) -> list[tuple[str, int, float]]:
+    return [(m.run_id, m.step, m.value) for m in store.get_metric_history_bulk(run_ids, key, cap)]
+
+
+def _http(store, run_ids: list[str], key: str, cap: int) -> list[tuple[str, int, float]] | None:
+    """The UI's bulk endpoint, with the store's credentials; None when the server has no such endpoint."""
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    response = http_request(store.get_host_creds(), HISTORY_BULK, "GET",
+                            params={"run_id": run_ids, "metric_key": key, "max_results": cap})
+    if response.status_code == 404:
+        return None
+    verify_rest_response(response, HISTORY_BULK)
+    return [(m["run_id"], int(m.get("step", 0)), float(m["value"])) for m in response.json().get("metrics", [])]
+
+
+def _capped(fetch, client, run_ids: list[str], key: str, cap: int) -> list[tuple[str, int, float]]:
+    """fetch(run_ids) in full: an answer that fills the cap may be cut short, so ask for halves again."""
+    got = fetch(run_ids, key, cap)
+    if got is None or len(got) < cap:
+        return got
+    if len(run_ids) == 1:
+        return _one_by_one(client, run_ids, key)
+    half = len(run_ids) // 2
+    return _capped(fetch, client, run_ids[:half], key, cap) + _capped(fetch, client, run_ids[half:], key, cap)
+
+
+def _values(uri: str, run_ids: list[str], key: str, bulk: bool) -> list[tuple[str, int, float]]:
+    """(run_id, step, value) of `key` for `run_ids`, each run's values in the order they were logged."""
+    client = MlflowClient(uri)
+    store = _get_store(uri) if bulk else None
+    if hasattr(store, "get_metric_history_bulk"):  # a database: as the server's own handler decides
+        fetch, size, cap = (lambda ids, k, c: _sql(store, ids, k, c)), SQL_RUNS, SQL_CAP
+    elif hasattr(store, "get_host_creds") and uri.startswith(("http://", "https://")):
+        fetch, size, cap = (lambda ids, k, c: _http(store, ids, k, c)), HTTP_RUNS, HTTP_CAP
+    else:
+        return _one_by_one(client, run_ids, key)
+    out = []
+    for i in range(0, len(run_ids), size):
+        chunk = run_ids[i:i + size]
+        got = _capped(fetch, client, chunk, key, cap)
+        out += _one_by_one(client, chunk, key) if got is None else got
+    return out
+
+
+def metric_histories(uri: str | None, run_ids: list[str], keys: tuple[str, ...], bulk: bool = True) -> pd.DataFrame:
+    """Per-step values of `keys` for each run: columns run_id, epoch (the step) and one per key.
+
+    `bulk=False` asks one run and key at a time (the reference the bulk read is tested against).
+    A step logged twice keeps its last value, in the order MLflow returns them (timestamp, then value).
+    """
+    uri = resolve_uri(uri)
+    run_ids = list(dict.fromkeys(run_ids))
+    cols: dict[str, list] = {"run_id": [], "epoch": [], "key": [], "value": []}
     try:
-        for run_id in run_ids:
-            for key in keys:
-                rows += [{"run_id": run_id, "epoch": m.step, "key": key, "value": m.value}
-                         for m in client.get_metric_history(run_id, key)]
+        for key in keys:
+            values = _values(uri, run_ids, key, bulk) if run_ids else []
+            for name, column in zip(("run_id", "epoch", "value"), zip(*values) if values else ((), (), ())):
+                cols[name] += column
+            cols["key"] += [key] * len(values)
     except MlflowException as e:
         raise TrackingError(f"reading metric histories: {e.message.splitlines()[0]}") from None
-    if not rows:
+    if not cols["run_id"]:
         return pd.DataFrame(columns=["run_id", "epoch", *keys])
-    wide = (pd.DataFrame(rows).pivot_table(index=["run_id", "epoch"], columns="key", values="value", aggfunc="last")
+    wide = (pd.DataFrame(cols).pivot_table(index=["run_id", "epoch"], columns="key", values="value", aggfunc="last")
             .reset_index())
     wide.columns.name = None
     return wide.reindex(columns=["run_id", "epoch", *keys])
