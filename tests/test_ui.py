@@ -80,3 +80,60 @@ def test_server_command_binds_localhost_and_keeps_artifacts_beside_the_store(sto
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5001"
     assert cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{db}"
     assert cmd[cmd.index("--default-artifact-root") + 1] == str(Path(db).parent / "mlruns")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.0.2.10", "example.org"])
+def test_a_network_host_needs_public(tmp_path, host):
+    from tests.conftest import fresh_uri
+
+    with pytest.raises(TrackingError, match=r"would serve the MLflow UI, which has no login, to the network: "
+                                            r"add --public") as err:
+        ui.server_command(fresh_uri(tmp_path), host, 5001)
+    assert "\n" not in str(err.value)
+    assert ui.server_command(fresh_uri(tmp_path), host, 5001, public=True)[-4:-3] == ["--allowed-hosts"]
+
+
+@pytest.mark.parametrize("host, names", [
+    ("127.0.0.1", ["127.0.0.1"]), ("localhost", ["localhost"]), ("::1", ["[::1]"]), ("127.0.0.2", ["127.0.0.2"]),
+    ("192.0.2.10", ["192.0.2.10"]), ("0.0.0.0", [socket.gethostname()]),
+])
+def test_allowed_hosts_and_origins_are_the_chosen_host_and_port(tmp_path, host, names):
+    from tests.conftest import fresh_uri
+
+    cmd = ui.server_command(fresh_uri(tmp_path), host, 5001, public=True)
+    hosts = cmd[cmd.index("--allowed-hosts") + 1].split(",")
+    origins = cmd[cmd.index("--cors-allowed-origins") + 1].split(",")
+    for name in [*names, "127.0.0.1", "localhost"]:  # loopback keeps working whatever is bound
+        assert {name, f"{name}:5001"} <= set(hosts) and f"http://{name}:5001" in origins
+    assert not any("*" in h for h in hosts + origins) and "example.org:5001" not in hosts
+
+
+def test_the_server_answers_to_its_own_name_and_no_other(tmp_path):
+    """On 127.0.0.2 (loopback, but not a name MLflow trusts by default) the UI only works
+    because resbench passes that name: reads and writes from it pass, other names get 403."""
+    from tests.conftest import fresh_uri
+
+    port = ui.free_port("127.0.0.2")
+    proc, url = ui.start(fresh_uri(tmp_path), "127.0.0.2", port)
+    try:
+        search = f"{url}/api/2.0/mlflow/experiments/search"
+        assert requests.post(search, json={"max_results": 1}, headers={"Origin": url}, timeout=10).status_code == 200
+        assert requests.post(f"{url}/ajax-api/2.0/mlflow/experiments/create", json={"name": "from-the-ui"},
+                             headers={"Origin": url}, timeout=10).status_code == 200
+        rebinding = requests.get(search, headers={"Host": f"attacker.example:{port}"}, timeout=10)
+        assert rebinding.status_code == 403
+        cross_site = requests.post(f"{url}/ajax-api/2.0/mlflow/experiments/create", json={"name": "csrf"},
+                                   headers={"Origin": "http://attacker.example"}, timeout=10)
+        assert cross_site.status_code == 403
+    finally:
+        ui.stop(proc)
+
+
+def test_resbench_ui_refuses_a_network_host_without_public(tmp_path):
+    from tests.conftest import fresh_uri, resbench
+
+    r = resbench("ui", "--host", "0.0.0.0", "--port", str(ui.free_port()), "--tracking-uri", fresh_uri(tmp_path))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        "error: --host 0.0.0.0 would serve the MLflow UI, which has no login, to the network: "
+        "add --public to mean it, or keep the default 127.0.0.1"]

@@ -5,10 +5,15 @@ for experiments created through it, the `mlruns/` folder beside the database: wh
 MLflow's client puts artifacts by default (`./mlruns/<experiment>/<run>/artifacts`) when
 the store is the default `sqlite:///mlflow.db`. Existing runs keep the absolute artifact
 locations they were logged with, which the server reads directly.
+
+The UI has no login, so it binds loopback unless the caller says `public`; either way the server
+gets `--allowed-hosts` and `--cors-allowed-origins` for the names it can be reached by, so MLflow's
+Host and Origin checks (DNS rebinding, cross-site edits) pass for those names and no others.
 """
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import os
 import signal
 import socket
@@ -24,8 +29,49 @@ from mlflow.tracking import MlflowClient
 from tracking.store import TrackingError, resolve_uri, sqlite_path
 
 
-def server_command(uri: str, host: str, port: int, workers: int = 1) -> list[str]:
-    """The `mlflow server` command line for the store at `uri`."""
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to any interface
+        return False
+
+
+def reachable_names(host: str) -> list[str]:
+    """The names a browser may use for a server bound to `host`: loopback, plus `host` itself
+    or, for every interface, this machine's host names and addresses."""
+    names = set(LOOPBACK_NAMES)
+    if host not in ANY_ADDRESS:
+        names.add(host.strip("[]"))
+    else:
+        hostname = socket.gethostname()
+        names |= {hostname, socket.getfqdn()}
+        try:
+            names.update(socket.gethostbyname_ex(hostname)[2])
+        except OSError:  # a host name that does not resolve adds no address
+            pass
+    return sorted(names)
+
+
+def security_options(host: str, port: int) -> list[str]:
+    """`--allowed-hosts` (Host headers, with and without the port) and `--cors-allowed-origins`
+    for the names a server on `host`:`port` is reached by."""
+    shown = [f"[{n}]" if ":" in n else n for n in reachable_names(host)]
+    hosts = [h for n in shown for h in (n, f"{n}:{port}")]
+    return ["--allowed-hosts", ",".join(hosts),
+            "--cors-allowed-origins", ",".join(f"http://{n}:{port}" for n in shown)]
+
+
+def server_command(uri: str, host: str, port: int, workers: int = 1, public: bool = False) -> list[str]:
+    """The `mlflow server` command line for the store at `uri`; a network `host` needs `public`."""
+    if not (public or is_loopback(host)):
+        raise TrackingError(f"--host {host or '(all interfaces)'} would serve the MLflow UI, which has no login, "
+                            f"to the network: add --public to mean it, or keep the default 127.0.0.1")
     if uri.startswith(("http://", "https://")):
         raise TrackingError(f"the tracking URI {uri} is already a server: open it in a browser")
     db = sqlite_path(uri)
@@ -41,7 +87,7 @@ def server_command(uri: str, host: str, port: int, workers: int = 1) -> list[str
         backend, artifacts = uri, Path("mlruns").resolve()
     return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
             "--default-artifact-root", str(artifacts), "--artifacts-destination", str(artifacts),
-            "--host", host, "--port", str(port), "--workers", str(workers)]
+            "--host", host, "--port", str(port), "--workers", str(workers), *security_options(host, port)]
 
 
 def url_for(host: str, port: int) -> str:
@@ -82,13 +128,13 @@ def _tail(proc: subprocess.Popen) -> str:
     return lines[-1] if lines else f"exit status {proc.returncode}"
 
 
-def start(uri: str | None, host: str = "127.0.0.1", port: int = 5000,
-          timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+def start(uri: str | None, host: str = "127.0.0.1", port: int = 5000, timeout: float = 120.0,
+          public: bool = False) -> tuple[subprocess.Popen, str]:
     """Start the server and wait until it answers on /health; returns (process, URL).
 
     The server's own output goes to a temporary file (`proc.log`), read back if it fails.
     """
-    cmd = server_command(resolve_uri(uri), host, port)
+    cmd = server_command(resolve_uri(uri), host, port, public=public)
     _check_port_free(host, port)
     log = tempfile.TemporaryFile()
     # MLflow's GenAI job runner is of no use for browsing runs and would only add processes.
@@ -133,12 +179,16 @@ def _interrupt(signum, frame):
 
 
 def serve(uri: str | None, host: str = "127.0.0.1", port: int = 5000, experiment: str | None = None,
-          echo=print) -> None:
-    """Run the UI until Ctrl-C (or SIGTERM) or until the server exits by itself; links `experiment`'s runs."""
-    proc, url = start(uri, host, port)
+          echo=print, public: bool = False) -> None:
+    """Run the UI until Ctrl-C (or SIGTERM) or until the server exits by itself; links `experiment`'s runs.
+
+    A `host` other than loopback needs `public`: the UI has no login."""
+    proc, url = start(uri, host, port, public=public)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does
     try:
         echo(f"MLflow UI for {resolve_uri(uri)} at {url}  (Ctrl-C stops it)")
+        if not is_loopback(host):
+            echo(f"public: anyone who can reach port {port} here can read and edit these runs, with no login")
         found = MlflowClient(resolve_uri(uri)).get_experiment_by_name(experiment) if experiment else None
         if found is not None:  # MLflow 3 opens an experiment on its GenAI overview; the runs are one page on
             echo(f"runs of {experiment!r}: {url}/#/experiments/{found.experiment_id}/runs")
