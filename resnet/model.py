@@ -145,10 +145,51 @@ def build_model(cfg: ResNetConfig) -> ResNet:
     return ResNet(cfg)
 
 
+@dataclass(frozen=True)
+class BlockShape:
+    """One BasicBlock as ResNet builds it: channels in and out, stride, kernels, and its input's side."""
+
+    c_in: int
+    c_out: int
+    stride: int
+    conv_kernel: int
+    skip_kernel: int
+    side: int  # of the square input feature map
+
+    @property
+    def projected(self) -> bool:
+        """Whether the shortcut is a conv + BatchNorm (else the identity)."""
+        return self.stride != 1 or self.c_in != self.c_out
+
+    @property
+    def out_side(self) -> int:
+        return _conv_out(self.side, self.conv_kernel, self.stride, self.conv_kernel // 2)
+
+
+def block_shapes(cfg: ResNetConfig) -> list[BlockShape]:
+    """Every block of the network `cfg` describes, in order, exactly as ResNet.__init__ lays them out."""
+    shapes, c_in, side = [], cfg.channels[0], IMAGE_SIZE
+    for i in range(cfg.layers):
+        for j in range(cfg.blocks[i]):
+            shape = BlockShape(c_in, cfg.channels[i], 2 if i > 0 and j == 0 else 1, cfg.conv_kernel[i],
+                               cfg.skip_kernel[i], side)
+            shapes.append(shape)
+            c_in, side = cfg.channels[i], shape.out_side
+    return shapes
+
+
 def count_parameters(model_or_cfg: nn.Module | ResNetConfig) -> int:
-    """Trainable parameters; builds the model on the meta device when given a config."""
-    model = model_or_cfg
-    if isinstance(model_or_cfg, ResNetConfig):
-        with torch.device("meta"):
-            model = ResNet(model_or_cfg)
-    return sum(math.prod(p.shape) for p in model.parameters() if p.requires_grad)
+    """Trainable parameters of a built model, or of a config by formula (nothing is built).
+
+    The formula follows ResNet.__init__ (convs without bias, BatchNorm's weight and bias, the
+    linear layer with bias); tests/test_model.py checks it against a model built on the meta device.
+    """
+    if not isinstance(model_or_cfg, ResNetConfig):
+        return sum(math.prod(p.shape) for p in model_or_cfg.parameters() if p.requires_grad)
+    cfg = model_or_cfg
+    total = 3 * cfg.channels[0] * 3 * 3 + 2 * cfg.channels[0]  # stem conv + BatchNorm
+    for b in block_shapes(cfg):
+        total += (b.c_in + b.c_out) * b.c_out * b.conv_kernel ** 2 + 2 * 2 * b.c_out
+        if b.projected:
+            total += b.c_in * b.c_out * b.skip_kernel ** 2 + 2 * b.c_out
+    return total + cfg.pooled_features * cfg.num_classes + cfg.num_classes
