@@ -10,6 +10,7 @@ overrides and data limits applied to every entry.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from dataclasses import dataclass
 
 import pandas as pd
@@ -71,9 +72,29 @@ class Variant:
         return ", ".join(parts)
 
 
-def load_runs(uri: str | None, experiment: str) -> pd.DataFrame:
-    """resbench's training runs of `experiment`, one row each, with plain column names."""
-    raw = query.search_runs(uri, experiment)
+def _filters(entries: list[str] | None, data: str | None) -> list[str]:
+    """MLflow filter strings, any of which a wanted run matches; [] = every run. A group with many
+    wanted entries is one query ("group/*"); the rows are filtered exactly afterwards."""
+    by_group: dict[str, list[str]] = {}
+    for pattern in entries or ["*"]:
+        by_group.setdefault(pattern.split("/", 1)[0], []).append(pattern)
+    patterns = [p for group, ps in by_group.items() for p in (ps if len(ps) <= 3 else [f"{group}/*"])]
+    where = [[] if p == "*" else [query.glob_filter(names.TAG_ENTRY, p)] for p in patterns]
+    if data is not None:
+        where = [w + [query.glob_filter(names.TAG_DATA_SOURCE, data)] for w in where]
+    if any(None in w for w in where):  # a quote in a name: read everything, filter below
+        return []
+    return [" and ".join(w) for w in where if w]
+
+
+def load_runs(uri: str | None, experiment: str, entries: list[str] | None = None,
+              data: str | None = None) -> pd.DataFrame:
+    """resbench's training runs of `experiment`, one row each, with plain column names.
+
+    `entries` (names or globs such as "sweep1/*") and `data` (a data source) narrow the search in
+    the store itself, with MLflow filter strings; None reads every run.
+    """
+    raw = query.search_any(uri, experiment, _filters(entries, data))
     col = lambda name, default=None: raw[name] if name in raw else pd.Series(default, index=raw.index)  # noqa: E731
     df = pd.DataFrame({
         "run_id": raw["run_id"], "run_name": col("tags.mlflow.runName"), "status": raw["status"],
@@ -103,7 +124,12 @@ def load_runs(uri: str | None, experiment: str) -> pd.DataFrame:
         registry.identity(r.config_hash, r.data_checksum if isinstance(r.data_checksum, str) else "",
                           r.entry_version, r.limit_train, r.limit_test)
         for r in df[missing].itertuples()]
-    return df[df["entry"].notna() & df["kind"].fillna("train").eq("train")].reset_index(drop=True)
+    keep = df["entry"].notna() & df["kind"].fillna("train").eq("train")
+    if entries is not None:
+        keep &= df["entry"].map(lambda name: any(fnmatch.fnmatchcase(str(name), p) for p in entries))
+    if data is not None:
+        keep &= df["data"].eq(data)
+    return df[keep].reset_index(drop=True)
 
 
 def matching(runs: pd.DataFrame, entry: Entry, variant: Variant, source: str) -> pd.Series:

@@ -67,6 +67,25 @@ def search_runs(uri: str | None, experiment: str, filter_string: str = "") -> pd
         raise TrackingError(f"tracking store {uri}: {e.message.splitlines()[0]}") from None
 
 
+def glob_filter(key: str, pattern: str) -> str | None:
+    """An MLflow filter string for tag `key` matching glob `pattern` ('*', '?'); None when it cannot be
+    written (a quote in it). LIKE's own wildcards in the pattern widen the match: filter the answer again."""
+    if "'" in pattern or '"' in pattern:
+        return None
+    like = pattern.replace("*", "%").replace("?", "_")
+    return f"tags.\"{key}\" {'LIKE' if like != pattern else '='} '{like}'"
+
+
+def search_any(uri: str | None, experiment: str, filters: list[str]) -> pd.DataFrame:
+    """The runs matching any of `filters` (MLflow filter strings; it has no OR), each once, newest first."""
+    found = [search_runs(uri, experiment, f) for f in dict.fromkeys(filters)] or [search_runs(uri, experiment)]
+    hits = [df for df in found if len(df)]
+    if len(hits) <= 1:
+        return (hits or found)[0]
+    both = pd.concat(hits, ignore_index=True).drop_duplicates("run_id")
+    return both.sort_values("start_time", ascending=False, kind="stable").reset_index(drop=True)
+
+
 # MLflow's own limits on the HTTP endpoint: run ids per request, values per answer.
 HTTP_RUNS, HTTP_CAP = 100, 25_000
 HISTORY_BULK = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
