@@ -18,9 +18,9 @@ from itertools import islice
 import pandas as pd
 import torch
 
-from benchmarks.cards import duration
 from benchmarks.registry import Entry, RegistryError
-from benchmarks.verdicts import params_verdict
+from benchmarks.report.cards import duration
+from benchmarks.report.verdicts import params_verdict
 from resnet.data import synthetic
 from resnet.train import ExecConfig, TrainConfig, device_name, run_epoch, setup, synchronize
 

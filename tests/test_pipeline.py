@@ -15,7 +15,7 @@ from torch import nn
 
 from resnet.data import synthetic
 from resnet.model import ResNetConfig, build_model
-from resnet.pipeline import DeviceLoader, _ArrayDataset, reference_transform
+from resnet.pipeline import MEAN, STD, DeviceLoader, _ArrayDataset, reference_transform
 from resnet.train import TrainConfig, make_optimizer, run_epoch
 from tests.conftest import gpu
 
@@ -137,6 +137,19 @@ def test_normalisation_matches_torchvision_bit_for_bit():
     (fast, _), = DeviceLoader(images, np.zeros(4, np.int64), 4, CPU, train=False)
     ref = torch.stack([reference_transform(train=False)(Image.fromarray(im.transpose(1, 2, 0))) for im in images])
     assert torch.equal(fast, ref)
+
+
+def test_normalisation_is_the_authors():
+    # Typed in here, not read from resnet.pipeline: both pipelines read that one constant, so
+    # only literals catch a changed one (mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.2010)).
+    assert MEAN == (0.4914, 0.4822, 0.4465) and STD == (0.2023, 0.1994, 0.2010)
+    black_white = np.stack([np.zeros((3, 32, 32), np.uint8), np.full((3, 32, 32), 255, np.uint8)])
+    expected = torch.tensor([[(0 - 0.4914) / 0.2023, (0 - 0.4822) / 0.1994, (0 - 0.4465) / 0.2010],
+                             [(1 - 0.4914) / 0.2023, (1 - 0.4822) / 0.1994, (1 - 0.4465) / 0.2010]])
+    (fast, _), = DeviceLoader(black_white, np.zeros(2, np.int64), 2, CPU, train=False)
+    ref = torch.stack([reference_transform(train=False)(Image.fromarray(im.transpose(1, 2, 0))) for im in black_white])
+    for got in (fast, ref):
+        assert torch.allclose(got, expected[:, :, None, None].expand(2, 3, 32, 32), rtol=0, atol=1e-5)
 
 
 def _one_epoch(pipeline: str, model: nn.Module, cfg: TrainConfig, data, seed: int, channels_last: bool):

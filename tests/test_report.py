@@ -1,7 +1,8 @@
 """The regenerated table over a store of known runs, made through the real run path on generated data.
 
-Tiny entries (not registered) keep it fast: A finishes for seeds 0 and 1, and also runs with an
-override, on another data source and once failing; B never runs; C fails; D diverges.
+Tiny entries (registered only while the store is made) keep it fast: A finishes for seeds 0 and 1,
+and also runs with an override, on another data source and once failing; B never runs; C fails;
+D diverges.
 """
 import json
 import statistics
@@ -12,17 +13,18 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from benchmarks import report, runner, selection
-from benchmarks.cli import main
-from benchmarks.cli_options import parse_sets
-from benchmarks.registry import Entry, Paper, arch, get
-from benchmarks.reproduce import Job, child_command, plan
-from benchmarks import reproduce as reproduce_mod
+from benchmarks import registry, selection
+from benchmarks.cli.main import main
+from benchmarks.jobs import train as train_mod
+from benchmarks.jobs.spec import DataSpec, JobSpec
+from benchmarks.jobs.train import JobFailed, train_job
+from benchmarks.registry import Entry, Paper, arch
+from benchmarks.report import build as report, figures, render, verdicts
+from benchmarks.reproduce import plan
 from benchmarks.reproduce import reproduce as reproduce_all
-from benchmarks.runner import DataSpec, run_entry
 from resnet.train import Diverged, ExecConfig, TrainConfig
 from tests.conftest import fresh_uri
-from tracking import connect, names
+from tracking import names
 
 SPEC = DataSpec("synthetic", limit_train=64, limit_test=32)
 CPU = ExecConfig(device="cpu")
@@ -44,14 +46,14 @@ def store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     uri = fresh_uri(tmp)
     ids = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)  # artifacts and checkpoints stay in the temporary folder
-        tracker = connect(uri, "t")
+    shared = JobSpec(data=SPEC, ex=CPU, tracking_uri=uri, experiment="t", checkpoint_dir=str(tmp / "checkpoints"))
+    with pytest.MonkeyPatch.context() as mp, registry.temporary(ENTRIES):
+        mp.chdir(tmp)  # artifacts stay in the temporary folder
         data = SPEC.load()
         for seed in (0, 1):
-            ids[f"a{seed}"] = run_entry(A, tracker, data, SPEC, seed=seed, ex=CPU)
-        ids["override"] = run_entry(A, tracker, data, SPEC, seed=0, overrides={"lr": 0.01}, ex=CPU)
-        ids["other_data"] = run_entry(A, tracker, replace(data, source="cifar10-unverified"), SPEC, seed=0, ex=CPU)
+            ids[f"a{seed}"] = train_job(shared.job(A.name, seed), data)
+        ids["override"] = train_job(replace(shared, overrides=(("lr", 0.01),)).job(A.name, 0), data)
+        ids["other_data"] = train_job(shared.job(A.name, 0), replace(data, source="cifar10-unverified"))
 
         def boom(*args, **kwargs):
             raise RuntimeError("out of memory")
@@ -59,13 +61,13 @@ def store(tmp_path_factory):
         def diverge(*args, **kwargs):
             raise Diverged(0, float("nan"))
 
-        mp.setattr(runner, "train", boom)
+        mp.setattr(train_mod, "train", boom)
         for entry, seed in ((C, 0), (A, 2)):
-            with pytest.raises(RuntimeError):
-                run_entry(entry, tracker, data, SPEC, seed=seed, ex=CPU)
-        mp.setattr(runner, "train", diverge)
-        with pytest.raises(Diverged):
-            run_entry(D, tracker, data, SPEC, seed=0, ex=CPU)
+            with pytest.raises(JobFailed, match="out of memory"):
+                train_job(shared.job(entry.name, seed), data)
+        mp.setattr(train_mod, "train", diverge)
+        with pytest.raises(JobFailed):
+            train_job(shared.job(D.name, 0), data)
     return uri, ids
 
 
@@ -87,18 +89,21 @@ def test_finished_runs_give_mean_and_std_over_seeds(store):
     a = row(r, A)
     assert a["status"] == "finished" and a["n"] == 2 and a["seeds"] == "0,1"
     assert set(a["run_ids"].split(",")) == {ids["a0"], ids["a1"]}
+    kept = r.rows[0]  # the row itself keeps runs, interval and verdict as values
+    assert kept.entry == A and set(kept.run_ids) == {ids["a0"], ids["a1"]} and kept.seeds == (0, 1)
+    assert kept.interval == verdicts.interval(accs) and kept.verdict.code == a["verdict"]
     assert a["acc_mean"] == pytest.approx(statistics.mean(accs))
     assert a["acc_std"] == pytest.approx(statistics.stdev(accs))
     assert a["best_mean"] == pytest.approx(statistics.mean(bests))
     assert a["delta"] == pytest.approx(statistics.mean(accs) - 50.0)
     assert a["epochs"] == 1 and a["params"] == 7666
     assert "disagrees with the paper's 1.0M" in a["notes"] and "1 failed run not counted" in a["notes"]
-    half = 12.7062 * statistics.stdev(accs) / 2 ** 0.5  # t(0.975, 1) s / sqrt(n)
+    half = 12.70620 * statistics.stdev(accs) / 2 ** 0.5  # t(0.975, 1) s / sqrt(n)
     assert a["ci_low"] == pytest.approx(statistics.mean(accs) - half, abs=1e-3)
     assert a["verdict"] == "other data"  # generated data can never reproduce the paper
-    shown = report.display_table(r).set_index("entry").loc[A.name]
+    shown = render.display_table(r).set_index("entry").loc[A.name]
     assert shown["final test acc (%), mean ± 95% CI"] == f"{statistics.mean(accs):.2f} ± {half:.2f} (n=2)"
-    assert report.display_arch(r).set_index("entry").loc[A.name, "#params"] == "7,666 *"
+    assert render.display_arch(r).set_index("entry").loc[A.name, "#params"] == "7,666 *"
 
 
 def test_rows_not_run_failed_and_diverged(store):
@@ -107,7 +112,7 @@ def test_rows_not_run_failed_and_diverged(store):
     for entry, status in ((B, "not run"), (C, "failed"), (D, "diverged")):
         got = row(r, entry)
         assert got["status"] == status and got["n"] == 0 and pd.isna(got["acc_mean"]), entry.name
-    shown = report.display_table(r).set_index("entry")
+    shown = render.display_table(r).set_index("entry")
     assert shown.loc[B.name, "final test acc (%), mean ± 95% CI"] == "—"
     assert shown.loc[B.name, "Δ vs paper"] == "—"
     assert shown.loc[B.name, "verdict"] == "not run"
@@ -171,16 +176,19 @@ def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     uri, _ = store
     data = SPEC.load()
-    old = run_entry(A, connect(uri, "ident"), data, SPEC, seed=0, ex=CPU)
+    shared = JobSpec(data=SPEC, ex=CPU, tracking_uri=uri, experiment="ident", checkpoint_dir=str(tmp_path / "ckpt"))
     logs = []
     # the report reproduce writes at the end is another test's business (and takes seconds)
-    monkeypatch.setattr(reproduce_mod.report, "build", lambda *args, **kwargs: None)
-    monkeypatch.setattr(reproduce_mod.report, "write", lambda *args, **kwargs: [])
-    reproduce_all([A], 1, {}, SPEC, CPU, uri, "ident", tmp_path / "out", log=logs.append)
+    monkeypatch.setattr(report, "build", lambda *args, **kwargs: None)
+    monkeypatch.setattr(render, "write", lambda *args, **kwargs: [])
+    with registry.temporary([A]):
+        old = train_job(shared.job(A.name, 0), data)
+        reproduce_all([A], 1, shared, tmp_path / "out", log=logs.append)
     assert "1 already finished, 0 to run" in logs[0]
     bumped = replace(A, version=2)
     logs.clear()
-    reproduce_all([bumped], 1, {}, SPEC, CPU, uri, "ident", tmp_path / "out", log=logs.append)
+    with registry.temporary([bumped]):
+        reproduce_all([bumped], 1, shared, tmp_path / "out", log=logs.append)
     monkeypatch.undo()
     assert "0 already finished, 1 to run (1 because their identity changed)" in logs[0]
     assert any(line.startswith("pre-flight:") for line in logs)
@@ -194,10 +202,10 @@ def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, mon
 
 def test_every_format_is_written(store, tmp_path):
     r = build(store)
-    written = report.write(r, tmp_path)
-    assert {p.name for p in written} == {"report.md", "report.html", "report.csv", "report.json", report.FIG_PANELS}
-    assert "identity" in report.render(r, "csv").splitlines()[0]
-    assert not list(tmp_path.glob("*.tmp"))
+    written = render.write(r, tmp_path)
+    assert {p.name for p in written} == {"report.md", "report.html", "report.csv", "report.json", figures.FIG_PANELS}
+    assert "identity" in render.render(r, "csv").splitlines()[0]
+    assert {p.name for p in tmp_path.iterdir()} == {p.name for p in written}  # no temporary file left
     csv = pd.read_csv(tmp_path / "report.csv")
     assert list(csv["entry"]) == [e.name for e in ENTRIES] and list(csv["n"]) == [2, 0, 0, 0]
     data = json.loads((tmp_path / "report.json").read_text())
@@ -205,7 +213,7 @@ def test_every_format_is_written(store, tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == 1 and "tiny/a" in html
     md = (tmp_path / "report.md").read_text()
-    assert f"]({report.FIG_PANELS})" in md and "## Other runs" in md and "| tiny/b" in md
+    assert f"]({figures.FIG_PANELS})" in md and "## Other runs" in md and "| tiny/b" in md
 
 
 @pytest.mark.parametrize("printed,computed,agrees", [
@@ -214,7 +222,7 @@ def test_every_format_is_written(store, tmp_path):
     ("2.79M", 2_797_610, False), (None, 123, True),
 ])
 def test_params_note_compares_at_the_printed_precision(printed, computed, agrees):
-    assert (report.params_note(printed, computed) == "") == agrees
+    assert (verdicts.params_note(printed, computed) == "") == agrees
 
 
 def test_report_command_errors_are_one_line(store, tmp_path):
@@ -255,22 +263,6 @@ def test_reproduce_end_to_end(store, tmp_path, monkeypatch):
     assert (table.drop(index="table1/row1")["status"] == "not run").all()
     md = (tmp_path / "out" / "report.md").read_text()
     assert "runs with overrides: epochs=1, limit_train=32, limit_test=16, data: synthetic" in md
-    assert (tmp_path / "out" / report.FIG_FINAL).stat().st_size > 0
+    assert (tmp_path / "out" / figures.FIG_FINAL).stat().st_size > 0
     again = CliRunner().invoke(main, args)  # a rerun trains nothing
     assert again.exit_code == 0 and "1 already finished, 0 to run" in again.output
-
-
-def test_child_command_is_the_same_run(tmp_path):
-    """--jobs N hands each run to `resbench run`: its arguments must mean what reproduce meant."""
-    spec = DataSpec("cifar10", "/data", limit_train=64, limit_test=0, download=False)
-    ex = ExecConfig(device="cuda:1", pipeline="reference", precision="fp32", compile=True)
-    cmd = child_command(Job(get("table1/row3"), 2), "sqlite:///x.db", "exp", {"epochs": 3, "hflip": False},
-                        spec, ex, tmp_path)
-    assert cmd[1:4] == ["-m", "benchmarks.cli", "run"]
-    ctx = main.commands["run"].make_context("run", cmd[4:])
-    p = ctx.params
-    assert p["names_"] == ("table1/row3",) and p["seed"] == 2 and parse_sets(p["sets"]) == {"epochs": 3, "hflip": False}
-    assert (p["data_source"], p["data_dir"], p["download"], p["limit_train"], p["limit_test"]) == \
-        ("cifar10", "/data", False, 64, None)
-    assert (p["device"], p["pipeline"], p["precision"], p["compile"]) == ("cuda:1", "reference", "fp32", True)
-    assert (p["tracking_uri"], p["experiment"], p["checkpoint_dir"]) == ("sqlite:///x.db", "exp", str(tmp_path))

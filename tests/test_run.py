@@ -1,11 +1,13 @@
 """End to end: `resbench run` trains through the real CLI and MLflow holds everything it logged."""
 import json
+import re
+import subprocess
 
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import fresh_uri, resbench
+from tests.conftest import ROOT, fresh_uri, resbench
 from tracking import names
 
 
@@ -48,7 +50,9 @@ def test_tags(finished_run):
     assert set(t[names.TAG_OVERRIDES].split(",")) == {"epochs", "limit_train", "limit_test"}
     assert t[names.TAG_CONFIG_HASH] != t[names.TAG_ENTRY_HASH]
     assert "84.80%" in t[names.TAG_DESCRIPTION]
-    assert len(t[names.TAG_GIT_COMMIT]) in (40, 7) or t[names.TAG_GIT_COMMIT] == "unknown"
+    commit = t[names.TAG_GIT_COMMIT]  # a commit of this checkout (others may have landed since the run)
+    assert re.fullmatch("[0-9a-f]{40}", commit), commit
+    assert subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT).returncode == 0
 
 
 def test_curves_have_one_point_per_epoch(finished_run):
@@ -74,8 +78,8 @@ def test_artifacts(finished_run, tmp_path):
     client, run = finished_run
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {names.ARTIFACT_CONFIG, names.ARTIFACT_CURVE, "model"} <= top
-    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path),
-                                                tracking_uri=client._tracking_client.tracking_uri)
+    mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path),
+                                        tracking_uri=client._tracking_client.tracking_uri)
     cfg = json.loads((tmp_path / names.ARTIFACT_CONFIG).read_text())
     assert cfg["entry"] == "table1/row1" and cfg["train"]["epochs"] == 2
     assert (tmp_path / names.ARTIFACT_CURVE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -83,4 +87,3 @@ def test_artifacts(finished_run, tmp_path):
 
     state = torch.load(tmp_path / names.ARTIFACT_WEIGHTS, weights_only=True)
     assert state["linear.weight"].shape == (10, 128)
-    assert local

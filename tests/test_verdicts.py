@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import registry, report, report_figures, selection, verdicts
+from benchmarks import registry, selection
+from benchmarks.report import build, figures, render, verdicts
 from benchmarks.registry import Entry, Paper, RegistryError, arch, get
 from resnet.train import TrainConfig
 
@@ -49,11 +50,11 @@ def fake_runs(*specs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def make_report(runs, entries, source=CIFAR, variant=selection.Variant(), **kw) -> report.Report:
-    table, other, used = report.tabulate(runs, variant, source, entries, kw.get("ui_url"), rank=kw.get("rank", False))
-    curves = pd.DataFrame(columns=["entry", "run_id", "epoch", *report.CURVE_KEYS])
-    return report.Report("exp", "sqlite:///x.db", source, variant, table, other, curves, used, entries,
-                         ranked=kw.get("rank", False), ui_url=kw.get("ui_url"))
+def make_report(runs, entries, source=CIFAR, variant=selection.Variant(), **kw) -> build.Report:
+    rows, other = build.tabulate(runs, variant, source, entries, kw.get("ui_url"), rank=kw.get("rank", False))
+    curves = pd.DataFrame(columns=["entry", "run_id", "epoch", *build.CURVE_KEYS])
+    return build.Report("exp", "sqlite:///x.db", source, variant, rows, other, curves,
+                        ranked=kw.get("rank", False), ui_url=kw.get("ui_url"))
 
 
 # ---------------------------------------------------------------------------------------------- intervals
@@ -65,17 +66,20 @@ def _t_cdf(q: float, df: int) -> float:
 
 
 def test_t_quantiles_are_the_975th_percentile():
-    for df, q in verdicts.T975.items():
-        assert _t_cdf(q, df) == pytest.approx(0.975, abs=2e-5), df
-    assert verdicts.t_quantile(35) == verdicts.T975[30]  # between rows: the wider one
-    assert verdicts.t_quantile(10_000) == verdicts.Z975
+    for df in (1, 2, 3, 4, 9, 29, 30, 35, 120, 1000):
+        assert _t_cdf(verdicts.t_quantile(df), df) == pytest.approx(0.975, abs=2e-5), df
+    # the printed tables' values
+    assert [round(verdicts.t_quantile(df), 4) for df in (1, 2, 10, 30)] == [12.7062, 4.3027, 2.2281, 2.0423]
+    assert verdicts.t_quantile(10_000) == pytest.approx(1.96, abs=1e-3)
+    with pytest.raises(ValueError):
+        verdicts.t_quantile(0)
 
 
 def test_interval_against_a_hand_computed_case():
     iv = verdicts.interval([90.0, 91.0, 92.0])
-    # mean 91, s = 1, t(0.975, 2) = 4.3027: half-width 4.3027 / sqrt(3) = 2.48417
+    # mean 91, s = 1, t(0.975, 2) = 4.302653: half-width 4.302653 / sqrt(3) = 2.484138
     assert (iv.n, iv.mean, iv.std) == (3, 91.0, 1.0)
-    assert iv.low == pytest.approx(88.51583, abs=1e-4) and iv.high == pytest.approx(93.48417, abs=1e-4)
+    assert iv.low == pytest.approx(88.515862, abs=1e-5) and iv.high == pytest.approx(93.484138, abs=1e-5)
     assert iv.text() == "91.00 ± 2.48 (n=3)"
     one = verdicts.interval([90.5, float("nan")])
     assert one.n == 1 and one.low is None and one.text() == "90.50 (one run)"
@@ -124,6 +128,9 @@ def test_rows_summary_and_parameter_verdicts():
     r = make_report(runs, [A, B, C, D, E])
     t = r.table.set_index("entry")
     assert list(t["verdict"]) == ["reproduced", "not reproduced", "inconclusive", "not run", "no claim"]
+    first = r.rows[0]  # a row keeps its runs, interval and verdict as values
+    assert first.run_ids == tuple(runs["run_id"][:3]) and first.seeds == (0, 1, 2)
+    assert first.interval == verdicts.interval([50.1, 49.9, 50.0]) and first.verdict.code == "reproduced"
     assert list(t["params_verdict"]) == ["matches", "differs", "not printed", "not printed", "not printed"]
     assert t.loc[A.name, "ci_low"] < 50.0 < t.loc[A.name, "ci_high"]
     assert r.summary() == ("1 of 4 rows reproduced on CIFAR-10, 1 not reproduced, 1 inconclusive, 1 not run. "
@@ -159,9 +166,9 @@ def test_rank_sorts_by_measured_accuracy_and_groups_select_entries():
     t = make_report(runs, [A, B, C, D], rank=True).table
     assert list(t["entry"]) == [B.name, C.name, A.name, D.name]
     assert list(t["rank"].astype(object).where(t["rank"].notna(), None)) == [1, 2, 3, None]
-    assert {e.group for e in report.group_entries("table1")} == {"table1"} and len(report.group_entries("table1")) == 7
+    assert {e.group for e in build.group_entries("table1")} == {"table1"} and len(build.group_entries("table1")) == 7
     with pytest.raises(RegistryError, match="no entries in group 'nope'"):
-        report.group_entries("nope")
+        build.group_entries("nope")
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -173,7 +180,7 @@ def _published():
 
 def test_html_shows_verdicts_links_and_cards():
     runs, r = _published()
-    page = report.render(r, "html")
+    page = render.render(r, "html")
     first = runs["run_id"][0]
     assert f'href="{UI}/#/experiments/7/runs/{first}"' in page
     assert '<td class="reproduced l">reproduced</td>' in page and "inconclusive (one run)" in page
@@ -183,20 +190,20 @@ def test_html_shows_verdicts_links_and_cards():
                  "MLflow 3.17.2", "git abc1234def", "checksum c0ffee", "t(0.975, 2) = 4.303", "1.50 GPU-hours",
                  "CosineAnnealingLR(T_max=200)", "around 50 epochs", "Deviations from the paper", "with uncommitted"):
         assert fact in page, fact
-    md = report.render(r, "markdown")
+    md = render.render(r, "markdown")
     assert f"[{first[:8]}]({UI}/#/experiments/7/runs/{first})" in md and "### tiny/a: reproduced — 3 runs" in md
 
 
 def test_json_and_csv_carry_what_traces_a_cell_to_its_runs():
     runs, r = _published()
-    data = json.loads(report.render(r, "json"))
+    data = json.loads(render.render(r, "json"))
     row = data["rows"][0]
     assert row["run_ids"].split(",") == list(runs["run_id"][:3]) and row["verdict"] == "reproduced"
     assert (row["config_hash"], row["git_commit"], row["git_dirty"], row["data_checksum"]) == \
         (A.config_hash(), "abc1234def", False, "c0ffee")
     assert data["rows"][1]["git_dirty"] is True
     assert data["cards"]["tiny/a"]["Hardware"].startswith("GPU NVIDIA H100") and data["verdict_rule"] == verdicts.RULE
-    csv = report.render(r, "csv").splitlines()[0].split(",")
+    csv = render.render(r, "csv").splitlines()[0].split(",")
     assert {"run_ids", "run_urls", "config_hash", "identity", "git_commit", "git_dirty", "data_checksum", "verdict",
             "ci_low", "ci_high", "mflops", "fits_5m"} <= set(csv)
 
@@ -210,9 +217,9 @@ def test_adam_sgd_and_long_run_figures(tmp_path):
                                         "train_loss": 1 / (1 + epochs[:n]), "train_acc": 50 + epochs[:n] / 3,
                                         "test_acc": 80.0})
                           for e, rid, n in zip((final, sgd, long), runs["run_id"], (80, 80, 120))])
-    figs = report.figures_for(r, tmp_path)
-    assert {p.name for p in figs.values()} == {report.FIG_PANELS, report.FIG_FINAL, report_figures.FIG_OPTIMIZERS,
-                                               report_figures.FIG_LONG}
+    figs = figures.figures_for(r, tmp_path)
+    assert {p.name for p in figs.values()} == {figures.FIG_PANELS, figures.FIG_FINAL, figures.FIG_OPTIMIZERS,
+                                               figures.FIG_LONG}
     assert all(p.stat().st_size > 10_000 for p in figs.values())
-    page = report.render(r, "html", figs)
+    page = render.render(r, "html", figs)
     assert page.count('src="data:image/png;base64,') == 4 and "Adam against SGD" in page

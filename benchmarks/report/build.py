@@ -1,27 +1,28 @@
-"""The paper's Table 1 regenerated from the runs in MLflow, beside what the paper printed.
+"""The report: Table 1 regenerated from the runs in MLflow, beside what the paper printed.
 
-A row counts only FINISHED runs of one identity: the entry's configuration (its own, or the
-same overrides applied to every entry: a `Variant`), its code version, one data source and
-checksum, the latest run per seed. When runs of several identities match, the latest
-finished one's identity is the row's; everything else in the experiment is listed apart
-under "other runs" with the reason it was left out. Each row carries a 95% interval and a
-verdict (benchmarks/verdicts.py), links to its runs and a reproducibility card
-(benchmarks/cards.py); benchmarks/pages.py writes it out as Markdown, HTML, CSV and JSON.
+`build` reads the experiment's runs (a DataFrame from `selection.load_runs`) and the counted
+runs' histories; `tabulate` turns runs into one `Row` per entry (benchmarks/report/rows.py)
+and lists every other run of the table's entries under "other runs" with the reason it was
+left out. The `Report` holds the rows as values, the other runs, the curves and what the table
+is about (data source, variant, group), with its header and one-line summary. Cards, figures
+and the renderers (cards.py, figures.py, render.py) read it; nothing here writes a file.
 """
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import cached_property
 
 import pandas as pd
 
-from benchmarks import registry, verdicts
+from benchmarks import registry
 from benchmarks.registry import Entry, RegistryError
-from benchmarks.selection import SOURCES, Variant, counted, matching, resolve_source, row_identity
-from benchmarks.verdicts import params_note  # noqa: F401  (the report's API since issue 3)
-from resnet.flops import flops_per_image
-from tracking import names, query
+from benchmarks.report.rows import Row, row
+from benchmarks.report.verdicts import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, PAPER_DATA, REPRODUCED
+from benchmarks.selection import SOURCES, Variant, matching, resolve_source
+from tracking import query
 from tracking.store import sqlite_path
 
 CURVE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
@@ -33,15 +34,21 @@ class Report:
     uri: str
     source: str
     variant: Variant
-    table: pd.DataFrame                      # one row per entry, raw values
+    rows: list[Row]                          # one per entry, in registry order or ranked
     other: pd.DataFrame                      # runs not counted in any row, with the reason
     curves: pd.DataFrame                     # per-epoch histories of the counted runs (+ entry)
-    used: pd.DataFrame = field(default_factory=pd.DataFrame)  # the counted runs, every recorded column
-    entries: list[Entry] = field(default_factory=list)
     group: str | None = None
     ranked: bool = False
     ui_url: str | None = None                # the MLflow UI the run links point into
     generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """The rows flattened, one record each (`Row.record`): what CSV and JSON carry."""
+        table = pd.DataFrame([r.record() for r in self.rows]).astype({"num": "Int64"})
+        if self.ranked:
+            table.insert(0, "rank", pd.array([r.rank for r in self.rows], dtype="Int64"))
+        return table
 
     def header(self) -> list[str]:
         config = self.variant.describe()
@@ -65,78 +72,28 @@ class Report:
         return f"sqlite:///{db.resolve()}" if db is not None else self.uri
 
     def summary(self) -> str:
-        return verdicts.summary(self.table, self.source, self.variant.describe())
-
-
-def run_url(ui_url: str | None, experiment_id, run_id: str) -> str | None:
-    """The run's page in the MLflow UI at `ui_url` (None: no UI known)."""
-    if not ui_url or experiment_id is None or pd.isna(experiment_id):
-        return None
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
-@lru_cache(maxsize=None)
-def _flops(model):
-    """Counted once per architecture and process: a count takes a fraction of a second."""
-    return flops_per_image(model)
-
-
-def _status(runs: pd.DataFrame, n: int) -> str:
-    statuses = set(runs["status"])
-    if n:
-        return "finished"
-    if "RUNNING" in statuses:
-        return "running"
-    if runs["diverged"].any():
-        return "diverged"
-    if "FAILED" in statuses:
-        return "failed"
-    return "killed" if "KILLED" in statuses else "not run"
-
-
-def _distinct(values) -> str:
-    return ",".join(dict.fromkeys(str(v) for v in values if v is not None and not pd.isna(v)))
-
-
-def _row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url: str | None) -> dict:
-    ident = row_identity(runs)
-    same = runs[runs["identity"].eq(ident)]
-    use = counted(same)
-    n, m, p = len(use), entry.model, entry.paper
-    iv = verdicts.interval(use["acc"])
-    verdict = verdicts.accuracy_verdict(iv, p.accuracy, p.tolerance, source, variant.describe())
-    row_notes = [params_note(p.params, entry.param_count)]
-    left = same[~same["run_id"].isin(use["run_id"])]
-    for status, count in left["status"].value_counts().items():
-        if status != "FINISHED":
-            row_notes.append(f"{count} {status.lower()} run{'s' * (count > 1)} not counted")
-    foreign = len(runs) - len(same)
-    if foreign:
-        row_notes.append(f"{foreign} run{'s' * (foreign > 1)} of another identity (data checksum) not counted")
-    kernel = lambda v: v[0] if len(set(v)) == 1 else "[" + ",".join(map(str, v)) + "]"  # noqa: E731
-    gpu_s = use.loc[use["device"].fillna("cpu").ne("cpu"), "wall"].sum()
-    urls = [run_url(ui_url, e, i) for e, i in zip(use["experiment_id"], use["run_id"])]
-    return {
-        "num": p.num, "entry": entry.name, "paper_accuracy": p.accuracy, "tolerance": p.tolerance,
-        "paper_params": p.params, "params": entry.param_count, "params_agree": not row_notes[0],
-        "params_verdict": verdicts.params_verdict(p.params, entry.param_count),
-        "mflops": round(_flops(m).forward / 1e6, 1), "fits_5m": entry.param_count <= registry.BUDGET,
-        "layers": m.layers, "blocks": "[" + ",".join(map(str, m.blocks)) + "]",
-        "channels": "[" + ",".join(map(str, m.channels)) + "]", "conv_kernel": kernel(m.conv_kernel),
-        "skip_kernel": kernel(m.skip_kernel), "pool_kernel": m.pool_kernel, "epochs": variant.train(entry).epochs,
-        "n": n, "acc_mean": iv.mean, "acc_std": iv.std, "ci_low": iv.low, "ci_high": iv.high,
-        "best_mean": use["best"].mean() if n else None,
-        "delta": iv.mean - p.accuracy if n and p.accuracy is not None else None,
-        "verdict": verdict.code, "verdict_text": verdict.text, "verdict_why": verdict.why,
-        "test_loss": use["loss"].mean() if n else None, "wall_seconds": use["wall"].mean() if n else None,
-        "gpu_hours": gpu_s / 3600 if n else None,
-        "status": _status(same, n), "seeds": ",".join(str(int(s)) for s in use["seed"]),
-        "notes": "; ".join(x for x in row_notes if x), "run_ids": ",".join(use["run_id"]),
-        "run_urls": ",".join(u for u in urls if u),
-        "identity": ident if n else None, "config_hash": variant.config_hash(entry), "entry_version": entry.version,
-        "data_checksum": _distinct(use["data_checksum"]) or None, "git_commit": _distinct(use["git_commit"]) or None,
-        "git_dirty": bool(use["git_dirty"].astype(str).str.lower().eq("true").any()) if n else None,
-    }
+        """One line: how many rows with a paper figure reproduced, and what became of the others."""
+        claimed = [r for r in self.rows if r.entry.paper.accuracy is not None]
+        counts = Counter(r.verdict.code for r in claimed)
+        ran = sum(r.n > 0 for r in claimed)
+        overrides = self.variant.describe()
+        if self.source != PAPER_DATA:
+            line = (f"No row can count as reproduced: the runs are on {self.source}, not the paper's CIFAR-10 "
+                    f"({ran} of {len(claimed)} rows with a paper figure ran on it)")
+        elif overrides:
+            line = (f"No row can count as reproduced: the runs use overrides ({overrides}), not the paper's "
+                    f"configuration ({ran} of {len(claimed)} rows with a paper figure ran)")
+        else:
+            rest = [f"{counts[c]} {c}" for c in (NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN) if counts[c]]
+            line = f"{counts[REPRODUCED]} of {len(claimed)} rows reproduced on CIFAR-10" + \
+                (", " + ", ".join(rest) if rest else "")
+        printed = [r for r in self.rows if r.params_verdict != "not printed"]
+        if printed:
+            ok = sum(r.params_verdict.startswith("matches") for r in printed)
+            differ = [r.entry.name for r in printed if r.params_verdict == "differs"]
+            line += (f". Parameter counts: {ok} of {len(printed)} match the paper's print"
+                     + (f"; {', '.join(differ)} differ{'s' * (len(differ) == 1)}" if differ else ""))
+        return line + "."
 
 
 def _why(run: pd.Series, known: dict[str, Entry], variant: Variant, source: str, identities: dict) -> str:
@@ -172,21 +129,15 @@ def group_entries(group: str | None) -> list[Entry]:
 
 
 def tabulate(runs: pd.DataFrame, variant: Variant, source: str, entries: list[Entry], ui_url: str | None = None,
-             group: str | None = None, rank: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(table, other runs, counted runs) from `runs` alone: no store is read."""
-    rows, identities = [], {}
-    for e in entries:
-        row = _row(e, variant, runs[matching(runs, e, variant, source)], source, ui_url)
-        identities[e.name] = row["identity"]
-        rows.append(row)
-    table = pd.DataFrame(rows).astype({"num": "Int64"})
-    if rank:
-        table = table.sort_values("acc_mean", ascending=False, na_position="last", kind="stable")
-        table.insert(0, "rank", pd.array([i + 1 if n else None for i, n in enumerate(table["n"])], dtype="Int64"))
-        table = table.reset_index(drop=True)
-    used_ids = {i for ids in table["run_ids"] for i in ids.split(",") if i}
-    used = runs[runs["run_id"].isin(used_ids)]
+             group: str | None = None, rank: bool = False) -> tuple[list[Row], pd.DataFrame]:
+    """(rows, other runs) from `runs` alone: no store is read."""
+    rows = [row(e, variant, runs[matching(runs, e, variant, source)], source, ui_url) for e in entries]
+    if rank:  # best first, rows that did not run last; ties keep registry order
+        rows = sorted(rows, key=lambda r: (r.interval.mean is None, -(r.interval.mean or 0.0)))
+        rows = [dataclasses.replace(r, rank=i + 1 if r.n else None) for i, r in enumerate(rows)]
+    used_ids = {i for r in rows for i in r.run_ids}
     known = {e.name: e for e in entries}
+    identities = {r.entry.name: r.identity for r in rows}
     registered = {e.name for e in registry.entries()}
     # runs of registered entries outside this table are another table's business
     mine = runs["entry"].isin(known) | (~runs["entry"].isin(registered)
@@ -195,7 +146,7 @@ def tabulate(runs: pd.DataFrame, variant: Variant, source: str, entries: list[En
     rest["why"] = [_why(r, known, variant, source, identities) for _, r in rest.iterrows()]
     rest["status"] = rest["status"].where(~(rest["diverged"] & rest["status"].eq("FAILED")), "DIVERGED")
     other = rest[["entry", "run_name", "overrides", "data", "status", "acc", "why", "run_id"]].reset_index(drop=True)
-    return table, other, used
+    return rows, other
 
 
 def build(runs: pd.DataFrame, uri: str, experiment: str, variant: Variant = Variant(), data: str = "cifar10",
@@ -208,14 +159,8 @@ def build(runs: pd.DataFrame, uri: str, experiment: str, variant: Variant = Vari
     entries = entries if entries is not None else group_entries(group)
     ui_url = ui_url or (uri if uri.startswith(("http://", "https://")) else None)
     source = resolve_source(runs, entries, variant, data)
-    table, other, used = tabulate(runs, variant, source, entries, ui_url, group, rank)
-    ids = [(r["entry"], i) for _, r in table.iterrows() for i in filter(None, r["run_ids"].split(","))]
+    rows, other = tabulate(runs, variant, source, entries, ui_url, group, rank)
+    ids = [(r.entry.name, i) for r in rows for i in r.run_ids]
     curves = query.metric_histories(uri, [i for _, i in ids], CURVE_KEYS)
     curves.insert(0, "entry", curves["run_id"].map({i: name for name, i in ids}))
-    return Report(experiment, uri, source, variant, table, other, curves, used, list(entries), group, rank, ui_url)
-
-
-# The output side lives in benchmarks/pages.py and report_figures.py; these names are the report's API.
-from benchmarks.pages import (  # noqa: E402,F401
-    FORMATS, display_arch, display_other, display_table, notes, render, write, write_text)
-from benchmarks.report_figures import FIG_FINAL, FIG_PANELS, figures_for  # noqa: E402,F401
+    return Report(experiment, uri, source, variant, rows, other, curves, group, rank, ui_url)

@@ -1,10 +1,11 @@
 """A reproducibility card per report row: what produced its numbers, and where it departs from the paper.
 
-Built from the row, its entry and the tags and params its counted runs recorded (hardware,
-software, code and data versions, the execution settings): claim and verdict, the statistic
-and its runs, identity, code, data, hardware, software, every hyperparameter, cost, and the
-deviations from the paper. Values that differ between a row's runs are listed with counts;
-values a run did not record (runs older than the tag) read "not recorded".
+Built from a `Row` (benchmarks/report/rows.py): its entry, interval and verdict, and the tags and
+params its counted runs recorded (hardware, software, code and data versions, the execution
+settings): claim and verdict, the statistic and its runs, identity, code, data, hardware,
+software, every hyperparameter, cost, and the deviations from the paper. Values that differ
+between a row's runs are listed with counts; values a run did not record (runs older than the
+tag) read "not recorded".
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from benchmarks.registry import BUDGET, Entry
-from benchmarks.verdicts import params_note, t_quantile
+from benchmarks.report.rows import Row
+from benchmarks.report.verdicts import params_note, t_quantile
+from benchmarks.selection import SOURCES
 
 NOT_RECORDED = "not recorded"
 
@@ -75,14 +78,14 @@ def _hardware(runs: pd.DataFrame) -> str:
     return f"{where}; NVIDIA driver {_values(runs, 'gpu_driver')}, {stack}; {_values(runs, 'platform')}"
 
 
-def deviations(entry: Entry, train, variant_text: str, source: str, sources: dict, runs: pd.DataFrame) -> list[str]:
+def deviations(entry: Entry, train, variant_text: str, source: str, runs: pd.DataFrame) -> list[str]:
     """Where this row, as configured and as run, departs from what the paper describes."""
     p, out = entry.paper, []
     from_paper = any(v is not None for v in (p.accuracy, p.params, p.epochs, p.num))
     if not from_paper:
         out.append("not one of the paper's experiments: a configuration of this suite, with no paper figure")
     if source != "cifar10":
-        out.append(f"data: {sources.get(source, source)}")
+        out.append(f"data: {SOURCES.get(source, source)}")
     if variant_text:
         out.append(f"overrides applied to every row of this table: {variant_text}")
     if from_paper and train.t_max != train.epochs:
@@ -114,38 +117,38 @@ def deviations(entry: Entry, train, variant_text: str, source: str, sources: dic
     return out
 
 
-def card(row: pd.Series, entry: Entry, train, runs: pd.DataFrame, variant_text: str, source: str,
-         sources: dict, ui_url_of) -> Card:
-    """The card of one table row; `runs` are its counted runs, `ui_url_of(run)` a link or None."""
-    p, n = entry.paper, int(row["n"])
+def card(row: Row, variant_text: str, source: str) -> Card:
+    """The card of one table row, in a table of `source` data with overrides `variant_text`."""
+    entry, train, runs, iv = row.entry, row.train, row.runs, row.interval
+    p, n = entry.paper, row.n
+    seeds = ",".join(map(str, row.seeds))
     points = f"±{p.tolerance:g} point{'s' * (p.tolerance != 1)}"
     claim = [None if p.accuracy is None else f"{p.accuracy:.2f}% test accuracy (tolerance {points})",
              f"{p.params} parameters" if p.params else None, f"{p.epochs} epochs" if p.epochs else None]
     where = f"Table 1 row {p.num}" if p.num is not None else "no Table 1 row"
     claimed = ", ".join(c for c in claim if c)
     fields = [("Paper", f"{claimed} ({where})" if claimed else "no figure printed for this entry"),
-              ("Verdict", f"{row['verdict_text']}: {row['verdict_why']}")]
+              ("Verdict", f"{row.verdict.text}: {row.verdict.why}")]
     if n >= 2:
         t = t_quantile(n - 1)
-        stat = (f"final-epoch test accuracy, mean of {n} seeds ({row['seeds']}) with its 95% t-interval: "
-                f"{row['acc_mean']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] "
-                f"(s = {row['acc_std']:.3f}, t(0.975, {n - 1}) = {t:.4g})")
+        stat = (f"final-epoch test accuracy, mean of {n} seeds ({seeds}) with its 95% t-interval: "
+                f"{iv.mean:.2f} [{iv.low:.2f}, {iv.high:.2f}] (s = {iv.std:.3f}, t(0.975, {n - 1}) = {t:.4g})")
     elif n == 1:
-        stat = f"final-epoch test accuracy of one run (seed {row['seeds']}): {row['acc_mean']:.2f}; no interval"
+        stat = f"final-epoch test accuracy of one run (seed {seeds}): {iv.mean:.2f}; no interval"
     else:
         stat = "no finished run"
     fields.append(("Statistic", stat))
     fits = "within" if entry.param_count <= BUDGET else "over"
-    printed = f"the paper's print {p.params}: {row['params_verdict']}" if p.params else "no print in the paper"
-    fields.append(("Budget", f"{entry.param_count:,} parameters ({printed}); {row['mflops']:,.1f} forward MFLOPs "
+    printed = f"the paper's print {p.params}: {row.params_verdict}" if p.params else "no print in the paper"
+    fields.append(("Budget", f"{entry.param_count:,} parameters ({printed}); {row.mflops:,.1f} forward MFLOPs "
                              f"per image; {fits} the 5M budget"))
     if n:
         fields += [
-            ("Identity", f"{row['identity']} = hash(config {row['config_hash']}, data checksum and limits, "
-                         f"entry version {row['entry_version']})"),
-            ("Code", f"git {_values(runs, 'git_commit')}" + (" with uncommitted changes" if row["git_dirty"] else
+            ("Identity", f"{row.identity} = hash(config {row.config_hash}, data checksum and limits, "
+                         f"entry version {entry.version})"),
+            ("Code", f"git {_values(runs, 'git_commit')}" + (" with uncommitted changes" if row.git_dirty else
                                                                ", clean checkout")),
-            ("Data", f"{sources.get(source, source)}; checksum {_values(runs, 'data_checksum')}; "
+            ("Data", f"{SOURCES.get(source, source)}; checksum {_values(runs, 'data_checksum')}; "
                      f"{_values(runs, 'train_images', True)} training and "
                      f"{_values(runs, 'test_images', True)} test images"),
             ("Hardware", _hardware(runs)),
@@ -161,10 +164,11 @@ def card(row: pd.Series, entry: Entry, train, runs: pd.DataFrame, variant_text: 
                                               ("pipeline", "precision", "compile", "channels_last", "deterministic"))
                        + (" (bf16 autocast)" if runs.apply(_bf16, axis=1).any() else "")))
         wall = runs["wall"].dropna()
-        gpu = "CPU only, no GPU time" if not row["gpu_hours"] else f"{row['gpu_hours']:.2f} GPU-hours"
+        gpu = "CPU only, no GPU time" if not row.gpu_hours else f"{row.gpu_hours:.2f} GPU-hours"
         fields.append(("Cost", f"wall time {duration(wall.mean())} per run, {duration(wall.sum())} in all; {gpu}"
                        if len(wall) else NOT_RECORDED))
-    run_list = [(r["run_id"], ui_url_of(r), f"seed {int(r['seed'])}: {r['acc']:.2f}%") for _, r in runs.iterrows()]
-    headline = f"{row['verdict_text']} — {n} run{'s' * (n != 1)}" + (f" on {source}" if n else "")
+    run_list = [(r["run_id"], url, f"seed {int(r['seed'])}: {r['acc']:.2f}%")
+                for (_, r), url in zip(runs.iterrows(), row.urls)]
+    headline = f"{row.verdict.text} — {n} run{'s' * (n != 1)}" + (f" on {source}" if n else "")
     return Card(entry.name, anchor(entry.name), headline, fields, run_list,
-                deviations(entry, train, variant_text, source, sources, runs))
+                deviations(entry, train, variant_text, source, runs))

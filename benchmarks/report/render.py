@@ -1,10 +1,12 @@
 """The report written out: Markdown, HTML (figures embedded), CSV and JSON.
 
-Markdown and HTML show the summary line, the results with their verdicts and run links,
-the verdict rule, the architectures with their budgets, the figures, one reproducibility
-card per row and the runs left out. CSV is the raw table (run ids, config hash, identity,
-code version, data checksum included); JSON adds the cards and the summary. Every file is
-written to a temporary name and renamed, so no reader sees half a report.
+Reads a `Report` (benchmarks/report/build.py), its rows' cards (cards.py) and figures
+(figures.py). Markdown and HTML show the summary line, the results with their verdicts and
+run links, the verdict rule, the architectures with their budgets, the figures, one
+reproducibility card per row and the runs left out. CSV is the flat table (`Report.table`:
+run ids, config hash, identity, code version, data checksum included); JSON adds the cards
+and the summary. Every file goes through `resnet.files.atomic_write`: no reader sees half a
+report.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import cards as cards_mod
-from benchmarks.report_figures import REFERENCE_SOURCE, figures_for
-from benchmarks.verdicts import RULE, Interval
+from benchmarks.report import cards as cards_mod
+from benchmarks.report.build import Report
+from benchmarks.report.figures import REFERENCE_SOURCE, figures_for
+from benchmarks.report.verdicts import RULE
+from resnet.files import atomic_write
 
 FORMATS = {"markdown": "md", "html": "html", "csv": "csv", "json": "json"}
 MAX_LINKS = 5  # run links shown in a table cell; the card lists them all
@@ -27,30 +31,31 @@ def _num(v, fmt: str = "{:.2f}", empty: str = "—") -> str:
     return empty if v is None or pd.isna(v) else fmt.format(v)
 
 
-def _measured(row) -> str:
-    return Interval(int(row["n"]), row["acc_mean"], row["acc_std"], row["ci_low"], row["ci_high"]).text()
-
-
-def display_table(r) -> pd.DataFrame:
+def display_table(r: Report) -> pd.DataFrame:
     """The results as people read them: formatted text, one row per entry."""
-    t = r.table
-    out = pd.DataFrame({"rank": [_num(v, "{:.0f}", "") for v in t["rank"]]}) if "rank" in t else pd.DataFrame()
+    rows = r.rows
+    out = pd.DataFrame({"rank": [_num(x.rank, "{:.0f}", "") for x in rows]}) if r.ranked else pd.DataFrame()
     cols = {
-        "Num": [_num(v, "{:.0f}", "") for v in t["num"]], "entry": t["entry"], "epochs": t["epochs"],
-        "paper acc (%)": [_num(v) for v in t["paper_accuracy"]],
-        "final test acc (%), mean ± 95% CI": [_measured(row) for _, row in t.iterrows()],
-        "Δ vs paper": [_num(v, "{:+.2f}") for v in t["delta"]], "verdict": t["verdict_text"],
-        "best-epoch acc (%)": [_num(v) for v in t["best_mean"]],
-        "test loss": [_num(v, "{:.3f}" if pd.isna(v) or abs(v) < 1e3 else "{:.2e}") for v in t["test_loss"]],
-        "wall time / run": [cards_mod.duration(v) for v in t["wall_seconds"]], "status": t["status"],
-        "runs": [" ".join(i[:8] for i in ids.split(",")[:MAX_LINKS] if i) or "—" for ids in t["run_ids"]],
+        "Num": [_num(x.entry.paper.num, "{:.0f}", "") for x in rows], "entry": [x.entry.name for x in rows],
+        "epochs": [x.train.epochs for x in rows], "paper acc (%)": [_num(x.entry.paper.accuracy) for x in rows],
+        "final test acc (%), mean ± 95% CI": [x.interval.text() for x in rows],
+        "Δ vs paper": [_num(x.interval.mean - x.entry.paper.accuracy if x.n and x.entry.paper.accuracy is not None
+                            else None, "{:+.2f}") for x in rows],
+        "verdict": [x.verdict.text for x in rows], "best-epoch acc (%)": [_num(x.mean_of("best")) for x in rows],
+        "test loss": [_loss(x.mean_of("loss")) for x in rows],
+        "wall time / run": [cards_mod.duration(x.mean_of("wall")) for x in rows], "status": [x.status for x in rows],
+        "runs": [" ".join(i[:8] for i in x.run_ids[:MAX_LINKS]) or "—" for x in rows],
     }
     for k, v in cols.items():
         out[k] = list(v)
     return out
 
 
-def display_arch(r) -> pd.DataFrame:
+def _loss(v) -> str:
+    return _num(v, "{:.3f}" if v is None or pd.isna(v) or abs(v) < 1e3 else "{:.2e}")
+
+
+def display_arch(r: Report) -> pd.DataFrame:
     """The rows as configured: the paper's architecture columns and the budget columns."""
     t = r.table
     return pd.DataFrame({
@@ -63,12 +68,12 @@ def display_arch(r) -> pd.DataFrame:
     })
 
 
-def notes(r) -> list[str]:
+def notes(r: Report) -> list[str]:
     """One line per row that has notes; the * in the #params column points here."""
-    return [f"{e}: {n}" for e, n in zip(r.table["entry"], r.table["notes"]) if n]
+    return [f"{x.entry.name}: {'; '.join(x.notes)}" for x in r.rows if x.notes]
 
 
-def display_other(r) -> pd.DataFrame:
+def display_other(r: Report) -> pd.DataFrame:
     o = r.other
     return pd.DataFrame({"entry": o["entry"], "run": o["run_name"], "overrides": o["overrides"].replace("", "none"),
                          "data": o["data"].fillna("?"), "status": o["status"].astype(str).str.lower(),
@@ -76,22 +81,11 @@ def display_other(r) -> pd.DataFrame:
                          "run id": o["run_id"]})
 
 
-def cards(r) -> list[cards_mod.Card]:
-    from benchmarks.report import run_url
-    from benchmarks.selection import SOURCES
-
-    by_name = {e.name: e for e in r.entries}
-    out = []
-    for _, row in r.table.iterrows():
-        entry = by_name[row["entry"]]
-        ids = [i for i in row["run_ids"].split(",") if i]
-        runs = r.used.set_index("run_id").loc[ids].reset_index() if ids else r.used.iloc[0:0]
-        out.append(cards_mod.card(row, entry, r.variant.train(entry), runs, r.variant.describe(), r.source, SOURCES,
-                                  lambda run: run_url(r.ui_url, run["experiment_id"], run["run_id"])))
-    return out
+def cards(r: Report) -> list[cards_mod.Card]:
+    return [cards_mod.card(x, r.variant.describe(), r.source) for x in r.rows]
 
 
-def _links_hint(r) -> str:
+def _links_hint(r: Report) -> str:
     if r.ui_url:
         return f"Run ids link to the MLflow UI at {r.ui_url}."
     return ("Run ids are MLflow run ids (the first 8 characters in the table, in full in the cards); `resbench ui` "
@@ -104,11 +98,11 @@ def _md_table(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False, disable_numparse=True) if len(df) else "_none_"
 
 
-def _md_runs(r) -> pd.DataFrame:
+def _md_runs(r: Report) -> pd.DataFrame:
     shown = display_table(r)
     if r.ui_url:
-        shown["runs"] = [" ".join(f"[{i[:8]}]({u})" for i, u in zip(ids.split(",")[:MAX_LINKS], urls.split(",")))
-                         if ids else "—" for ids, urls in zip(r.table["run_ids"], r.table["run_urls"])]
+        shown["runs"] = [" ".join(f"[{i[:8]}]({u})" for i, u in zip(x.run_ids[:MAX_LINKS], x.urls)) or "—"
+                         for x in r.rows]
     return shown
 
 
@@ -119,7 +113,7 @@ def _md_card(c: cards_mod.Card) -> list[str]:
             *(f"    - {d}" for d in c.deviations), ""]
 
 
-def markdown(r, figs: dict[str, Path] | None = None) -> str:
+def markdown(r: Report, figs: dict[str, Path] | None = None) -> str:
     parts = ["# Table 1, regenerated", "", f"**{r.summary()}**", "", "\n\n".join(r.header()), "",
              _md_table(_md_runs(r)), "", _links_hint(r), "", RULE, "",
              "## Architectures and budgets", "", _md_table(display_arch(r)), "",
@@ -196,13 +190,10 @@ def _html_card(c: cards_mod.Card, open_: bool) -> str:
             f"{_e(c.headline)}</summary><table>{''.join(rows)}</table></details>")
 
 
-def to_html(r, figs: dict[str, Path] | None = None) -> str:
+def to_html(r: Report, figs: dict[str, Path] | None = None) -> str:
     shown = display_table(r)
-    t = r.table
-    urls = [[u or None for u in (us.split(",") if us else [None] * len(ids.split(",")))]
-            for ids, us in zip(t["run_ids"], t["run_urls"])]
-    raw = {"entry": [f'<a href="#{cards_mod.anchor(e)}">{_e(e)}</a>' for e in t["entry"]],
-           "runs": [_run_links([i for i in ids.split(",") if i][:MAX_LINKS], u) for ids, u in zip(t["run_ids"], urls)]}
+    raw = {"entry": [f'<a href="#{cards_mod.anchor(x.entry.name)}">{_e(x.entry.name)}</a>' for x in r.rows],
+           "runs": [_run_links(list(x.run_ids[:MAX_LINKS]), list(x.urls)) for x in r.rows]}
     body = ["<h1>Table 1, regenerated</h1>", f'<p class="summary">{_e(r.summary())}</p>',
             *(f'<p class="note">{_e(h)}</p>' for h in r.header()),
             _html_table(shown, raw, left=("entry", "verdict", "runs"), status=("verdict", "status")),
@@ -225,7 +216,7 @@ def to_html(r, figs: dict[str, Path] | None = None) -> str:
 
 # ---------------------------------------------------------------------------------------------- data
 
-def to_json(r) -> str:
+def to_json(r: Report) -> str:
     clean = lambda df: json.loads(df.to_json(orient="records"))  # noqa: E731
     return json.dumps({
         "experiment": r.experiment, "tracking_uri": r.where(), "ui_url": r.ui_url, "data": r.source,
@@ -236,7 +227,7 @@ def to_json(r) -> str:
         "other_runs": clean(r.other)}, indent=2) + "\n"
 
 
-def render(r, fmt: str, figs: dict[str, Path] | None = None) -> str:
+def render(r: Report, fmt: str, figs: dict[str, Path] | None = None) -> str:
     if fmt == "markdown":
         return markdown(r, figs)
     if fmt == "html":
@@ -246,20 +237,20 @@ def render(r, fmt: str, figs: dict[str, Path] | None = None) -> str:
     return r.table.to_csv(index=False)
 
 
-def write_text(path: Path, text: str) -> Path:
-    """Write through a temporary file and rename, so a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:  # a full disk leaves neither half a report nor a stray temporary file
-        tmp.unlink(missing_ok=True)
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_write(path) as f:
+        f.write(text)
     return path
 
 
-def write(r, output: Path, formats: list[str] | None = None) -> list[Path]:
+def write_file(r: Report, path: Path, fmt: str) -> list[Path]:
+    """`path` in format `fmt`, and beside it the figures Markdown and HTML show."""
+    figs = figures_for(r, path.parent) if fmt in ("markdown", "html") else {}
+    return [_write_text(path, render(r, fmt, figs)), *figs.values()]
+
+
+def write(r: Report, output: Path, formats: list[str] | None = None) -> list[Path]:
     """Into folder `output`: report.<ext> for each format (default all) and the figures."""
     formats = formats or list(FORMATS)
     figs = figures_for(r, output) if {"markdown", "html"} & set(formats) else {}
-    return [write_text(output / f"report.{FORMATS[f]}", render(r, f, figs)) for f in formats] + list(figs.values())
+    return [_write_text(output / f"report.{FORMATS[f]}", render(r, f, figs)) for f in formats] + list(figs.values())

@@ -1,0 +1,144 @@
+"""One table row per entry, its values kept as values: the counted runs, their interval and verdict.
+
+A row counts only FINISHED runs of one identity (`selection.row_identity`): the latest
+finished one's identity, the latest run of each seed (`selection.counted`). The row holds
+those runs (a DataFrame, by seed), their UI links, the `Interval` and `Verdict`, and what was
+left out as notes; `record()` flattens it into the columns CSV and JSON carry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pandas as pd
+
+from benchmarks import registry
+from benchmarks.registry import Entry
+from benchmarks.report.verdicts import Interval, Verdict, accuracy_verdict, interval, params_note, params_verdict
+from benchmarks.selection import Variant, counted, row_identity
+from resnet.flops import flops_per_image
+from resnet.train import TrainConfig
+
+
+@dataclass(frozen=True, eq=False)
+class Row:
+    entry: Entry
+    train: TrainConfig                 # the entry's configuration with the table's overrides
+    runs: pd.DataFrame                 # the counted runs, one per seed, by seed
+    urls: tuple[str | None, ...]       # each counted run's page in the MLflow UI (None: no UI known)
+    interval: Interval
+    verdict: Verdict
+    status: str                        # finished | running | diverged | failed | killed | not run
+    notes: tuple[str, ...]             # what the row does not count, and a disagreeing parameter count
+    identity: str | None               # of the counted runs; None when nothing counts
+    config_hash: str
+    mflops: float
+    rank: int | None = None            # position by measured accuracy, in a ranked table that ran
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    @property
+    def run_ids(self) -> tuple[str, ...]:
+        return tuple(self.runs["run_id"])
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.runs["seed"])
+
+    @property
+    def params_verdict(self) -> str:
+        return params_verdict(self.entry.paper.params, self.entry.param_count)
+
+    @property
+    def params_agree(self) -> bool:
+        return not params_note(self.entry.paper.params, self.entry.param_count)
+
+    @property
+    def gpu_hours(self) -> float | None:
+        if not self.n:
+            return None
+        return self.runs.loc[self.runs["device"].fillna("cpu").ne("cpu"), "wall"].sum() / 3600
+
+    @property
+    def git_dirty(self) -> bool | None:
+        return bool(self.runs["git_dirty"].astype(str).str.lower().eq("true").any()) if self.n else None
+
+    def mean_of(self, column: str) -> float | None:
+        return self.runs[column].mean() if self.n else None
+
+    def record(self) -> dict:
+        """The row as CSV and JSON carry it: plain columns, run ids and links comma-joined."""
+        e, p, m, iv, n = self.entry, self.entry.paper, self.entry.model, self.interval, self.n
+        kernel = lambda v: v[0] if len(set(v)) == 1 else "[" + ",".join(map(str, v)) + "]"  # noqa: E731
+        return {
+            "num": p.num, "entry": e.name, "paper_accuracy": p.accuracy, "tolerance": p.tolerance,
+            "paper_params": p.params, "params": e.param_count, "params_agree": self.params_agree,
+            "params_verdict": self.params_verdict, "mflops": self.mflops, "fits_5m": e.param_count <= registry.BUDGET,
+            "layers": m.layers, "blocks": "[" + ",".join(map(str, m.blocks)) + "]",
+            "channels": "[" + ",".join(map(str, m.channels)) + "]", "conv_kernel": kernel(m.conv_kernel),
+            "skip_kernel": kernel(m.skip_kernel), "pool_kernel": m.pool_kernel, "epochs": self.train.epochs,
+            "n": n, "acc_mean": iv.mean, "acc_std": iv.std, "ci_low": iv.low, "ci_high": iv.high,
+            "best_mean": self.mean_of("best"),
+            "delta": iv.mean - p.accuracy if n and p.accuracy is not None else None,
+            "verdict": self.verdict.code, "verdict_text": self.verdict.text, "verdict_why": self.verdict.why,
+            "test_loss": self.mean_of("loss"), "wall_seconds": self.mean_of("wall"), "gpu_hours": self.gpu_hours,
+            "status": self.status, "seeds": ",".join(map(str, self.seeds)), "notes": "; ".join(self.notes),
+            "run_ids": ",".join(self.run_ids), "run_urls": ",".join(u for u in self.urls if u),
+            "identity": self.identity, "config_hash": self.config_hash, "entry_version": e.version,
+            "data_checksum": _distinct(self.runs["data_checksum"]) or None,
+            "git_commit": _distinct(self.runs["git_commit"]) or None, "git_dirty": self.git_dirty,
+        }
+
+
+def run_url(ui_url: str | None, experiment_id, run_id: str) -> str | None:
+    """The run's page in the MLflow UI at `ui_url` (None: no UI known)."""
+    if not ui_url or experiment_id is None or pd.isna(experiment_id):
+        return None
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+@lru_cache(maxsize=None)
+def _flops(model):
+    """Counted once per architecture and process: a count takes a fraction of a second."""
+    return flops_per_image(model)
+
+
+def _status(runs: pd.DataFrame, n: int) -> str:
+    statuses = set(runs["status"])
+    if n:
+        return "finished"
+    if "RUNNING" in statuses:
+        return "running"
+    if runs["diverged"].any():
+        return "diverged"
+    if "FAILED" in statuses:
+        return "failed"
+    return "killed" if "KILLED" in statuses else "not run"
+
+
+def _distinct(values) -> str:
+    return ",".join(dict.fromkeys(str(v) for v in values if v is not None and not pd.isna(v)))
+
+
+def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url: str | None) -> Row:
+    """The row of `entry` from `runs`, the runs matching it in this variant and data source (any status)."""
+    ident = row_identity(runs)
+    same = runs[runs["identity"].eq(ident)]
+    use = counted(same)
+    p = entry.paper
+    iv = interval(use["acc"])
+    notes = [params_note(p.params, entry.param_count)]
+    left = same[~same["run_id"].isin(use["run_id"])]
+    for status, count in left["status"].value_counts().items():
+        if status != "FINISHED":
+            notes.append(f"{count} {status.lower()} run{'s' * (count > 1)} not counted")
+    foreign = len(runs) - len(same)
+    if foreign:
+        notes.append(f"{foreign} run{'s' * (foreign > 1)} of another identity (data checksum) not counted")
+    return Row(entry, variant.train(entry), use, tuple(run_url(ui_url, e, i) for e, i in
+                                                        zip(use["experiment_id"], use["run_id"])),
+               iv, accuracy_verdict(iv, p.accuracy, p.tolerance, source, variant.describe()), _status(same, len(use)),
+               tuple(x for x in notes if x), ident if len(use) else None, variant.config_hash(entry),
+               round(_flops(entry.model).forward / 1e6, 1))
