@@ -1,6 +1,6 @@
 """The machine and software a run executes on, as plain strings keyed by their tag names.
 
-Every training run records them as tags (runner.build_tags), so each row's reproducibility
+Every training run records them as tags (jobs/tags.py), so each row's reproducibility
 card in the report can say which GPU, driver, CUDA, cuDNN and library versions produced its
 numbers; `resbench check` prints the same facts before a long run starts.
 """

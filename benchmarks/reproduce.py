@@ -2,44 +2,48 @@
 
 An (entry, seed) is done when the store holds a FINISHED run of it with the same identity
 (config hash, data checksum and limits, entry version); one whose identity changed is trained
-again, and `force` trains everything again. Before anything trains, the pre-flight
-(benchmarks/check.py) tries each entry to be trained on generated batches and stops on a
-broken one (`check=False` skips it). Runs go one after another in this process, or through an
-executor (benchmarks/executors.py): `jobs` at a time per GPU as `python -m benchmarks.cli run`
-children, or as Ray tasks on a cluster. A run that fails, diverges or loses its worker is
-reported and the rest go on.
+again, and `force` trains everything again. Planning reads the runs through `selection` (the
+variant, matching and counted runs), never through the report. Before anything trains, the
+pre-flight (benchmarks/check.py) tries each entry to be trained on generated batches and stops
+on a broken one (`check=False` skips it). Each job is a `JobSpec` trained by `train_job`: one
+after another in this process, as child processes, or as Ray tasks (benchmarks/jobs/). A run that
+fails, diverges or loses its worker is reported and the rest go on. Last, the report is written.
 """
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from benchmarks import check as preflight_mod
-from benchmarks import executors, report, selection
-from benchmarks.registry import Entry
-from benchmarks.runner import DataSpec, run_entry
+from benchmarks import registry, selection
+from benchmarks.jobs import executor
+from benchmarks.jobs import local
+from benchmarks.jobs import ray as ray_jobs
+from benchmarks.jobs.spec import JobSpec
+from benchmarks.registry import Entry, RegistryError
+from benchmarks.report import build, render
 from resnet.data import Dataset
-from resnet.train import ExecConfig
-from tracking import Tracker, TrackingError, connect, resolve_uri
+from tracking import connect
 
 
 @dataclass(frozen=True)
 class Job:
+    """One (entry, seed) still to train, and why: "new", or "identity changed" (a finished run of another)."""
     entry: Entry
     seed: int
-    why: str = "new"  # or "identity changed": a finished run exists, of another identity
+    why: str = "new"
 
     @property
     def name(self) -> str:
         return f"{self.entry.name} seed={self.seed}"
 
 
-def plan(entries: list[Entry], seeds: int, runs, variant: selection.Variant, source: str,
+def plan(entries: list[Entry], seeds: int, runs: pd.DataFrame, variant: selection.Variant, source: str,
          force: bool, checksum: str | None = None) -> tuple[list[Job], int]:
     """(jobs still to run, how many are already done).
 
@@ -62,79 +66,57 @@ def plan(entries: list[Entry], seeds: int, runs, variant: selection.Variant, sou
     return todo, done
 
 
-def _preflight(todo: list[Job], variant: selection.Variant, ex: ExecConfig, ray: bool, data: Dataset, log) -> None:
+def _preflight(todo: list[Job], shared: JobSpec, ray: bool, data: Dataset, log) -> None:
     """Check every entry about to train (raises CheckError on a broken one) and log the time it will take."""
     planned = Counter(job.entry.name for job in todo)
     entries = list({job.entry.name: job.entry for job in todo}.values())
+    ex = shared.ex
     if ray and not torch.cuda.is_available():  # the workers have the devices; this driver checks on its CPU
         ex = dataclasses.replace(ex, device="cpu")
-    preflight_mod.preflight(entries, variant.train, ex, len(data.train_y), len(data.test_y),
+    preflight_mod.preflight(entries, shared.variant.train, ex, len(data.train_y), len(data.test_y),
                             runs_of=lambda e: planned[e.name], steps=1, log=log)
 
 
-def _inline(jobs: list[Job], tracker: Tracker, data: Dataset, spec: DataSpec, overrides: dict, ex: ExecConfig,
-            checkpoint_dir, log) -> list[str]:
-    failed = []
-    for i, job in enumerate(jobs, 1):
-        log(f"[{i}/{len(jobs)}] {job.name}: training on {data.source} ({len(data.train_y)} train images)")
-        try:
-            run_id = run_entry(job.entry, tracker, data, spec, seed=job.seed, overrides=overrides, ex=ex,
-                               checkpoint_dir=checkpoint_dir)
-        except TrackingError:
-            raise  # the store is gone: nothing after this could be logged either
-        except Exception as err:  # run_entry has marked the run FAILED; the others still deserve a chance
-            failed.append(job.name)
-            log(f"error: {job.name}: {err}")
-            continue
-        log(f"[{i}/{len(jobs)}] {job.name}: finished run {run_id}")
-    return failed
+def _registered(entries: list[Entry]) -> None:
+    """Jobs name their entry; a worker finds it in the registry, so it must be the one registered."""
+    for e in entries:
+        if registry.get(e.name) != e:
+            raise RegistryError(f"entry {e.name!r} differs from the one registered under that name")
 
 
-def child_command(job: Job, uri: str, experiment: str, overrides: dict, spec: DataSpec, ex: ExecConfig,
-                  checkpoint_dir=None) -> list[str]:
-    """The `resbench run` command line that trains `job` exactly as `_inline` would."""
-    cmd = [sys.executable, "-m", "benchmarks.cli", "run", job.entry.name, "--seed", str(job.seed),
-           "--data", spec.source, "--device", ex.device, "--pipeline", ex.pipeline, "--precision", ex.precision,
-           "--compile" if ex.compile else "--no-compile", "--download" if spec.download else "--no-download",
-           "--tracking-uri", uri, "--experiment", experiment]
-    cmd += [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
-    cmd += ["--data-dir", str(spec.data_dir)] if spec.data_dir else []
-    cmd += ["--checkpoint-dir", str(checkpoint_dir)] if checkpoint_dir else []
-    cmd += ["--deterministic"] if ex.deterministic else []
-    cmd += [a for flag, n in (("--limit-train", spec.limit_train), ("--limit-test", spec.limit_test)) if n
-            for a in (flag, str(n))]
-    return cmd
+def reproduce(entries: list[Entry], seeds: int, shared: JobSpec, output: Path, *, force: bool = False,
+              placement: executor.ExecutorConfig = executor.ExecutorConfig(), check: bool = True,
+              log=print) -> tuple[list[Path], list[str]]:
+    """Run what is missing and write the report; returns (files written, runs that failed).
 
-
-def reproduce(entries: list[Entry], seeds: int, overrides: dict, spec: DataSpec, ex: ExecConfig,
-              uri: str | None, experiment: str, output: Path, force: bool = False, jobs: int = 1,
-              checkpoint_dir=None, log=print,
-              executor: executors.ExecutorConfig | None = None, check: bool = True) -> tuple[list[Path], list[str]]:
-    """Run what is missing and write the report; returns (files written, runs that failed)."""
-    variant = selection.Variant.of(overrides, spec.limit_train, spec.limit_test)
+    `shared` is what every job shares (overrides, data, execution, store, checkpoints); each
+    job completes it with its entry and seed.
+    """
+    _registered(entries)
+    variant = shared.variant
     for e in entries:  # every override checked before anything trains
         variant.train(e)
-    executor = executor or executors.ExecutorConfig(jobs=jobs)
-    if executor.kind != "ray":  # with Ray the workers' devices matter, not this driver's
-        ex.torch_device()
-    uri = resolve_uri(uri)
-    executors.check(executor, ex, uri)  # e.g. a Ray cluster with a local store: refused before it is created
-    tracker = connect(uri, experiment)  # creates the store once, before any child could race to
-    data = spec.load()
-    runs = selection.load_runs(uri, experiment)
+    if placement.kind != "ray":  # with Ray the workers' devices matter, not this driver's
+        shared.ex.torch_device()
+    executor.check(placement, shared.ex, shared.tracking_uri)  # e.g. a Ray cluster with a local store: refused first
+    connect(shared.tracking_uri, shared.experiment)  # creates the store once, before any child could race to
+    data = shared.data.load()
+    runs = selection.load_runs(shared.tracking_uri, shared.experiment)
     todo, done = plan(entries, seeds, runs, variant, data.source, force, data.checksum)
     changed = sum(job.why == "identity changed" for job in todo)
     log(f"{len(entries)} entries x {seeds} seed(s) on {data.source}: {done} already finished, {len(todo)} to run"
         + (f" ({changed} because their identity changed)" if changed else ""))
     if check and todo:
-        _preflight(todo, variant, ex, executor.kind == "ray", data, log)
-    source = data.source
-    if executor.parallel(len(todo)):
-        del data  # the children or Ray workers load their own copy
-        work = executors.Work(uri, experiment, overrides, spec, ex, checkpoint_dir)
-        failed = executors.run(executor, todo, work, lambda job: child_command(
-            job, uri, experiment, overrides, spec, ex, checkpoint_dir), log)
+        _preflight(todo, shared, placement.kind == "ray", data, log)
+    specs, source = [shared.job(job.entry.name, job.seed) for job in todo], data.source
+    if placement.kind == "ray":
+        del data  # the workers load their own copy
+        failed = ray_jobs.run_ray(placement, specs, log)
+    elif placement.parallel(len(specs)):
+        del data  # so do the children
+        failed = local.run_children(placement, specs, log)
     else:
-        failed = _inline(todo, tracker, data, spec, overrides, ex, checkpoint_dir, log)
-    r = report.build(selection.load_runs(uri, experiment), uri, experiment, variant, source)
-    return report.write(r, output), failed
+        failed = local.run_inline(specs, data, log)
+    r = build.build(selection.load_runs(shared.tracking_uri, shared.experiment), shared.tracking_uri,
+                    shared.experiment, variant, source)
+    return render.write(r, output), failed

@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 
 from benchmarks.registry import Entry
-from benchmarks.runner import DataSpec, describe, git_version
+from benchmarks.jobs.spec import DataSpec
+from benchmarks.jobs.tags import describe, git_version
 from resnet.data import Dataset
 from resnet.flops import Flops, flops_per_image
 from resnet.model import ConfigError

@@ -7,12 +7,12 @@ registered, listed, run and reported like any other row.
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.registry import BUDGET, Entry
+from resnet.files import atomic_write
 from resnet.model import ConfigError, ResNetConfig, count_parameters
 
 HYPERPARAMETERS = ("N", "B", "C", "F", "K", "P")
@@ -107,7 +107,6 @@ def write(group: str, text: str, out_dir: Path = ENTRIES_DIR) -> Path:
     if not re.fullmatch(r"[a-z][a-z0-9_]*", group):
         raise ConfigError(f"group: {group!r} must be lower-case letters, digits and _, starting with a letter")
     path = Path(out_dir) / f"sweep_{group}.py"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.write(text)
     return path

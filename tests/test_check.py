@@ -2,13 +2,14 @@
 import pytest
 from click.testing import CliRunner
 
-from benchmarks import check, registry, runner
+from benchmarks import check, registry
 from benchmarks.check import CheckError
-from benchmarks.cli import main
+from benchmarks.cli.main import main
+from benchmarks.jobs import train as train_mod
+from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.registry import Entry, Paper, arch
-from benchmarks import reproduce as reproduce_mod
+from benchmarks.report import build, render
 from benchmarks.reproduce import reproduce
-from benchmarks.runner import DataSpec
 from resnet.model import ResNet
 from resnet.train import ExecConfig, TrainConfig
 
@@ -48,9 +49,13 @@ def test_a_good_entry_passes_and_a_broken_one_is_caught(broken_forward):
     assert "total: 2 run(s) of 2 entries" in text and "broken: tiny/broken: RuntimeError" in text
 
 
-def test_check_command_exits_non_zero_on_a_broken_entry(broken_forward, monkeypatch):
-    monkeypatch.setitem(registry._ENTRIES, GOOD.name, GOOD)
-    monkeypatch.setitem(registry._ENTRIES, BROKEN.name, BROKEN)
+@pytest.fixture
+def tiny_registered():
+    with registry.temporary([GOOD, BROKEN]):
+        yield
+
+
+def test_check_command_exits_non_zero_on_a_broken_entry(broken_forward, tiny_registered):
     cli = CliRunner()
     res = cli.invoke(main, ["check", "tiny/*", "--device", "cpu", "--steps", "1", "--limit-train", "64",
                             "--limit-test", "16"])
@@ -61,16 +66,17 @@ def test_check_command_exits_non_zero_on_a_broken_entry(broken_forward, monkeypa
     assert cli.invoke(main, ["check"]).exit_code == 2  # names or --all
 
 
-def test_reproduce_stops_before_training_a_broken_entry(broken_forward, monkeypatch, store, tmp_path):
+def test_reproduce_stops_before_training_a_broken_entry(broken_forward, tiny_registered, monkeypatch, store,
+                                                       tmp_path):
     trained = []
-    monkeypatch.setattr(runner, "train", lambda *args, **kwargs: trained.append(1) or 1 / 0)
-    monkeypatch.setattr(reproduce_mod.report, "build", lambda *args, **kwargs: None)  # the report is not at issue
-    monkeypatch.setattr(reproduce_mod.report, "write", lambda *args, **kwargs: [])
-    spec = DataSpec("synthetic", limit_train=64, limit_test=16)
+    monkeypatch.setattr(train_mod, "train", lambda *args, **kwargs: trained.append(1) or 1 / 0)
+    monkeypatch.setattr(build, "build", lambda *args, **kwargs: None)  # the report is not at issue
+    monkeypatch.setattr(render, "write", lambda *args, **kwargs: [])
+    shared = JobSpec(data=DataSpec("synthetic", limit_train=64, limit_test=16), ex=CPU, tracking_uri=store,
+                     experiment="t", checkpoint_dir=str(tmp_path / "ckpt"))
     with pytest.raises(CheckError, match="pre-flight: 1 broken entry, nothing trained; tiny/broken"):
-        reproduce([GOOD, BROKEN], 1, {}, spec, CPU, store, "t", tmp_path / "out", log=lambda m: None)
+        reproduce([GOOD, BROKEN], 1, shared, tmp_path / "out", log=lambda m: None)
     assert not trained
     # skipped, the pre-flight lets both through to training
-    _, failed = reproduce([GOOD, BROKEN], 1, {}, spec, CPU, store, "t", tmp_path / "out", log=lambda m: None,
-                          check=False)
+    _, failed = reproduce([GOOD, BROKEN], 1, shared, tmp_path / "out", log=lambda m: None, check=False)
     assert len(trained) == 2 and failed == ["tiny/good seed=0", "tiny/broken seed=0"]

@@ -62,3 +62,21 @@ def test_unreachable_tracking_server(tmp_path):
 def test_mistyped_tracking_uri(tmp_path):
     proc = resbench("run", "table1/row1", "--data", "synthetic", "--tracking-uri", "sqlit:/x.db", cwd=tmp_path)
     one_line_error(proc, "tracking")
+
+
+def test_report_on_a_file_that_is_not_a_database(tmp_path):
+    db = tmp_path / "notadb.db"
+    db.write_text("these are notes, not an MLflow store\n")
+    proc = resbench("report", "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path)
+    assert proc.returncode == 2
+    one_line_error(proc, "error: tracking store", "cannot be read", "file is not a database")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert db.read_text() == "these are notes, not an MLflow store\n"  # left as it was
+
+
+def test_an_entries_file_with_a_syntax_error(tmp_path):
+    (tmp_path / "mine.py").write_text('from benchmarks.registry import arch, entry\n\n@entry("mine/x"\ndef x():\n')
+    proc = resbench("list", cwd=tmp_path, env={"RESBENCH_ENTRIES_PATH": str(tmp_path)})
+    assert proc.returncode == 2
+    one_line_error(proc, f"error: {tmp_path / 'mine.py'}:3: SyntaxError: ")
+    assert len(proc.stderr.strip().splitlines()) == 1

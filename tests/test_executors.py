@@ -18,12 +18,13 @@ import torch
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from benchmarks import executors
-from benchmarks.cli import main
-from benchmarks.executors import ExecutorConfig, ExecutorError, Work
+from benchmarks.cli.main import main
+from benchmarks.jobs import executor, local
+from benchmarks.jobs import ray as ray_jobs
+from benchmarks.jobs.executor import ExecutorConfig, ExecutorError
+from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.registry import get
-from benchmarks.reproduce import Job, reproduce
-from benchmarks.runner import DataSpec
+from benchmarks.reproduce import reproduce
 from resnet.train import ExecConfig
 from tests.conftest import fresh_uri, gpu
 from tracking import TrackingError, names
@@ -65,7 +66,7 @@ def test_options_that_cannot_work_are_refused_before_anything_is_created(tmp_pat
 @pytest.mark.skipif(torch.cuda.device_count() > 1, reason="this machine has the GPUs asked for")
 def test_devices_this_machine_lacks_are_refused():
     with pytest.raises(ExecutorError, match=r"--devices 0,1: this machine has \d CUDA GPU"):
-        executors.check(ExecutorConfig(devices=(0, 1)), ExecConfig(), "sqlite:///m.db")
+        executor.check(ExecutorConfig(devices=(0, 1)), ExecConfig(), "sqlite:///m.db")
 
 
 def test_a_cluster_needs_a_tracking_server():
@@ -82,17 +83,28 @@ def test_a_cluster_needs_a_tracking_server():
 
 # ---------------------------------------------------------------------------------------- local
 
+def test_a_spec_survives_its_json_round_trip():
+    spec = JobSpec.of({"epochs": 3, "hflip": False, "lr": 1e-3}, entry="table1/row3", seed=2,
+                      data=DataSpec("cifar10", "/data", limit_train=64, download=False),
+                      ex=ExecConfig(device="cuda:1", pipeline="reference", precision="fp32", compile=True),
+                      tracking_uri="sqlite:///x.db", experiment="exp", checkpoint_dir="/ckpt")
+    again = JobSpec.from_json(spec.to_json())
+    assert again == spec and again.name == "table1/row3 seed=2"
+    assert dict(again.overrides) == {"epochs": 3, "hflip": False, "lr": 1e-3}
+    assert again.variant.train(get("table1/row3")).epochs == 3
+
+
 def test_local_executor_spreads_runs_over_devices(tmp_path):
     """Each child sees one GPU; never more than `jobs` children share one; failures are reported."""
-    probe = ("import os, sys, time, pathlib; d = pathlib.Path(sys.argv[1]); gpu = os.environ['CUDA_VISIBLE_DEVICES'];"
+    probe = ("import json, os, sys, time, pathlib; d = pathlib.Path(sys.argv[1]); gpu = os.environ['CUDA_VISIBLE_DEVICES'];"
+             "seed = json.loads(pathlib.Path(sys.argv[2]).read_text())['seed'];"
              "me = d / f'{gpu}-{os.getpid()}'; me.touch(); n = len(list(d.glob(f'{gpu}-*'))); time.sleep(0.4);"
-             "me.unlink(); print(f'{sys.argv[2]}: gpu {gpu} with {n} running', os.environ['OMP_NUM_THREADS']);"
-             "sys.exit(sys.argv[2] == 'seed=5' and print('boom', file=sys.stderr) or sys.argv[2] == 'seed=5')")
-    jobs = [Job(ROW1, s) for s in range(8)]
+             "me.unlink(); print(f'seed={seed}: gpu {gpu} with {n} running', os.environ['OMP_NUM_THREADS']);"
+             "sys.exit(seed == 5 and print('error: boom', file=sys.stderr) or seed == 5)")
+    specs = [JobSpec(entry=ROW1.name, seed=s) for s in range(8)]
     lines: list[str] = []
-    failed = executors.run_local(ExecutorConfig(jobs=2, devices=(0, 1)), jobs,
-                                 lambda job: [sys.executable, "-c", probe, str(tmp_path), f"seed={job.seed}"],
-                                 lines.append)
+    failed = local.run_children(ExecutorConfig(jobs=2, devices=(0, 1)), specs, lines.append,
+                                lambda path: [sys.executable, "-c", probe, str(tmp_path), str(path)])
     assert failed == ["table1/row1 seed=5"] and "error: table1/row1 seed=5: boom" in lines
     done = [ln.split("] ", 1)[1].split() for ln in lines if ln.startswith("[")]
     assert len(done) == 7
@@ -104,8 +116,9 @@ def test_local_executor_spreads_runs_over_devices(tmp_path):
 def test_local_executor_trains_on_the_gpus_given(tmp_path):
     uri = fresh_uri(tmp_path)
     cfg = ExecutorConfig(jobs=2, devices=tuple(range(torch.cuda.device_count())))
-    _, failed = reproduce([ROW1], 2, {"epochs": 1}, TINY, ExecConfig(), uri, "gpus", tmp_path / "out",
-                          checkpoint_dir=tmp_path / "ckpt", log=print, executor=cfg, check=False)
+    shared = JobSpec.of({"epochs": 1}, data=TINY, tracking_uri=uri, experiment="gpus",
+                        checkpoint_dir=str(tmp_path / "ckpt"))
+    _, failed = reproduce([ROW1], 2, shared, tmp_path / "out", placement=cfg, check=False)
     assert failed == []
     _, runs = runs_of(uri, "gpus")
     assert len(runs) == 2
@@ -125,9 +138,10 @@ def ray_session():
 def test_ray_runs_land_in_mlflow_and_the_report(ray_session, tmp_path):
     uri = fresh_uri(tmp_path)
     log: list[str] = []
-    written, failed = reproduce([ROW1], 2, {"epochs": 1}, TINY, CPU, uri, "ray", tmp_path / "out",
-                                checkpoint_dir=tmp_path / "ckpt", log=log.append,
-                                executor=ExecutorConfig(kind="ray"), check=False)
+    shared = JobSpec.of({"epochs": 1}, data=TINY, ex=CPU, tracking_uri=uri, experiment="ray",
+                        checkpoint_dir=str(tmp_path / "ckpt"))
+    written, failed = reproduce([ROW1], 2, shared, tmp_path / "out", placement=ExecutorConfig(kind="ray"),
+                                check=False, log=log.append)
     assert failed == [] and "submitted 2 runs to Ray (local), 1 CPU each" in log
     client, runs = runs_of(uri, "ray")
     assert sorted(r.data.tags[names.TAG_SEED] for r in runs) == ["0", "1"]
@@ -140,12 +154,14 @@ def test_ray_runs_land_in_mlflow_and_the_report(ray_session, tmp_path):
 
 def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, tmp_path):
     uri = fresh_uri(tmp_path)
-    work = Work(uri, "fail", {"epochs": 2}, TINY, CPU, str(tmp_path / "ckpt"))
+    shared = JobSpec.of({"epochs": 2}, data=TINY, ex=CPU, tracking_uri=uri, experiment="fail",
+                        checkpoint_dir=str(tmp_path / "ckpt"))
 
-    def flaky(job, work):
-        from benchmarks import checkpoints, executors
+    def flaky(spec):
+        from benchmarks.jobs import checkpoints
+        from benchmarks.jobs.train import train_job
 
-        if job.seed == 0:  # the worker process dies right after epoch 0's checkpoint
+        if spec.seed == 0:  # the worker process dies right after epoch 0's checkpoint
             save = checkpoints.Slot.save
 
             def save_then_die(self, state):
@@ -154,12 +170,12 @@ def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, 
 
             checkpoints.Slot.save = save_then_die
         else:  # a real error inside training
-            work = replace(work, overrides={**work.overrides, "lr": 1e30})
-        return executors.train_job(job, work)
+            spec = replace(spec, overrides=(*spec.overrides, ("lr", 1e30)))
+        return train_job(spec)
 
     log: list[str] = []
-    failed = executors.run_ray(ExecutorConfig(kind="ray", max_retries=0), [Job(ROW1, 0), Job(ROW1, 1)], work,
-                               log.append, task=flaky)
+    failed = ray_jobs.run_ray(ExecutorConfig(kind="ray", max_retries=0), [shared.job(ROW1.name, s) for s in (0, 1)],
+                              log.append, task=flaky)
     assert sorted(failed) == ["table1/row1 seed=0", "table1/row1 seed=1"]
     errors = sorted(ln for ln in log if ln.startswith("error:"))
     assert "seed=0: its Ray worker died" in errors[0] and "next reproduce resumes" in errors[0]
@@ -170,9 +186,8 @@ def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, 
     assert by_seed["1"].info.status == "FAILED" and names.TAG_DIVERGED_EPOCH in by_seed["1"].data.tags
 
     log.clear()
-    _, failed = reproduce([ROW1], 1, {"epochs": 2}, TINY, CPU, uri, "fail", tmp_path / "out",
-                          checkpoint_dir=tmp_path / "ckpt", log=log.append, executor=ExecutorConfig(kind="ray"),
-                          check=False)
+    _, failed = reproduce([ROW1], 1, shared, tmp_path / "out", placement=ExecutorConfig(kind="ray"), check=False,
+                          log=log.append)
     assert failed == [] and "0 already finished, 1 to run" in log[0]
     resumed = client.get_run(by_seed["0"].info.run_id)  # the same MLflow run, continued
     assert resumed.info.status == "FINISHED"
@@ -180,13 +195,13 @@ def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, 
 
 
 def test_ctrl_c_cancels_the_submitted_tasks(ray_session, tmp_path):
-    def sleeper(job, work):
-        (tmp_path / f"started-{job.seed}").touch()
+    def sleeper(spec):
+        (tmp_path / f"started-{spec.seed}").touch()
         try:
             for _ in range(1200):  # Python code, as training is, so the interrupt lands at once
                 time.sleep(0.1)
         except KeyboardInterrupt:  # what ray.cancel raises in a running task
-            (tmp_path / f"interrupted-{job.seed}").touch()
+            (tmp_path / f"interrupted-{spec.seed}").touch()
             raise
 
     pressed: list[float] = []
@@ -201,8 +216,8 @@ def test_ctrl_c_cancels_the_submitted_tasks(ray_session, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        executors.run_ray(ExecutorConfig(kind="ray"), [Job(ROW1, s) for s in range(3)],
-                          Work("sqlite:///unused.db", "x", {}, TINY, CPU), log, task=sleeper)
+        shared = JobSpec(data=TINY, ex=CPU, tracking_uri="sqlite:///unused.db", experiment="x")
+        ray_jobs.run_ray(ExecutorConfig(kind="ray"), [shared.job(ROW1.name, s) for s in range(3)], log, task=sleeper)
     assert time.time() - pressed[0] < 10  # the running tasks stopped well within the grace period
     started = {p.name.split("-")[1] for p in tmp_path.glob("started-*")}
     assert len(started) == 2  # two CPUs: the third waited, and was cancelled before it started

@@ -1,12 +1,11 @@
 """The registry: entries are well formed, names unique, and a new file of entries is discovered."""
 import os
-import sys
 import textwrap
 
 import pytest
 
 from benchmarks import registry
-from benchmarks.registry import Paper, RegistryError, arch, entry
+from benchmarks.registry import Entry, Paper, RegistryError, arch, entry
 from resnet.train import TrainConfig
 
 ENTRIES = registry.entries()
@@ -56,8 +55,6 @@ def test_unknown_names_and_globs():
 
 
 def test_a_new_file_of_entries_is_discovered(tmp_path, monkeypatch):
-    import benchmarks.entries as pkg
-
     (tmp_path / "zz_mine.py").write_text(textwrap.dedent('''
         from benchmarks.registry import Paper, arch, entry
         from resnet.train import TrainConfig
@@ -67,15 +64,35 @@ def test_a_new_file_of_entries_is_discovered(tmp_path, monkeypatch):
             """A tiny net."""
             return arch(blocks=[1, 1, 1, 1], channels=[8, 16, 32, 64]), TrainConfig(epochs=3)
     '''))
-    monkeypatch.setattr(pkg, "__path__", [*pkg.__path__, str(tmp_path)])
-    monkeypatch.setattr(registry, "_loaded", False)
-    monkeypatch.setattr(registry, "_ENTRIES", {})
-    for mod in [m for m in sys.modules if m.startswith("benchmarks.entries.")]:
-        monkeypatch.delitem(sys.modules, mod)
-    names = [e.name for e in registry.entries()]
-    assert names[-1] == "mine/tiny" and names[0] == "table1/row1"
-    assert registry.get("mine/tiny").description == "A tiny net."
-    assert registry.get("mine/tiny").paper == Paper(accuracy=50.0)
+    monkeypatch.setenv(registry.ENV_PATH, str(tmp_path))
+    with registry.temporary(fresh=True):  # as a new process would find the entries now
+        names = [e.name for e in registry.entries()]
+        assert names[-1] == "mine/tiny" and names[0] == "table1/row1"
+        assert registry.get("mine/tiny").description == "A tiny net."
+        assert registry.get("mine/tiny").paper == Paper(accuracy=50.0)
+    assert "mine/tiny" not in [e.name for e in registry.entries()]
+
+
+def test_temporary_entries_are_gone_afterwards():
+    mine = Entry("mine/temp", "a temporary entry", arch(), TrainConfig(epochs=1))
+    with registry.temporary([mine]):
+        assert registry.get("mine/temp") is mine and registry.select(["mine/*"]) == [mine]
+        with pytest.raises(RegistryError, match="duplicate entry name 'mine/temp'"):
+            with registry.temporary([mine]):
+                pass
+    with pytest.raises(RegistryError, match="unknown entry 'mine/temp'"):
+        registry.get("mine/temp")
+
+
+def test_an_entries_file_that_fails_names_its_file_and_line(tmp_path):
+    (tmp_path / "bad.py").write_text("from benchmarks.registry import entry\n\nx = 1 +\n")
+    with registry.temporary():
+        with pytest.raises(RegistryError, match=r"bad\.py:3: SyntaxError: invalid syntax"):
+            registry.load_file(tmp_path / "bad.py")
+    (tmp_path / "bad.py").write_text("x = 1\ny = undefined_name\n")
+    with registry.temporary():
+        with pytest.raises(RegistryError, match=r"bad\.py:2: NameError: name 'undefined_name' is not defined"):
+            registry.load_file(tmp_path / "bad.py")
 
 
 ELSEWHERE = '''

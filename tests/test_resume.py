@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from benchmarks import registry
-from benchmarks.cli import main
+from benchmarks.cli.main import main
 from resnet import checkpoint
 from tests.conftest import ROOT, fresh_uri, resbench
-from tracking import names
+from tracking import RunLogger, names
 
 ARGS = ["test/tiny", "--epochs", "3", "--data", "synthetic", "--limit-train", "256", "--limit-test", "64",
         "--device", "cpu", "--deterministic"]
@@ -23,10 +23,10 @@ ENV = {**os.environ, registry.ENV_PATH: str(TINY), "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture
-def tiny_registered(monkeypatch):
-    registry.entries()
-    monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))
-    registry.load_file(TINY / "tiny.py")
+def tiny_registered():
+    with registry.temporary():
+        registry.load_file(TINY / "tiny.py")
+        yield
 
 
 def runs(uri, experiment):
@@ -97,8 +97,8 @@ def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight, tiny_reg
 
     monkeypatch.setattr(checkpoint.torch, "save", save)
     result = CliRunner().invoke(main, ["run", *ARGS, "--tracking-uri", uri])
-    assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1] == "error: [Errno 28] No space left on device"
+    assert result.exit_code == 1  # the run failed; bad input would be 2
+    assert "error: test/tiny seed=0: [Errno 28] No space left on device" in result.stderr.splitlines()
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
     assert run.info.status == "FAILED" and "No space left" in run.data.tags[names.TAG_FAILURE]
     (state,) = tmp_path.glob(".resbench/checkpoints/*/state.pt")
@@ -111,6 +111,25 @@ def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight, tiny_reg
     client, (resumed,) = runs(uri, names.DEFAULT_EXPERIMENT)
     assert resumed.info.status == "FINISHED" and names.TAG_FAILURE not in resumed.data.tags
     assert curves(client, resumed.info.run_id) == straight[0]
+
+
+def test_ctrl_c_inside_a_store_write_lands_after_it(tmp_path, monkeypatch, tiny_registered):
+    """The interrupt waits for the epoch's write to finish, so the run can always be marked KILLED."""
+    monkeypatch.chdir(tmp_path)
+    uri = fresh_uri(tmp_path)
+    real_log = RunLogger.log_metrics
+
+    def interrupted(self, metrics, step=0):
+        if step == 0:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C arrives while epoch 0 is being written
+        real_log(self, metrics, step)
+
+    monkeypatch.setattr(RunLogger, "log_metrics", interrupted)
+    result = CliRunner().invoke(main, ["run", *ARGS, "--tracking-uri", uri])
+    assert result.exit_code == 130 and "rerun to resume" in result.stderr
+    client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
+    assert run.info.status == "KILLED"
+    assert [s for s, _ in curves(client, run.info.run_id)["test_acc"]] == [0]  # the write went in whole
 
 
 def test_divergence_fails_the_run_at_once(tmp_path):

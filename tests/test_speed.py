@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from benchmarks import registry
-from benchmarks.cli import main
+from benchmarks.cli.main import main
 from benchmarks.speed import SpeedConfig, parse_pipelines
 from resnet.flops import flops_per_image
 from resnet.model import ConfigError, ResNetConfig, _conv_out

@@ -4,7 +4,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from benchmarks import registry, sweep
-from benchmarks.cli import main
+from benchmarks.cli.main import main
 from resnet.model import count_parameters
 from tests.conftest import fresh_uri
 from tracking import names
@@ -37,9 +37,13 @@ def test_unknown_hyperparameter():
         sweep.enumerate_sweep(registry.get("paper/final"), vary=["Q"])
 
 
-def test_sweep_registers_runs_and_reports_a_small_grid(tmp_path, monkeypatch):
-    registry.entries()
-    monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))  # keep the grid out of other tests
+@pytest.fixture
+def own_registry():
+    with registry.temporary():  # keep the grid out of other tests
+        yield
+
+
+def test_sweep_registers_runs_and_reports_a_small_grid(tmp_path, monkeypatch, own_registry):
     monkeypatch.chdir(tmp_path)
     uri = fresh_uri(tmp_path)
     result = CliRunner().invoke(main, [

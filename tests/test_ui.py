@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from benchmarks import registry
+from benchmarks.jobs.spec import DataSpec, JobSpec
+from benchmarks.jobs.train import train_job
 from benchmarks.registry import Entry, Paper, arch
-from benchmarks.runner import DataSpec, run_entry
 from resnet.train import ExecConfig, TrainConfig
 from tracking import TrackingError, connect, ui
 
@@ -23,11 +25,13 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     entry = Entry("tiny/ui", "tiny entry for the UI test", arch(layers=2, blocks=(1, 1), channels=(8, 16)),
                   TrainConfig(epochs=1), Paper(accuracy=50.0))
-    spec = DataSpec("synthetic", limit_train=64, limit_test=32)
+    spec = JobSpec(entry=entry.name, data=DataSpec("synthetic", limit_train=64, limit_test=32),
+                   ex=ExecConfig(device="cpu"), tracking_uri=uri, experiment="ui-test")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp)  # the default artifact location is ./mlruns
         tracker = connect(uri, "ui-test")
-        run_id = run_entry(entry, tracker, spec.load(), spec, seed=0, ex=ExecConfig(device="cpu"))
+        with registry.temporary([entry]):
+            run_id = train_job(spec)
     return uri, tracker.experiment_id, run_id
 
 

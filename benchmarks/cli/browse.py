@@ -1,0 +1,101 @@
+"""Commands that show: `list` (the registered entries), `report` (Table 1 from the runs in MLflow)
+and `ui` (the MLflow UI on the store)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from benchmarks import registry
+from benchmarks.cli.options import tracking_options, variant_options
+from benchmarks.report.render import FORMATS
+from benchmarks.selection import Variant
+
+SUFFIXES = {f".{ext}": name for name, ext in FORMATS.items()}
+
+
+@click.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--max-params", type=click.FloatRange(min=0), default=None,
+              help="Only entries with at most this many parameters, e.g. 5e6 (the paper's budget).")
+@click.option("--group", "groups", multiple=True, help="Only entries of this group (repeatable).")
+def list_cmd(fmt, max_params, groups):
+    """Every registered entry: architecture, parameters, FLOPs and the paper's figures."""
+    import pandas as pd
+
+    rows = [r for r in (registry.describe_entry(e) for e in registry.entries())
+            if (max_params is None or r["params"] <= max_params) and (not groups or r["group"] in groups)]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no entries match")
+        return
+    df = pd.DataFrame(rows).drop(columns=["description", "group", "train_gflops"])
+    for col in ("blocks", "channels", "F", "K"):
+        df[col] = df[col].map(lambda v, c=col: ",".join(map(str, v)) if len(set(v)) > 1 or c in ("blocks", "channels")
+                              else str(v[0]))
+    df["params"] = df["params"].map("{:,}".format)
+    df["fits_5M"] = df["fits_5M"].map({True: "yes", False: "NO"})
+    df["paper_acc"] = df["paper_acc"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}%")
+    df = df.fillna("")
+    click.echo(df.to_string(index=False))
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
+              help="Output format [default: from --output's suffix, else markdown].")
+@click.option("--output", type=click.Path(), default=None,
+              help="A file, or a folder (existing, or ending in /) for every format plus the figures. "
+                   "Omitted: print to stdout.")
+@variant_options(limits="Tabulate runs limited to")
+@click.option("--data", "data_source", default="cifar10", show_default=True,
+              help="Data source of the runs to tabulate: cifar10 (the official files, else a rebuilt copy), "
+                   "synthetic, or a source name such as cifar10-jpeg-rebuild.")
+@click.option("--group", default=None, help="Only the entries of this group (a sweep's group, say).")
+@click.option("--rank", is_flag=True, help="Sort the rows by measured accuracy, best first.")
+@click.option("--ui-url", default=None, metavar="URL",
+              help="MLflow UI to link runs into, e.g. http://127.0.0.1:5000 from `resbench ui` "
+                   "[default: the tracking URI when it is an http(s) server].")
+@tracking_options
+def report(fmt, output, variant: Variant, data_source, group, rank, ui_url, tracking_uri, experiment):
+    """Regenerate Table 1 from the runs in MLflow, beside what the paper printed.
+
+    A row counts only finished runs of one identity: the entry's own configuration (or, with
+    --epochs/--set/--limit-*, that same variant for every entry), code version and data; other runs
+    are listed apart. Each row gets a 95% interval, a verdict, links to its runs and a card.
+    """
+    from benchmarks import selection
+    from benchmarks.report import build, render
+
+    entries = build.group_entries(group)
+    for e in entries:
+        variant.train(e)
+    r = build.build(selection.load_runs(tracking_uri, experiment), tracking_uri, experiment, variant, data_source,
+                    entries, group=group, rank=rank, ui_url=ui_url)
+    if output is None:
+        click.echo(render.render(r, fmt or "markdown"), nl=False)
+        return
+    out = Path(output)
+    if out.is_dir() or output.endswith(("/", os.sep)) or (not out.suffix and fmt is None):
+        written = render.write(r, out, [fmt] if fmt else None)
+    else:
+        written = render.write_file(r, out, fmt or SUFFIXES.get(out.suffix.lower(), "markdown"))
+    for path in written:
+        click.echo(str(path))
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; anything but loopback (0.0.0.0 = all) also needs --public.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option("--public", is_flag=True, help="Allow a network --host: the UI has no login, anyone who can "
+                                              "reach the port can read and edit the runs.")
+@tracking_options
+def ui(host, port, public, tracking_uri, experiment):
+    """Browse the runs in the MLflow UI (runs until Ctrl-C)."""
+    from tracking import ui as mlflow_ui
+
+    mlflow_ui.serve(tracking_uri, host, port, experiment, echo=click.echo, public=public)

@@ -1,0 +1,87 @@
+"""Where `reproduce` trains its jobs: the placement options (`ExecutorConfig`) and their checks.
+
+`local` (jobs/local.py) trains in this process, or as child processes on this machine, `jobs`
+at a time on each GPU of `devices`; `ray` (jobs/ray.py) submits each job as a Ray task to a
+local Ray or an existing cluster. Options that cannot work together are refused here, before
+anything is created or trained.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from resnet.train import ExecConfig
+from tracking.store import require_shared_store
+
+KINDS = ("local", "ray")
+
+
+class ExecutorError(RuntimeError):
+    """An executor option that cannot work here; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    kind: str = "local"               # local | ray
+    jobs: int = 1                     # local: runs at once on each device (on this machine without devices)
+    devices: tuple[int, ...] = ()     # local: CUDA devices to spread runs over
+    address: str | None = None        # ray: None starts a local Ray; "auto" or "ray://HOST:10001" joins a cluster
+    gpus_per_run: float = 1.0         # ray: share of a GPU per run (0.25: four runs per GPU)
+    cpus_per_run: float = 1.0         # ray: CPUs per run
+    max_retries: int = 3              # ray: resubmissions of a run whose worker died
+
+    def parallel(self, n_jobs: int) -> bool:
+        """Whether `n_jobs` go to this executor rather than one after another in this process."""
+        return n_jobs > 0 and (self.kind == "ray" or bool(self.devices) or (self.jobs > 1 and n_jobs > 1))
+
+
+def parse_devices(text: str | None) -> tuple[int, ...]:
+    """"0,1,3" -> (0, 1, 3); "" or None -> ()."""
+    if not text:
+        return ()
+    try:
+        devices = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise ExecutorError(f"--devices {text!r}: expected GPU indices such as 0,1") from None
+    if min(devices) < 0 or len(set(devices)) != len(devices):
+        raise ExecutorError(f"--devices {text!r}: expected distinct GPU indices such as 0,1")
+    return devices
+
+
+def check(cfg: ExecutorConfig, ex: ExecConfig, uri: str) -> None:
+    """Refuse, before anything is created or trained, options that cannot work together."""
+    if cfg.kind not in KINDS:
+        raise ExecutorError(f"unknown executor {cfg.kind!r}: use {' or '.join(KINDS)}")
+    if cfg.kind == "local":
+        if cfg.address is not None:
+            raise ExecutorError("--address is for --executor ray")
+        if cfg.devices:
+            _check_devices(cfg.devices, ex)
+        return
+    if cfg.devices:
+        raise ExecutorError("--devices is for --executor local; Ray places each run on a GPU itself")
+    if cfg.jobs > 1:
+        raise ExecutorError("--jobs is for --executor local; with Ray, --gpus-per-run 0.25 (or --cpus-per-run) "
+                            "fits several runs on one GPU (or machine)")
+    if ex.device.startswith("cuda:"):
+        raise ExecutorError(f"--device {ex.device}: Ray picks each run's GPU; use --device cuda or auto")
+    import_ray()
+    if cfg.address is not None:  # an existing cluster: runs may land on any of its machines
+        require_shared_store(uri, f"the Ray cluster at {cfg.address}")
+
+
+def _check_devices(devices: tuple[int, ...], ex: ExecConfig) -> None:
+    import torch
+
+    if ex.device not in ("auto", "cuda"):
+        raise ExecutorError(f"--devices spreads runs over CUDA GPUs; it cannot go with --device {ex.device}")
+    have = torch.cuda.device_count()
+    if max(devices) >= have:
+        raise ExecutorError(f"--devices {','.join(map(str, devices))}: this machine has {have} CUDA GPU(s)")
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError("--executor ray needs Ray: pip install 'resbench[ray]'") from None
+    return ray

@@ -1,0 +1,84 @@
+"""What a training run records about itself in MLflow: its flat params and its tags.
+
+Params are the model's and the recipe's fields, the execution options, the seed and the data;
+tags make runs easy to find and compare (entry, group, seed, hashes and identity, overrides,
+data source and checksum, code version, hardware and software, what the paper printed).
+`resbench speed` tags its runs with the same code version and description.
+"""
+from __future__ import annotations
+
+import subprocess
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from benchmarks import environment
+from benchmarks.jobs.spec import JobSpec
+from benchmarks.registry import Entry
+from resnet.data import Dataset
+from resnet.train import TrainConfig
+from tracking import names
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@lru_cache(maxsize=1)
+def git_version() -> tuple[str, bool]:
+    """(commit, dirty) of the checkout the code runs from; ("unknown", False) outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        return commit, dirty
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+def describe(entry: Entry) -> str:
+    """The entry and what the paper claimed for it, in one sentence (the run's description in the UI)."""
+    p = entry.paper
+    claim = []
+    if p.accuracy is not None:
+        claim.append(f"{p.accuracy:.2f}% test accuracy")
+    if p.params:
+        claim.append(f"{p.params} parameters")
+    if p.epochs:
+        claim.append(f"{p.epochs} epochs")
+    return f"{entry.name}: {entry.description}" + (f" Paper: {', '.join(claim)}." if claim else "")
+
+
+def overridden(entry: Entry, cfg: TrainConfig, spec: JobSpec) -> list[str]:
+    """Fields in which this run differs from the entry as registered (limits included)."""
+    diff = [k for k, v in asdict(cfg).items() if getattr(entry.train, k) != v]
+    return diff + [k for k in ("limit_train", "limit_test") if getattr(spec.data, k)]
+
+
+def params(entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset) -> dict:
+    return {**entry.model.flat(), **asdict(cfg), **asdict(spec.ex), "seed": spec.seed, "data": data.source,
+            "limit_train": spec.data.limit_train, "limit_test": spec.data.limit_test,
+            "train_images": len(data.train_y), "test_images": len(data.test_y)}
+
+
+def tags(entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset, device: torch.device) -> dict:
+    commit, dirty = git_version()
+    p = entry.paper
+    out = {
+        names.TAG_ENTRY: entry.name, names.TAG_GROUP: entry.group, names.TAG_SEED: spec.seed,
+        names.TAG_KIND: "train",
+        names.TAG_CONFIG_HASH: entry.config_hash(cfg), names.TAG_ENTRY_HASH: entry.config_hash(),
+        names.TAG_OVERRIDES: ",".join(overridden(entry, cfg, spec)),
+        names.TAG_DATA_SOURCE: data.source, names.TAG_DATA_CHECKSUM: data.checksum,
+        names.TAG_IDENTITY: spec.variant.identity(entry, data.checksum),
+        names.TAG_ENTRY_VERSION: entry.version,
+        names.TAG_GIT_COMMIT: commit, names.TAG_GIT_DIRTY: dirty,
+        **environment.describe(device),  # hardware and software, for the report's reproducibility cards
+        names.TAG_DESCRIPTION: describe(entry),
+    }
+    for tag, value in ((names.TAG_PAPER_ACCURACY, p.accuracy), (names.TAG_PAPER_PARAMS, p.params),
+                       (names.TAG_PAPER_EPOCHS, p.epochs), (names.TAG_PAPER_TEST_LOSS, p.test_loss)):
+        if value is not None:
+            out[tag] = value
+    return out

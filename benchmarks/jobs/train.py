@@ -1,0 +1,150 @@
+"""`train_job`: the one function that trains a job and logs it to MLflow as one run.
+
+`resbench run`, `reproduce` in this process, its local child processes (`python -m benchmarks.jobs`)
+and its Ray tasks all call it, so every run is opened, resumed, logged and failed the same way:
+params and tags once (jobs/tags.py), one batched metrics call per epoch, then the summary metrics
+and the artifacts (config.json and learning_curve.png through MLflow's log_dict/log_figure, the
+final weights as a file). Every epoch is checkpointed (jobs/checkpoints.py) before it is logged;
+a run killed part way is continued by the next call with the same identity.
+"""
+from __future__ import annotations
+
+import signal
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from benchmarks import registry
+from benchmarks.jobs import checkpoints, curve, tags
+from benchmarks.jobs.spec import JobSpec
+from benchmarks.registry import Entry
+from resnet.data import Dataset
+from resnet.train import Diverged, EpochStats, TrainConfig, TrainResult, train
+from tracking import RunLogger, Tracker, TrackingError, connect, names
+
+
+class JobFailed(RuntimeError):
+    """This job failed, and only this one: its MLflow run is FAILED. The message is one line."""
+
+
+def one_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def train_job(spec: JobSpec, data: Dataset | None = None) -> str:
+    """Train the job `spec` describes and log it; returns the MLflow run id.
+
+    `data` is the spec's data when the caller has already loaded it (for many jobs in one
+    process); otherwise it is loaded here. Errors are handled the same on every path: a store
+    that fails (TrackingError) stops the caller, since nothing after it could be logged either;
+    Ctrl-C (KeyboardInterrupt) marks the run KILLED and stops the caller; anything else fails
+    this job alone, leaves its run FAILED (a divergence: tagged, and never resumed) and is
+    raised as JobFailed, one line.
+    """
+    try:
+        return _train(spec, data)
+    except (TrackingError, JobFailed):
+        raise
+    except Exception as err:
+        raise JobFailed(one_line(err)) from None
+
+
+def slot_key(entry: Entry, spec: JobSpec, data: Dataset) -> str:
+    """One checkpoint slot per run identity and seed: a bumped entry version never resumes old state."""
+    return f"{entry.name}-{spec.variant.identity(entry, data.checksum)}-s{spec.seed}"
+
+
+@contextmanager
+def _uninterrupted():
+    """Hold Ctrl-C back until the block is done, then deliver it.
+
+    A SIGINT landing inside a store write can leave the store's connection unusable, so the
+    run could not be marked KILLED and would stay RUNNING; held back, it lands between writes.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)  # to whichever handler was there: KeyboardInterrupt, as a rule
+
+
+def _open_run(tracker: Tracker, slot: checkpoints.Slot, params: dict, run_tags: dict,
+              name: str) -> tuple[RunLogger, dict | None]:
+    """The run to log into and the state to resume from: an unfinished run in the slot, or a new one."""
+    run_id = slot.run_id
+    if run_id and tracker.run_status(run_id) in ("RUNNING", "KILLED", "FAILED"):
+        return tracker.reopen(run_id), slot.state()  # no state: it died in its first epoch
+    slot.clear()
+    with _uninterrupted():  # the run and the slot's record of it, both or neither
+        run = tracker.start_run(name, params, run_tags)
+        slot.bind(run.run_id)
+    return run, None
+
+
+def _train(spec: JobSpec, data: Dataset | None) -> str:
+    entry = registry.get(spec.entry)
+    cfg = spec.variant.train(entry)
+    device = spec.ex.torch_device()
+    tracker = connect(spec.tracking_uri, spec.experiment)
+    data = data if data is not None else spec.data.load()
+    slot = checkpoints.Slot(spec.checkpoint_dir or checkpoints.default_dir(), slot_key(entry, spec, data))
+    with slot:
+        run, state = _open_run(tracker, slot, tags.params(entry, cfg, spec, data),
+                               tags.tags(entry, cfg, spec, data, device), spec.name)
+        with run:
+            if state is not None:  # the kill may have come between checkpoint and log
+                logged = run.logged_steps("test_acc")
+                for h in state["history"]:
+                    if h["epoch"] not in logged:
+                        run.log_metrics(EpochStats(**h).metrics(), step=h["epoch"])
+
+            def on_epoch(stats: EpochStats, snapshot) -> None:
+                with _uninterrupted():
+                    slot.save(snapshot())
+                    run.log_metrics(stats.metrics(), step=stats.epoch)
+
+            try:
+                result = train(entry.model, cfg, data, seed=spec.seed, ex=spec.ex, on_epoch=on_epoch, resume=state)
+            except Diverged as e:
+                run.set_tags({names.TAG_DIVERGED_EPOCH: e.epoch})
+                slot.clear()  # a diverged run is rerun from scratch, not resumed into the same NaN
+                raise
+            with _uninterrupted():
+                _log_results(run, entry, cfg, spec, data, result)
+                run.finish("FINISHED")
+        slot.clear()
+        return run.run_id
+
+
+def _log_results(run: RunLogger, entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset,
+                 result: TrainResult) -> None:
+    history = pd.DataFrame([asdict(s) for s in result.history])
+    last = result.history[-1]
+    run.log_metrics({
+        names.PARAM_COUNT: result.param_count, names.TEST_ACCURACY: last.test_acc,
+        names.BEST_TEST_ACCURACY: history["test_acc"].max(), names.TEST_LOSS: last.test_loss,
+        names.WALL_SECONDS: history["epoch_seconds"].sum(),
+    })
+    run.log_dict({"entry": entry.name, "model": entry.model.flat(), "train": asdict(cfg), "exec": asdict(spec.ex),
+                  "seed": spec.seed, "data": asdict(spec.data) | {"source": data.source, "checksum": data.checksum}},
+                 names.ARTIFACT_CONFIG)
+    fig = curve.learning_curve(history, spec.name)
+    try:
+        run.log_figure(fig, names.ARTIFACT_CURVE, dpi=110, bbox_inches="tight")
+    finally:
+        curve.close(fig)
+    with tempfile.TemporaryDirectory() as tmp:  # torch.save needs a file; MLflow uploads it from there
+        weights = Path(tmp) / Path(names.ARTIFACT_WEIGHTS).name
+        torch.save({k: v.detach().cpu() for k, v in result.model.state_dict().items()}, weights)
+        run.log_artifact(weights, str(Path(names.ARTIFACT_WEIGHTS).parent))
