@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from scipy import stats
 
 # Verdict codes, in the order the summary line counts them.
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
@@ -34,6 +33,8 @@ def t_quantile(df: int) -> float:
     """t(0.975, df): the two-sided 95% Student-t quantile with `df` degrees of freedom."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    from scipy import stats  # here, not at the top: it takes longer to import than a CLI command to run
+
     return float(stats.t.ppf(0.975, df))
 
 
