@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from mlflow.tracking import MlflowClient
 
 from benchmarks import registry
 from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.jobs.train import train_job
 from benchmarks.registry import Entry, Paper, arch
 from resnet.train import ExecConfig, TrainConfig
-from tracking import TrackingError, connect, ui
+from tracking import TrackingError, connect, names, ui
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,7 @@ def test_resbench_ui_serves_the_runs_and_stops_on_ctrl_c(store, tmp_path):
     uri, experiment_id, run_id = store
     port = ui.free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    MlflowClient(uri).set_experiment_tag(experiment_id, names.TAG_EXPERIMENT_KIND, "genai_development_inferred")
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "ui", "--port", str(port), "--tracking-uri", uri,
                              "--experiment", "ui-test"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -46,7 +48,11 @@ def test_resbench_ui_serves_the_runs_and_stops_on_ctrl_c(store, tmp_path):
         line = proc.stdout.readline()  # printed once the server answers
         url = f"http://127.0.0.1:{port}"
         assert url in line, (line, proc.stderr.read() if proc.poll() is not None else "")
-        assert proc.stdout.readline().strip().endswith(f"{url}/#/experiments/{experiment_id}/runs")
+        # the runs table in the training view, whatever the browser's GenAI / Model training switch says
+        assert proc.stdout.readline().strip().endswith(
+            f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+        kind = MlflowClient(uri).get_experiment(experiment_id).tags[names.TAG_EXPERIMENT_KIND]
+        assert kind == names.EXPERIMENT_KIND  # set again by `resbench ui`, after MLflow's UI had marked it
         found = requests.post(f"{url}/api/2.0/mlflow/runs/search", json={"experiment_ids": [experiment_id]},
                               timeout=10).json()["runs"]
         assert [r["info"]["run_id"] for r in found] == [run_id]

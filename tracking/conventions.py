@@ -18,7 +18,8 @@ import numpy as np
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.data.sources import LocalArtifactDatasetSource
-from mlflow.entities import Dataset, DatasetInput, InputTag
+from mlflow.entities import Dataset, DatasetInput, Experiment, InputTag
+from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 from mlflow.data.schema import TensorDatasetSchema
 
@@ -28,6 +29,14 @@ from tracking import names
 def experiment_tags() -> dict[str, str]:
     """Tags every resbench experiment carries (set on creation, and again whenever it is opened)."""
     return {names.TAG_EXPERIMENT_KIND: names.EXPERIMENT_KIND}
+
+
+def mark_experiment(client: MlflowClient, experiment: Experiment) -> None:
+    """Give an existing experiment resbench's experiment tags: one made before resbench set them,
+    or one that MLflow's UI marked with a kind it inferred."""
+    for key, value in experiment_tags().items():
+        if experiment.tags.get(key) != value:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
 
 
 @dataclass(frozen=True)

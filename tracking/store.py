@@ -58,9 +58,12 @@ def require_shared_store(uri: str, where: str) -> None:
 
 def _probe_http(uri: str) -> None:
     import requests
+    from mlflow.environment_variables import MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH
 
+    # the TLS settings MLflow's own client honours: a private CA's certificate, or no check at all
+    verify = MLFLOW_TRACKING_SERVER_CERT_PATH.get() or not MLFLOW_TRACKING_INSECURE_TLS.get()
     try:
-        r = requests.get(uri.rstrip("/") + "/health", timeout=5)
+        r = requests.get(uri.rstrip("/") + "/health", timeout=5, verify=verify)
     except requests.RequestException as e:
         raise TrackingError(f"tracking server {uri} is unreachable ({type(e).__name__})") from None
     if r.status_code >= 400:
@@ -115,18 +118,15 @@ class Tracker:
 
     def _experiment_id(self, name: str) -> str:
         """The experiment's id, creating it if need be; either way it carries MLflow's experiment kind."""
-        tags = conventions.experiment_tags()
         exp = self.client.get_experiment_by_name(name)
         if exp is None:
             try:
-                return self.client.create_experiment(name, tags=tags)
+                return self.client.create_experiment(name, tags=conventions.experiment_tags())
             except MlflowException:  # another process created it first
                 exp = self.client.get_experiment_by_name(name)
                 if exp is None:
                     raise
-        for key, value in tags.items():  # an experiment made before resbench set it, or by MLflow's UI
-            if exp.tags.get(key) != value:
-                self.client.set_experiment_tag(exp.experiment_id, key, value)
+        conventions.mark_experiment(self.client, exp)
         return exp.experiment_id
 
     def start_run(self, run_name: str, params: dict, tags: dict, source: conventions.Source | None = None,

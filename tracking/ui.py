@@ -26,6 +26,7 @@ from pathlib import Path
 import requests
 from mlflow.tracking import MlflowClient
 
+from tracking import conventions
 from tracking.store import TrackingError, resolve_uri, sqlite_path
 
 
@@ -88,6 +89,16 @@ def server_command(uri: str, host: str, port: int, workers: int = 1, public: boo
     return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
             "--default-artifact-root", str(artifacts), "--artifacts-destination", str(artifacts),
             "--host", host, "--port", str(port), "--workers", str(workers), *security_options(host, port)]
+
+
+def runs_link(url: str, experiment_id: str) -> str:
+    """The experiment's runs table in MLflow's UI.
+
+    MLflow 3.17's UI picks an experiment's landing page by its sidebar switch (GenAI | Model
+    training, kept per browser, GenAI until changed), not by the experiment's kind tag; the
+    `workflowType` parameter opens the training view whatever the switch says.
+    """
+    return f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def url_for(host: str, port: int) -> str:
@@ -189,9 +200,11 @@ def serve(uri: str | None, host: str = "127.0.0.1", port: int = 5000, experiment
         echo(f"MLflow UI for {resolve_uri(uri)} at {url}  (Ctrl-C stops it)")
         if not is_loopback(host):
             echo(f"public: anyone who can reach port {port} here can read and edit these runs, with no login")
-        found = MlflowClient(resolve_uri(uri)).get_experiment_by_name(experiment) if experiment else None
-        if found is not None:  # MLflow 3 opens an experiment on its GenAI overview; the runs are one page on
-            echo(f"runs of {experiment!r}: {url}/#/experiments/{found.experiment_id}/runs")
+        client = MlflowClient(resolve_uri(uri))
+        found = client.get_experiment_by_name(experiment) if experiment else None
+        if found is not None:
+            conventions.mark_experiment(client, found)
+            echo(f"runs of {experiment!r}: {runs_link(url, found.experiment_id)}")
         code = proc.wait()
         if code != 0:
             raise TrackingError(f"mlflow server exited with status {code}: {_tail(proc)}")
