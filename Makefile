@@ -7,7 +7,7 @@ RESBENCH := $(VENV)/bin/resbench
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 ARGS    ?=
 
-.PHONY: install test reproduce report ui clean
+.PHONY: install test reproduce report ui clean gpu-kit
 
 install: $(VENV)/.installed
 
@@ -31,3 +31,21 @@ ui: install
 
 clean:
 	rm -rf $(VENV) results *.egg-info
+
+# The kit scripts/gpu_check.sh needs on an offline GPU host (docs/PERFORMANCE.md), made where pip
+# works: the JPEG archive, its rebuild script, MLflow's wheels. Then what travels to the host (the
+# repository's tracked and untracked non-ignored files, and the kit) must stay under 64 MiB.
+SHARED  ?= ../shared
+KIT     ?= results/gpu-kit
+KIT_MAX_MIB ?= 64
+
+gpu-kit:
+	mkdir -p $(KIT)
+	install -m 644 $(SHARED)/data/cifar10-jpeg.tar.xz $(SHARED)/data/make_cifar10_batches.py $(KIT)/
+	bash $(SHARED)/gpu/fetch-mlflow-wheels.sh $(KIT)/wheels
+	@{ git ls-files -z --cached --others --exclude-standard; find $(KIT) -type f -print0; } \
+	  | du -cb --files0-from=- 2>/dev/null | tail -n 1 \
+	  | awk -v max=$(KIT_MAX_MIB) '{ mib = $$1 / 1048576; where = "the repository and $(KIT)"; \
+	      if (mib > max) { printf "error: %.1f MiB of %s would travel to the GPU host, over its %d MiB\n", \
+	                              mib, where, max > "/dev/stderr"; exit 1 } \
+	      printf "gpu-kit: %.1f MiB of %s travel to the GPU host (at most %d MiB)\n", mib, where, max }'

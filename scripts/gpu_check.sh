@@ -1,151 +1,246 @@
 #!/usr/bin/env bash
-# The GPU measurements behind docs/PERFORMANCE.md, on one CUDA host, written under $OUT.
+# The GPU evidence behind docs/PERFORMANCE.md in one command with a wall-clock budget, under $OUT.
 #
-#   bash scripts/gpu_check.sh [STAGE...]     stages: test speed fast reference (default: all four)
+#   bash scripts/gpu_check.sh [--budget SECONDS] [STAGE...]     (BUDGET=500; default: all five stages)
 #
-#   test       the GPU equivalence test (CUDA-graph steps == eager steps) and the pipeline tests   ~1 min
-#   speed      `resbench speed paper/final` per fast-pipeline mode in SPEED_MODES, each against
-#              the reference pipeline in the same process                                      ~2 min
-#   fast       full paper/final runs, fast pipeline with --compile (auto: CUDA graphs), seeds 0 1   ~2 min
-#   reference  full paper/final runs, the authors' pipeline, seeds 0 and 1 side by side          ~5-8 min
-# SPEED_MODES (default "off cudagraph fp32-cudagraph"): off = eager bf16, a --compile-mode name,
-# or fp32-MODE; add "inductor reduce-overhead max-autotune" where time allows (each compiles
-# for one to several minutes).
+# Stages, in order of value. Before each one the script prints its estimate and skips it, saying
+# so, when it does not fit what is left of the budget; after each one it writes what it measured.
+# (Times: guesses for paper/final on an H100, until the first measurement replaces them.)
+#   tests   the GPU-marked tests (pytest -m gpu: CUDA-graph steps equal eager steps)           ~60 s
+#   speed   `resbench speed ENTRY` per mode in SPEED_MODES (eager bf16, cudagraph bf16,
+#           cudagraph fp32), each against the reference pipeline in the same process          ~1.5 min
+#   full    one ENTRY run of EPOCHS epochs, seed 0, JPEG rebuild, fast pipeline in the fastest
+#           bf16 mode `speed` found (eager without it): wall, final and best accuracy, curve   ~1-2 min
+#   fp32    the same run in fp32: the first bf16-against-fp32 accuracy figure                  ~2 min
+#   packed  PACK_SEEDS seeds x PACK_EPOCHS epochs one after another (reproduce --jobs 1), then
+#           reproduce --jobs PACK_JOBS on the one GPU: training images/s per GPU of each       ~2 min
+# Estimates scale with the sizes below and learn as they go: process start-up from the first
+# import, images/s from `speed`, seconds per epoch from `full`. A running stage is stopped
+# (SIGINT: its MLflow run is marked KILLED and keeps its epochs) at BUDGET + GRACE seconds.
+#
+# Written under $OUT (default results/gpu) after every stage, so a command killed at its limit
+# still returns what was measured: gpu_check.log (everything), env.txt (card, driver, torch, CUDA,
+# cuDNN, versions), stages.tsv (stage, ran|failed|skipped, estimate s, actual s, note), walls.tsv
+# (process wall of each command), speed.txt and speed.csv (one row per mode: images/s, ms/step,
+# TFLOP/s, reference, ratio), runs.csv and curves.csv (full runs and their per-epoch curves),
+# packed.csv, summary.json and summary.md, and mlflow.tgz (the SQLite stores, no artifacts).
+#
+# Settings (environment): ENTRY (paper/final), EPOCHS (80), SPEED_MODES ("off cudagraph
+# fp32-cudagraph": off = eager, a --compile-mode name, fp32-MODE; inductor modes compile for
+# minutes), SPEED_STEPS (200), SPEED_WARMUP (20), PACK_SEEDS (3), PACK_EPOCHS (5), PACK_JOBS (3),
+# LIMIT_TRAIN and LIMIT_TEST (0: all), COMPILE (on|off: the runs' --compile instead of what `speed`
+# found, e.g. for `bash scripts/gpu_check.sh fp32 packed` in a later window), EXTRA (flags for every
+# resbench command), GPU_TESTS (tests), GRACE (30), DATA, KIT, WORK, OUT, PYTHON; the estimates'
+# priors are in the defaults below.
 #
 # The host needs python3 with torch (CUDA), torchvision, numpy, pandas, matplotlib, click, tqdm,
-# pillow and pytest. MLflow and the data come from a kit made beforehand where pip works, from
-# the repository root (results/ is git-ignored):
-#   mkdir -p results/gpu-kit
-#   cp ../shared/data/cifar10-jpeg.tar.xz ../shared/data/make_cifar10_batches.py results/gpu-kit/
-#   bash ../shared/gpu/fetch-mlflow-wheels.sh results/gpu-kit/wheels
-# With the device tool, carry the kit: run(command="bash scripts/gpu_check.sh test speed fast",
-# carry=["results/gpu-kit"]), then the same with "reference" (see docs/PERFORMANCE.md).
-#
-# Writes $OUT/gpu_check.log (everything), env.txt, speed.txt (the tables), runs.csv (one line per
-# full run) and mlflow.tgz (the stores, without artifacts). OUT defaults to results/gpu.
-# A smoke test of the script itself on a CPU (tiny and meaningless numbers):
-#   ALLOW_CPU=1 DATA=/tmp/cifar ENTRY=table1/row1 SPEED_MODES=off EXTRA="--device cpu --limit-train 64
-#   --limit-test 32" RUN_EXTRA="--epochs 1" SPEED_EXTRA="--steps 2 --warmup 1" bash scripts/gpu_check.sh
+# pillow and pytest. MLflow and the data come from the kit, made where pip works: `make gpu-kit`
+# (results/gpu-kit: the JPEG archive, its rebuild script, MLflow's wheels). With the device tool:
+#   run(command="bash scripts/gpu_check.sh", carry=["results/gpu-kit"], timeout_s=560)
+# A smoke test of the script on a CPU (tiny, meaningless numbers; tests/test_gpu_check.py runs one):
+#   ALLOW_CPU=1 DATA=/tmp/cifar ENTRY=table1/row1 EPOCHS=1 LIMIT_TRAIN=64 LIMIT_TEST=32 SPEED_MODES=off \
+#   SPEED_STEPS=2 SPEED_WARMUP=1 PACK_SEEDS=2 PACK_EPOCHS=1 PACK_JOBS=2 EXTRA="--device cpu" \
+#   bash scripts/gpu_check.sh
 set -uo pipefail
+ms() { local t=${EPOCHREALTIME//[.,]/}; echo $(( t / 1000 )); }
+T0=$(ms)
+CALLER=$PWD
+abs() { case $1 in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }  # relative paths: from where it was called
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-KIT=${KIT:-$ROOT/results/gpu-kit}
-OUT=${OUT:-$ROOT/results/gpu}
-WORK=${WORK:-/tmp/resbench-gpu}
-PY=${PYTHON:-python3}
-SPEED_MODES=${SPEED_MODES:-"off cudagraph fp32-cudagraph"}
-ENTRY=${ENTRY:-paper/final}
-read -r -a EXTRA <<< "${EXTRA:-}"; read -r -a RUN_EXTRA <<< "${RUN_EXTRA:-}"
-read -r -a SPEED_EXTRA <<< "${SPEED_EXTRA:-}"
-STAGES=${*:-test speed fast reference}
-mkdir -p "$OUT" "$WORK"
-exec > >(tee -a "$OUT/gpu_check.log") 2>&1
-failed=()
-
-say() { printf '\n== %s  %s\n' "$(date +%T)" "$*"; }
-
-export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-if ! "$PY" -c "import mlflow" 2>/dev/null; then
-  say "installing mlflow from $KIT/wheels"
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$WORK/site" "$KIT"/wheels/*.whl || exit 1
-  export PYTHONPATH=$PYTHONPATH:$WORK/site
-fi
-if [ -z "${ALLOW_CPU:-}" ]; then
-  "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'error: no CUDA GPU visible')" || exit 1
-fi
-
-DATA=${DATA:-$WORK/data}
-if [ ! -f "$DATA/cifar-10-batches-py/test_batch" ]; then
-  say "rebuilding CIFAR-10 batches from the JPEG archive"
-  archive=$KIT/cifar10-jpeg.tar.xz
-  [ -f "$archive" ] || archive=$ROOT/../shared/data/cifar10-jpeg.tar.xz
-  builder=$KIT/make_cifar10_batches.py
-  [ -f "$builder" ] || builder=$ROOT/../shared/data/make_cifar10_batches.py
-  "$PY" "$builder" "$archive" "$DATA" || exit 1
-fi
-
-{
-  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv || true
-  "$PY" -c "import torch, torchvision, mlflow; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
-'cudnn', torch.backends.cudnn.version(), 'torchvision', torchvision.__version__, 'mlflow', mlflow.__version__)"
-  nproc; git -C "$ROOT" rev-parse HEAD 2>/dev/null; git -C "$ROOT" status --porcelain 2>/dev/null | head -20
-} > "$OUT/env.txt" 2>&1
-cat "$OUT/env.txt"
-
-resbench() { (cd "$WORK" && "$PY" -m benchmarks.cli "$@"); }
-COMMON=(--data-dir "$DATA" --no-download "${EXTRA[@]}")
-
-for stage in $STAGES; do
-  case $stage in
-  test)
-    say "tests: CUDA-graph equivalence and the pipeline tests"
-    (cd "$ROOT" && "$PY" -m pytest -q -p no:cacheprovider tests/test_pipeline.py tests/test_speed.py) \
-      || failed+=(test)
-    ;;
-  speed)
-    for mode in $SPEED_MODES; do
-      case $mode in
-        off) flags=(--no-compile) ;;
-        fp32-*) flags=(--precision fp32 --compile --compile-mode "${mode#fp32-}") ;;
-        *) flags=(--compile --compile-mode "$mode") ;;
-      esac
-      say "speed $ENTRY ${flags[*]}"
-      resbench speed "$ENTRY" --steps 300 --warmup 30 "${flags[@]}" "${COMMON[@]}" "${SPEED_EXTRA[@]}" \
-        --tracking-uri "sqlite:///$WORK/speed.db" | tee -a "$OUT/speed.txt" || failed+=("speed:$mode")
-    done
-    ;;
-  fast)
-    for seed in 0 1; do
-      say "$ENTRY, fast pipeline, --compile, seed $seed"
-      t0=$(date +%s%N)
-      resbench run "$ENTRY" --pipeline fast --compile --seed "$seed" "${COMMON[@]}" "${RUN_EXTRA[@]}" \
-        --checkpoint-dir "$WORK/ckpt-fast" --tracking-uri "sqlite:///$WORK/fast.db" || failed+=("fast:$seed")
-      echo "process wall time: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-    done
-    ;;
-  reference)
-    say "$ENTRY, reference pipeline, seeds 0 and 1 side by side"
-    pids=()
-    for seed in 0 1; do
-      resbench run "$ENTRY" --pipeline reference --seed "$seed" "${COMMON[@]}" "${RUN_EXTRA[@]}" --checkpoint-dir \
-        "$WORK/ckpt-ref$seed" --tracking-uri "sqlite:///$WORK/ref$seed.db" > "$WORK/ref$seed.log" 2>&1 &
-      pids+=($!)
-    done
-    for i in 0 1; do wait "${pids[$i]}" || failed+=("reference:$i"); tail -3 "$WORK/ref$i.log"; done
-    ;;
-  *) echo "error: unknown stage $stage (use test, speed, fast, reference)"; exit 2 ;;
+ALL_STAGES="tests speed full fp32 packed"
+BUDGET=${BUDGET:-500}
+stages=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --budget) BUDGET=${2:-}; shift 2 || shift ;;
+    --budget=*) BUDGET=${1#*=}; shift ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    tests|speed|full|fp32|packed) stages+=("$1"); shift ;;
+    *) echo "error: unknown argument '$1' (stages: $ALL_STAGES; --budget SECONDS)" >&2; exit 2 ;;
   esac
 done
+[[ $BUDGET =~ ^[0-9]+$ ]] || { echo "error: --budget expects whole seconds, got '$BUDGET'" >&2; exit 2; }
+[[ ${COMPILE:-on} =~ ^(on|off)$ ]] || { echo "error: COMPILE must be on or off, got '$COMPILE'" >&2; exit 2; }
+[ ${#stages[@]} -gt 0 ] || read -r -a stages <<< "$ALL_STAGES"
+
+# Every setting, exported as GC_<NAME> for scripts/gpu_estimate.py and scripts/gpu_results.py.
+# Priors stand in for what is not measured yet; they are guesses for paper/final on an H100.
+for kv in ENTRY=paper/final EPOCHS=80 BATCH=128 LIMIT_TRAIN=0 LIMIT_TEST=0 \
+    SPEED_MODES="off cudagraph fp32-cudagraph" SPEED_STEPS=200 SPEED_WARMUP=20 \
+    PACK_SEEDS=3 PACK_EPOCHS=5 PACK_JOBS=3 GRACE=30 TESTS_S=60 COLLECT_S=10 \
+    PRIOR_SETUP=8 RUN_SETUP=5 EPOCH_FIXED=0.15 REPORT_S=10 PRIOR_FP32=0.5 \
+    PRIOR_TRAIN_IPS=20000 PRIOR_TEST_IPS=60000 PRIOR_REF_IPS=5000 PRIOR_REF_TEST_IPS=10000; do
+  k=${kv%%=*}; v=${!k:-${kv#*=}}; printf -v "$k" %s "$v"; export "GC_$k=$v"
+done
+KIT=$(abs "${KIT:-$ROOT/results/gpu-kit}")
+OUT=$(abs "${OUT:-$ROOT/results/gpu}")
+WORK=$(abs "${WORK:-/tmp/resbench-gpu}")
+PY=${PYTHON:-python3}; [[ $PY != */* ]] || PY=$(abs "$PY")
+DATA=$(abs "${DATA:-$WORK/data}")
+read -r -a EXTRA <<< "${EXTRA:-}"
+export GC_OUT=$OUT GC_WORK=$WORK GC_BUDGET=$BUDGET GC_COMPILE=${COMPILE:-} GC_N_TRAIN=$(( LIMIT_TRAIN > 0 ? LIMIT_TRAIN : 50000 ))
+export GC_N_TEST=$(( LIMIT_TEST > 0 ? LIMIT_TEST : 10000 ))
+mkdir -p "$OUT" "$WORK"
+exec > >(tee -a "$OUT/gpu_check.log") 2>&1
+
+say() { printf '\n== %s  +%ss  %s\n' "$(date +%T)" "$(elapsed)" "$*"; }
+elapsed() { echo $(( ($(ms) - T0) / 1000 )); }
+seconds() { printf '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }
+estimate() { "$PY" "$ROOT/scripts/gpu_estimate.py" "$@"; }
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$OUT/stages.tsv"; }
+
+# timed LABEL DIR CMD...: run CMD in DIR, stopped at BUDGET + GRACE; its wall goes to walls.tsv.
+timed() {
+  local label=$1 dir=$2 t rc left; shift 2
+  left=$(( BUDGET + GRACE - $(elapsed) )); (( left > 0 )) || left=1
+  t=$(ms)
+  (cd "$dir" && exec timeout -s INT -k 20 "$left" "$@"); rc=$?
+  printf '%s\t%s\t%s\n' "$label" "$(seconds $(( $(ms) - t )))" "$rc" >> "$OUT/walls.tsv"
+  [ $rc -ne 124 ] || echo "stopped: $label reached the budget's end (BUDGET + GRACE = $(( BUDGET + GRACE )) s)"
+  return $rc
+}
+
+# Results of STAGE under $OUT, then the stores; the time it takes is reserved before each stage.
+collect() {
+  local t; t=$(ms)
+  GC_ELAPSED=$(elapsed) "$PY" "$ROOT/scripts/gpu_results.py" "$@" || echo "warning: collecting ${1:-the summary} failed"
+  (cd "$WORK" && ls ./*.db >/dev/null 2>&1 && tar czf "$OUT/mlflow.tgz" ./*.db)
+  COLLECT_S=$(( ($(ms) - t) / 1000 + 1 ))
+}
+trap 'record "${CURRENT:-setup}" killed "" "" "interrupted at +$(elapsed) s"; collect; exit 130' INT TERM
+
+# $WORK/site: MLflow installed from the kit, by this call or an earlier one on the same machine
+export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}:$WORK/site PYTHONUNBUFFERED=1
+if ! "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('mlflow') is None)"; then
+  say "installing mlflow from $KIT/wheels"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$WORK/site" "$KIT"/wheels/*.whl || exit 1
+fi
+
+REBUILD=
+if [ ! -f "$DATA/cifar-10-batches-py/test_batch" ]; then
+  archive=$KIT/cifar10-jpeg.tar.xz builder=$KIT/make_cifar10_batches.py
+  [ -f "$archive" ] || archive=$ROOT/../shared/data/cifar10-jpeg.tar.xz
+  [ -f "$builder" ] || builder=$ROOT/../shared/data/make_cifar10_batches.py
+  [ -f "$archive" ] && [ -f "$builder" ] || { echo "error: no data at $DATA and no JPEG archive in $KIT (make gpu-kit)"; exit 2; }
+  say "rebuilding CIFAR-10 batches from the JPEG archive, in the background"
+  rm -rf "$WORK/data.partial"
+  ( "$PY" "$builder" "$archive" "$WORK/data.partial" > "$WORK/rebuild.log" 2>&1 && mkdir -p "$DATA" &&
+    rm -rf "$DATA/cifar-10-batches-py" && mv "$WORK/data.partial/cifar-10-batches-py" "$DATA/" ) &
+  REBUILD=$!
+fi
+need_data() {
+  [ -n "$REBUILD" ] || return 0
+  wait "$REBUILD" || { cat "$WORK/rebuild.log"; echo "error: rebuilding the data failed"; exit 1; }
+  REBUILD=
+}
+
+say "environment"
+(
+  { command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm \
+      --format=csv; } || echo "no nvidia-smi"
+  GC_ALLOW_CPU=${ALLOW_CPU:-} "$PY" - <<'EOF'
+import importlib.util, os, platform, sys, time
+from importlib.metadata import version
+t = time.perf_counter()
+import torch, torchvision
+import benchmarks.cli  # what every resbench process imports before it starts work
+startup = time.perf_counter() - t
+cuda = torch.cuda.is_available()
+print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda,
+      "cudnn", torch.backends.cudnn.version(), "torchvision", torchvision.__version__, "mlflow", version("mlflow"))
+print("device", torch.cuda.get_device_name(0) if cuda else "cpu", "count", torch.cuda.device_count())
+missing = [m for m in ("pytest", "scipy", "tabulate", "filelock", "tqdm", "matplotlib") if not importlib.util.find_spec(m)]
+print("missing modules:", " ".join(missing) or "none")
+print(f"startup_s {startup:.2f}")
+if not cuda and not os.environ.get("GC_ALLOW_CPU"):
+    sys.exit("error: no CUDA GPU visible (ALLOW_CPU=1 runs the smoke mode on a CPU)")
+EOF
+  ok=$?
+  echo "cpus $(nproc)"; git -C "$ROOT" rev-parse HEAD 2>/dev/null; git -C "$ROOT" status --porcelain 2>/dev/null | head -20
+  exit $ok
+) > "$OUT/env.txt" 2>&1
+ok=$?
+cat "$OUT/env.txt"
+[ $ok -eq 0 ] || exit 1
+export GC_STARTUP; GC_STARTUP=$(awk '$1 == "startup_s" {print $2}' "$OUT/env.txt")
+
+LIMITS=()
+(( LIMIT_TRAIN > 0 )) && LIMITS+=(--limit-train "$LIMIT_TRAIN")
+(( LIMIT_TEST > 0 )) && LIMITS+=(--limit-test "$LIMIT_TEST")
+COMMON=(--data-dir "$DATA" --no-download "${LIMITS[@]}" "${EXTRA[@]}")
+cli() { local label=$1 store=$2; shift 2; timed "$label" "$WORK" "$PY" -m benchmarks.cli "$@" --tracking-uri "sqlite:///$WORK/$store"; }
+
+stage_tests() {
+  timed tests "$ROOT" "$PY" -m pytest -q -p no:cacheprovider -m gpu $GPU_TESTS
+  local rc=$?
+  [ $rc -ne 5 ] || echo "error: no test is marked gpu: pytest -m gpu selected nothing"
+  return $rc
+}
+
+stage_speed() {
+  local mode flags bad=0
+  rm -f "$WORK/speed.db"  # a fresh measurement: the mode choice reads every run in the store
+  for mode in $SPEED_MODES; do
+    case $mode in
+      off) flags=(--no-compile) ;;
+      fp32-off) flags=(--precision fp32 --no-compile) ;;
+      fp32-*) flags=(--precision fp32 --compile --compile-mode "${mode#fp32-}") ;;
+      *) flags=(--compile --compile-mode "$mode") ;;
+    esac
+    say "speed $ENTRY ${flags[*]}"
+    cli "speed:$mode" speed.db speed "$ENTRY" --steps "$SPEED_STEPS" --warmup "$SPEED_WARMUP" "${flags[@]}" \
+      "${COMMON[@]}" | tee -a "$OUT/speed.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || bad=1
+  done
+  return $bad
+}
+
+stage_full() {  # full | fp32: the same run, in the chosen mode's precision or in fp32
+  local precision=(); [ "$1" = fp32 ] && precision=(--precision fp32)
+  cli "$1" full.db run "$ENTRY" --seed 0 --epochs "$EPOCHS" --pipeline fast "$(estimate choose)" "${precision[@]}" \
+    "${COMMON[@]}" --checkpoint-dir "$WORK/ckpt-$1"
+}
+
+stage_packed() {
+  local rc=0 args=(--only "$ENTRY" --seeds "$PACK_SEEDS" --epochs "$PACK_EPOCHS" --no-check --pipeline fast
+                       "$(estimate choose)" "${COMMON[@]}")
+  rm -rf "$WORK"/seq.db "$WORK"/jobs.db "$WORK"/ckpt-seq "$WORK"/ckpt-jobs  # else reproduce finds them done
+  say "packed: $PACK_SEEDS seeds x $PACK_EPOCHS epochs, one after another"
+  cli packed:sequential seq.db reproduce "${args[@]}" --jobs 1 --output "$WORK/report-seq" \
+    --checkpoint-dir "$WORK/ckpt-seq" || rc=1
+  say "packed: the same as reproduce --jobs $PACK_JOBS on one device"
+  cli packed:jobs jobs.db reproduce "${args[@]}" --jobs "$PACK_JOBS" --output "$WORK/report-jobs" \
+    --checkpoint-dir "$WORK/ckpt-jobs" || rc=1
+  return $rc
+}
+
+GPU_TESTS=${GPU_TESTS:-tests}
+: > "$OUT/stages.tsv"; : > "$OUT/walls.tsv"
+failed=() skipped=()
+for stage in "${stages[@]}"; do
+  CURRENT=$stage
+  [ "$stage" = tests ] || need_data
+  IFS=$'\t' read -r est how < <(estimate "$stage")
+  left=$(( BUDGET - $(elapsed) - COLLECT_S ))
+  if [ -z "$est" ] || (( est > left )); then
+    say "skip $stage: estimate ${est:-?} s ($how) > $left s left of the ${BUDGET} s budget"
+    record "$stage" skipped "$est" "" "estimate over the $left s left"
+    skipped+=("$stage")
+  else
+    say "$stage: estimate $est s ($how); $left s left"
+    t=$(ms)
+    case $stage in tests) stage_tests ;; speed) stage_speed ;; full|fp32) stage_full "$stage" ;; packed) stage_packed ;; esac
+    rc=$?
+    status=ran; [ $rc -eq 0 ] || { status=failed; failed+=("$stage"); }
+    record "$stage" "$status" "$est" "$(( ($(ms) - t) / 1000 ))" "exit $rc"
+  fi
+  collect "$stage"
+done
+CURRENT=summary
 
 say "summary"
-"$PY" - "$WORK" "$OUT/runs.csv" <<'EOF'
-import sys
-from pathlib import Path
-
-import pandas as pd
-
-from tracking import names
-from tracking.query import search_runs
-
-work, dest = Path(sys.argv[1]), sys.argv[2]
-frames = []
-for db in sorted(work.glob("*.db")):
-    if db.name == "speed.db":
-        continue
-    df = search_runs(f"sqlite:///{db}", names.DEFAULT_EXPERIMENT)
-    if len(df):
-        frames.append(df.assign(store=db.name))
-if frames:
-    df = pd.concat(frames)
-    cols = {"store": "store", "params.pipeline": "pipeline", "params.compile": "compile",
-            "params.compile_mode": "compile_mode", "params.precision": "precision", "params.seed": "seed",
-            "status": "status", f"metrics.{names.TEST_ACCURACY}": "test_acc",
-            f"metrics.{names.TEST_LOSS}": "test_loss", f"metrics.{names.WALL_SECONDS}": "wall_seconds",
-            "tags.resbench.device": "device"}
-    out = df[[c for c in cols if c in df]].rename(columns=cols)
-    out.to_csv(dest, index=False)
-    print(out.to_string(index=False))
-EOF
-(cd "$WORK" && tar czf "$OUT/mlflow.tgz" ./*.db 2>/dev/null)
+cat "$OUT/summary.md" 2>/dev/null
+[ ${#skipped[@]} -eq 0 ] || echo "skipped (over the budget): ${skipped[*]}"
 if [ ${#failed[@]} -gt 0 ]; then echo "FAILED: ${failed[*]}"; exit 1; fi
-echo "all stages passed: $STAGES"
+echo "done in $(elapsed) s of $BUDGET s: ${stages[*]}"

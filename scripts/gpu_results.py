@@ -1,0 +1,183 @@
+"""scripts/gpu_check.sh's result files: after every stage, what its MLflow store holds, under $GC_OUT.
+
+    python scripts/gpu_results.py [STAGE]   STAGE's files (speed.csv; runs.csv and curves.csv;
+                                            packed.csv), then summary.json and summary.md
+
+Stores are read through tracking.query. summary.json also keeps what the estimates learn
+(scripts/gpu_estimate.py), so it comes back with the results.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from gpu_estimate import ENV, IPS, SUMMARY, num, state, timed_work
+from resnet.files import atomic_write
+
+OUT, WORK = Path(ENV.get("GC_OUT", ".")), Path(ENV.get("GC_WORK", "."))
+
+
+def tsv(name: str) -> list[list[str]]:
+    path = OUT / name
+    return [line.rstrip("\n").split("\t") for line in path.open()] if path.is_file() else []
+
+
+def walls() -> dict[str, float]:
+    """Process wall seconds of each timed command, by label (gpu_check.sh's walls.tsv)."""
+    return {label: float(sec) for label, sec, *_ in tsv("walls.tsv")}
+
+
+def search(store: str):
+    """The store's runs as MLflow's DataFrame; None when the stage never created it.
+
+    MLflow is imported only when there is a store to read: a stage without one is summarised quickly."""
+    if not (WORK / store).is_file():
+        return None
+    from tracking import names
+    from tracking.query import search_runs
+
+    return search_runs(f"sqlite:///{WORK / store}", names.DEFAULT_EXPERIMENT)
+
+
+def metric(r, key: str) -> float:
+    return float(r.get(f"metrics.{key}", "nan"))
+
+
+def mode_of(params: dict) -> str:
+    """gpu_check.sh's name for a speed run's fast-pipeline mode: off, cudagraph, fp32-cudagraph, ..."""
+    mode = params["compile_mode"] if params["compile"] == "True" else "off"
+    return f"fp32-{mode}" if params["precision"] == "fp32" else mode
+
+
+def collect_speed(st: dict) -> None:
+    df = search("speed.db")
+    if df is None:
+        return
+    from tracking import names
+
+    rows, w = [], walls()
+    for _, r in df.iloc[::-1].iterrows():  # oldest first: the order the modes ran in
+        mode = mode_of({k: r[f"params.{k}"] for k in ("compile", "compile_mode", "precision")})
+        row = {"mode": mode, "device": r[f"tags.{names.TAG_DEVICE}"]}
+        for prefix, pipeline in (("", "fast"), ("ref_", "reference")):
+            row |= {prefix + key: metric(r, f"{pipeline}.{key}") for key in names.SPEED_METRICS}
+        row |= {key: metric(r, key) for key in (names.SPEEDUP_TRAIN, names.SPEEDUP_TEST)}
+        rows.append(row | {"process_s": w.get(f"speed:{mode}")})
+    st["speed"] = rows
+    write_csv("speed.csv", rows)
+    # what each process spent beyond its timed work is the start-up every later estimate charges
+    spent = [r["process_s"] - timed_work(r) for r in rows if r["process_s"]]
+    if spent:
+        st["overhead_s"] = max(1.0, sorted(spent)[len(spent) // 2])
+    # `run --compile` means cudagraph on CUDA and inductor on a CPU: only those and eager are candidates
+    runnable = [r for r in rows if not r["mode"].startswith("fp32-")
+                and r["mode"] in ("off", "auto", "inductor" if r["device"] == "cpu" else "cudagraph")]
+    if runnable:
+        best = max(runnable, key=lambda r: r[IPS])
+        st["choice"] = {"mode": best["mode"], IPS: best[IPS]}
+
+
+def collect_full(st: dict) -> None:
+    df = search("full.db")
+    if df is None:
+        return
+    from tracking import names
+    from tracking.query import metric_histories
+
+    latest, w = {}, walls()
+    for _, r in df.iloc[::-1].iterrows():  # oldest first, so a rerun's run replaces the earlier one
+        stage = "fp32" if r["params.precision"] == "fp32" else "full"
+        device = r.get(f"tags.{names.TAG_DEVICE}", "")
+        latest[stage] = {
+            "stage": stage, "run_id": r["run_id"], "status": r["status"], "entry": r[f"tags.{names.TAG_ENTRY}"],
+            "seed": r["params.seed"], "epochs": r["params.epochs"], "compile": r["params.compile"], "device": device,
+            "precision": "bf16" if stage == "full" and device != "cpu" else "fp32", "process_s": w.get(stage),
+            "train_s": metric(r, names.WALL_SECONDS), "test_acc": metric(r, names.TEST_ACCURACY),
+            "best_test_acc": metric(r, names.BEST_TEST_ACCURACY), "test_loss": metric(r, names.TEST_LOSS)}
+    rows = list(latest.values())
+    curves = metric_histories(f"sqlite:///{WORK / 'full.db'}", [r["run_id"] for r in rows], names.EPOCH_METRICS)
+    stage_of = {r["run_id"]: r["stage"] for r in rows}
+    curves.insert(0, "stage", curves["run_id"].map(stage_of))
+    with atomic_write(OUT / "curves.csv") as f:
+        curves.to_csv(f, index=False)
+    for r in rows:  # a finished run's own seconds per epoch, and beyond them, serve later estimates
+        r["epochs_logged"] = int(curves["run_id"].eq(r["run_id"]).sum())
+        if r["status"] == "FINISHED" and r["process_s"] and r["epochs_logged"]:
+            st.setdefault("epoch_s", {})[r["stage"]] = r["train_s"] / r["epochs_logged"]
+            st["run_overhead_s"] = max(r["process_s"] - r["train_s"], 1.0)
+    st["runs"] = rows
+    write_csv("runs.csv", rows)
+
+
+def collect_packed(st: dict) -> None:
+    from tracking.query import metric_histories
+
+    rows, w = [], walls()
+    for label, store, wall in (("sequential", "seq.db", w.get("packed:sequential")),
+                               (f"jobs={ENV['GC_PACK_JOBS']}", "jobs.db", w.get("packed:jobs"))):
+        df = search(store)
+        if df is None:
+            continue
+        ids = list(df["run_id"])
+        h = metric_histories(f"sqlite:///{WORK / store}", ids, ("images_per_second",))
+        steady = h[h["epoch"] > 0] if (h["epoch"] > 0).any() else h  # epoch 0 carries the warm-up
+        per_run = steady.groupby("run_id")["images_per_second"].median()
+        images = num("N_TRAIN") * len(h)  # training images of every logged epoch
+        rows.append({"mode": label, "runs": len(ids), "finished": int(df["status"].eq("FINISHED").sum()),
+                     "epochs_logged": len(h), "wall_s": wall, "images_per_s_per_gpu": images / wall if wall else None,
+                     # one at a time: a run's own rate; packed: the runs' rates add up
+                     "steady_images_per_s": per_run.mean() if label == "sequential" else per_run.sum()})
+    if rows:
+        st["packed"] = rows
+        write_csv("packed.csv", rows)
+
+
+def write_csv(name: str, rows: list[dict]) -> None:
+    with atomic_write(OUT / name) as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def targets(st: dict) -> dict:
+    """The issue's targets against what was measured (None: not measured)."""
+    done = {r["stage"]: r for r in st.get("runs", []) if r["status"] == "FINISHED"}
+    best = max((r["speedup_train"] for r in st.get("speed", [])), default=None)
+    full, fp32 = done.get("full"), done.get("fp32")
+    return {"speedup_train_best (target >= 8)": best,
+            "full_run_process_s (target <= 40)": full["process_s"] if full else None,
+            "full_run_train_s": full["train_s"] if full else None,
+            "full_minus_fp32_test_acc": full["test_acc"] - fp32["test_acc"] if full and fp32 else None}
+
+
+def markdown(st: dict) -> str:
+    import pandas as pd
+
+    parts = [f"# gpu_check summary\n\nbudget {st['budget_s']} s, elapsed {st['elapsed_s']:.0f} s\n"]
+    for title, key in (("Stages", "stages"), ("Speed (fast pipeline against the reference)", "speed"),
+                       ("Full runs", "runs"), ("Packed runs", "packed")):
+        if st.get(key):
+            parts.append(f"## {title}\n\n```\n{pd.DataFrame(st[key]).to_string(index=False)}\n```\n")
+    parts.append("## Targets\n\n" + "".join(f"- {k}: {v}\n" for k, v in targets(st).items()))
+    return "\n".join(parts)
+
+
+def collect(stage: str | None) -> None:
+    st = state()
+    {"speed": collect_speed, "full": collect_full, "fp32": collect_full, "packed": collect_packed}.get(
+        stage, lambda st: None)(st)
+    st["budget_s"], st["elapsed_s"] = int(num("BUDGET")), float(ENV.get("GC_ELAPSED", "0"))
+    st["stages"] = [dict(zip(("stage", "status", "estimate_s", "actual_s", "note"), row)) for row in tsv("stages.tsv")]
+    st["targets"] = targets(st)
+    with atomic_write(SUMMARY) as f:  # a kill mid-write leaves the previous summary whole
+        json.dump(st, f, indent=2, default=str)
+    with atomic_write(OUT / "summary.md") as f:
+        f.write(markdown(st))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        raise SystemExit("usage: gpu_results.py [STAGE]")
+    collect(sys.argv[1] if len(sys.argv) == 2 else None)
