@@ -112,6 +112,21 @@ def test_local_executor_spreads_runs_over_devices(tmp_path):
     assert {d[-1] for d in done} == {os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // 4)))}
 
 
+def test_a_child_process_trains_the_spec_it_is_given(tmp_path):
+    """`python -m benchmarks.jobs SPEC.json`, for real: the run lands in MLflow; a failure comes back in one line."""
+    uri = fresh_uri(tmp_path)
+    shared = JobSpec.of({"epochs": 1}, data=TINY, ex=CPU, tracking_uri=uri, experiment="child",
+                        checkpoint_dir=str(tmp_path / "ckpt"))
+    lines: list[str] = []
+    failed = local.run_children(ExecutorConfig(jobs=2), [shared.job(ROW1.name, 4), shared.job("table1/row99", 0)],
+                                lines.append)
+    assert failed == ["table1/row99 seed=0"]
+    assert any(ln.startswith("error: table1/row99 seed=0: unknown entry 'table1/row99'") for ln in lines), lines
+    assert any("table1/row1 seed=4: finished run" in ln for ln in lines), lines
+    _, (run,) = runs_of(uri, "child")
+    assert run.info.status == "FINISHED" and run.data.tags[names.TAG_SEED] == "4" and run.data.params["epochs"] == "1"
+
+
 @gpu
 def test_local_executor_trains_on_the_gpus_given(tmp_path):
     uri = fresh_uri(tmp_path)

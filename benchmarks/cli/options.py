@@ -45,9 +45,14 @@ class Assignment(click.ParamType):
             self.fail(f"{key} expects {kind}, got {raw!r}", param, ctx)
 
 
+def _names(options: list) -> list[str]:
+    """The parameter names click gives `options` (each applied to a throwaway function to find out)."""
+    return [opt(lambda: None).__click_params__[-1].name for opt in options]
+
+
 def group(options: list, build: Callable[..., dict]) -> Callable:
     """A decorator adding `options` to a command, whose values `build(**values)` turns into its arguments."""
-    names_ = [opt(lambda: None).__click_params__[-1].name for opt in options]
+    names_ = _names(options)
 
     def decorate(fn):
         @wraps(fn)
@@ -157,12 +162,12 @@ def job_options(exec_fields: tuple[str, ...] = RUN_EXEC, checkpoints: bool = Tru
     ex = [EXEC[f](None) for f in exec_fields]
     options = _override_options(epochs_help) + DATA + ex + ([CHECKPOINTS] if checkpoints else []) + TRACKING
 
-    def build(epochs, sets, data_source, data_dir, download, limit_train, limit_test, tracking_uri, experiment,
-              checkpoint_dir=None, **exec_values) -> dict:
-        return {"job": JobSpec.of(_overrides(epochs, sets), data=_data(data_source, data_dir, download, limit_train,
-                                                                       limit_test),
-                                  ex=ExecConfig(**exec_values), tracking_uri=resolve_uri(tracking_uri),
-                                  experiment=experiment, checkpoint_dir=checkpoint_dir)}
+    def build(**raw) -> dict:
+        data = _data(**{n: raw.pop(n) for n in _names(DATA)})
+        overrides = _overrides(raw.pop("epochs"), raw.pop("sets"))
+        store = {"tracking_uri": resolve_uri(raw.pop("tracking_uri")), "experiment": raw.pop("experiment")}
+        checkpoint_dir = raw.pop("checkpoint_dir", None)
+        return {"job": JobSpec.of(overrides, data=data, ex=ExecConfig(**raw), checkpoint_dir=checkpoint_dir, **store)}
 
     return group(options, build)
 
