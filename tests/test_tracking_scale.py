@@ -96,11 +96,10 @@ def test_bulk_histories_equal_one_by_one(generated):
     assert bulk.set_index(["run_id", "epoch"]).loc[(ids[0], EPOCHS - 1), "test_acc"] == 12.5
 
 
-def test_bulk_histories_when_an_answer_fills_the_cap(generated, monkeypatch):
-    """An answer as long as the cap may be cut short: the runs are asked for again in halves."""
+def test_bulk_histories_in_several_queries(generated, monkeypatch):
     uri, ids, _ = generated
     expected = query.metric_histories(uri, ids, KEYS, bulk=False)
-    monkeypatch.setattr(query, "SQL_CAP", EPOCHS * 3)
+    monkeypatch.setattr(query, "SQL_RUNS", 3)
     assert query.metric_histories(uri, ids, KEYS).equals(expected)
 
 

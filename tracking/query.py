@@ -2,10 +2,11 @@
 
 The search is MLflow's own `mlflow.search_runs` (columns `run_id`, `status`, `start_time`,
 `params.*`, `metrics.*`, `tags.*`), narrowed by MLflow filter strings. Histories are read in
-bulk, one request per metric key for many runs: a database store's `get_metric_history_bulk`
-(one SQL query), or over HTTP the `get-history-bulk` endpoint the MLflow UI's charts use
-(100 runs a request); other stores, one `get_metric_history` per run and key. Reading never
-creates a store: a missing SQLite file or experiment is an error, not an empty database left behind.
+bulk: from a database store, every key of many runs in one query on MLflow's own metrics table
+(what its `get_metric_history_bulk` runs); over HTTP, the `get-history-bulk` endpoint the MLflow
+UI's charts use (one request per key and 100 runs); from other stores, one `get_metric_history`
+per run and key. Reading never creates a store: a missing SQLite file or experiment is an error,
+not an empty database left behind.
 """
 from __future__ import annotations
 
@@ -89,56 +90,73 @@ def search_any(uri: str | None, experiment: str, filters: list[str]) -> pd.DataF
 # MLflow's own limits on the HTTP endpoint: run ids per request, values per answer.
 HTTP_RUNS, HTTP_CAP = 100, 25_000
 HISTORY_BULK = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
-SQL_RUNS, SQL_CAP = 500, 1_000_000  # well under SQLite's bound-parameter limit; a cap that is never reached
+SQL_RUNS = 500  # run ids per query, well under SQLite's bound-parameter limit
+Value = tuple[str, str, int, float]  # run_id, key, step, value
 
 
-def _one_by_one(client: MlflowClient, run_ids: list[str], key: str) -> list[tuple[str, int, float]]:
-    return [(run_id, m.step, m.value) for run_id in run_ids for m in client.get_metric_history(run_id, key)]
+def _one_by_one(client: MlflowClient, run_ids: list[str], keys: tuple[str, ...]) -> list[Value]:
+    return [(run_id, key, m.step, m.value) for run_id in run_ids for key in keys
+            for m in client.get_metric_history(run_id, key)]
 
 
-def _sql(store, run_ids: list[str], key: str, cap: int) -> list[tuple[str, int, float]]:
-    return [(m.run_id, m.step, m.value) for m in store.get_metric_history_bulk(run_ids, key, cap)]
+def _sql(store, run_ids: list[str], keys: tuple[str, ...]) -> list[Value]:
+    """Every key of many runs in one query on the store's own session and table, as plain rows.
+
+    What `get_metric_history_bulk` runs, less its ORM objects: building one per value costs tens
+    of times the query itself, seconds for a thousand runs. Each run's values of a key come in
+    get_metric_history's order (timestamp, step, value); NaN is stored as a flag, as MLflow reads it.
+    """
+    from mlflow.entities.entity_type import EntityAssociationType
+    from mlflow.store.tracking.dbmodels.models import SqlMetric as M
+
+    out = []
+    with store.ManagedSessionMaker() as session:
+        for i in range(0, len(run_ids), SQL_RUNS):
+            ids = store._filter_entity_ids(session, EntityAssociationType.RUN, run_ids[i:i + SQL_RUNS])
+            rows = (session.query(M.run_uuid, M.key, M.step, M.value, M.is_nan)
+                    .filter(M.key.in_(keys), M.run_uuid.in_(ids))
+                    .order_by(M.run_uuid, M.key, M.timestamp, M.step, M.value).all())
+            out += [(run_id, key, step, float("nan") if nan else value) for run_id, key, step, value, nan in rows]
+    return out
 
 
-def _http(store, run_ids: list[str], key: str, cap: int) -> list[tuple[str, int, float]] | None:
+def _http(store, run_ids: list[str], key: str) -> list[Value] | None:
     """The UI's bulk endpoint, with the store's credentials; None when the server has no such endpoint."""
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     response = http_request(store.get_host_creds(), HISTORY_BULK, "GET",
-                            params={"run_id": run_ids, "metric_key": key, "max_results": cap})
+                            params={"run_id": run_ids, "metric_key": key, "max_results": HTTP_CAP})
     if response.status_code == 404:
         return None
     verify_rest_response(response, HISTORY_BULK)
-    return [(m["run_id"], int(m.get("step", 0)), float(m["value"])) for m in response.json().get("metrics", [])]
+    return [(m["run_id"], key, int(m.get("step", 0)), float(m["value"])) for m in response.json().get("metrics", [])]
 
 
-def _capped(fetch, client, run_ids: list[str], key: str, cap: int) -> list[tuple[str, int, float]]:
-    """fetch(run_ids) in full: an answer that fills the cap may be cut short, so ask for halves again."""
-    got = fetch(run_ids, key, cap)
-    if got is None or len(got) < cap:
+def _http_all(store, client: MlflowClient, run_ids: list[str], key: str) -> list[Value]:
+    """`key` for `run_ids` over HTTP in full: an answer that fills the cap may be cut short, so halves are
+    asked for again, down to one run read page by page."""
+    got = _http(store, run_ids, key)
+    if got is None or (len(got) >= HTTP_CAP and len(run_ids) == 1):
+        return _one_by_one(client, run_ids, (key,))
+    if len(got) < HTTP_CAP:
         return got
-    if len(run_ids) == 1:
-        return _one_by_one(client, run_ids, key)
     half = len(run_ids) // 2
-    return _capped(fetch, client, run_ids[:half], key, cap) + _capped(fetch, client, run_ids[half:], key, cap)
+    return _http_all(store, client, run_ids[:half], key) + _http_all(store, client, run_ids[half:], key)
 
 
-def _values(uri: str, run_ids: list[str], key: str, bulk: bool) -> list[tuple[str, int, float]]:
-    """(run_id, step, value) of `key` for `run_ids`, each run's values in the order they were logged."""
+def _values(uri: str, run_ids: list[str], keys: tuple[str, ...], bulk: bool) -> list[Value]:
+    """(run_id, key, step, value) for `run_ids`, each run's values of a key in the order they were logged."""
+    from mlflow.store.tracking.rest_store import RestStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
     client = MlflowClient(uri)
     store = _get_store(uri) if bulk else None
-    if hasattr(store, "get_metric_history_bulk"):  # a database: as the server's own handler decides
-        fetch, size, cap = (lambda ids, k, c: _sql(store, ids, k, c)), SQL_RUNS, SQL_CAP
-    elif hasattr(store, "get_host_creds") and uri.startswith(("http://", "https://")):
-        fetch, size, cap = (lambda ids, k, c: _http(store, ids, k, c)), HTTP_RUNS, HTTP_CAP
-    else:
-        return _one_by_one(client, run_ids, key)
-    out = []
-    for i in range(0, len(run_ids), size):
-        chunk = run_ids[i:i + size]
-        got = _capped(fetch, client, chunk, key, cap)
-        out += _one_by_one(client, chunk, key) if got is None else got
-    return out
+    if isinstance(store, SqlAlchemyStore):
+        return _sql(store, run_ids, keys)
+    if isinstance(store, RestStore):
+        return [v for key in keys for i in range(0, len(run_ids), HTTP_RUNS)
+                for v in _http_all(store, client, run_ids[i:i + HTTP_RUNS], key)]
+    return _one_by_one(client, run_ids, keys)
 
 
 def metric_histories(uri: str | None, run_ids: list[str], keys: tuple[str, ...], bulk: bool = True) -> pd.DataFrame:
@@ -149,18 +167,14 @@ def metric_histories(uri: str | None, run_ids: list[str], keys: tuple[str, ...],
     """
     uri = resolve_uri(uri)
     run_ids = list(dict.fromkeys(run_ids))
-    cols: dict[str, list] = {"run_id": [], "epoch": [], "key": [], "value": []}
     try:
-        for key in keys:
-            values = _values(uri, run_ids, key, bulk) if run_ids else []
-            for name, column in zip(("run_id", "epoch", "value"), zip(*values) if values else ((), (), ())):
-                cols[name] += column
-            cols["key"] += [key] * len(values)
+        values = _values(uri, run_ids, tuple(keys), bulk) if run_ids and keys else []
     except MlflowException as e:
         raise TrackingError(f"reading metric histories: {e.message.splitlines()[0]}") from None
-    if not cols["run_id"]:
+    if not values:
         return pd.DataFrame(columns=["run_id", "epoch", *keys])
-    wide = (pd.DataFrame(cols).pivot_table(index=["run_id", "epoch"], columns="key", values="value", aggfunc="last")
+    long = pd.DataFrame(values, columns=["run_id", "key", "epoch", "value"])
+    wide = (long.pivot_table(index=["run_id", "epoch"], columns="key", values="value", aggfunc="last")
             .reset_index())
     wide.columns.name = None
     return wide.reindex(columns=["run_id", "epoch", *keys])
