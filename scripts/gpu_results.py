@@ -135,6 +135,8 @@ def collect_packed(st: dict) -> None:
 
 
 def write_csv(name: str, rows: list[dict]) -> None:
+    if not rows:  # a store whose every run crashed before it started
+        return
     with atomic_write(OUT / name) as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
@@ -166,8 +168,11 @@ def markdown(st: dict) -> str:
 
 def collect(stage: str | None) -> None:
     st = state()
-    {"speed": collect_speed, "full": collect_full, "fp32": collect_full, "packed": collect_packed}.get(
-        stage, lambda st: None)(st)
+    try:
+        {"speed": collect_speed, "full": collect_full, "fp32": collect_full, "packed": collect_packed}.get(
+            stage, lambda st: None)(st)
+    except Exception as e:  # what the stage left cannot be read: say so, and still write the summary
+        print(f"warning: reading {stage}'s results: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     st["budget_s"], st["elapsed_s"] = int(num("BUDGET")), float(ENV.get("GC_ELAPSED", "0"))
     st["stages"] = [dict(zip(("stage", "status", "estimate_s", "actual_s", "note"), row)) for row in tsv("stages.tsv")]
     st["targets"] = targets(st)
