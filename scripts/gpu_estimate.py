@@ -56,8 +56,10 @@ def rates(st: dict, mode: str) -> dict:
 
 
 def run_mode(st: dict, stage: str) -> str:
-    """The speed-table mode a full run of `stage` runs in: full = the chosen mode, fp32 = its fp32 twin."""
-    mode = st.get("choice", {}).get("mode", "off")
+    """The speed-table mode a full run of `stage` runs in: full = $COMPILE's, else the fastest bf16
+    mode `speed` found, else eager; fp32 = its fp32 twin."""
+    forced = {"on": "cudagraph", "off": "off"}.get(ENV.get("GC_COMPILE", ""))
+    mode = forced or st.get("choice", {}).get("mode", "off")
     return mode if stage == "full" else f"fp32-{mode}"
 
 
