@@ -23,6 +23,7 @@ from benchmarks.report.rows import Row, row
 from benchmarks.report.verdicts import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, PAPER_DATA, REPRODUCED
 from benchmarks.selection import SOURCES, Variant, matching, resolve_source
 from tracking import query
+from tracking.credentials import redact
 from tracking.store import sqlite_path
 
 CURVE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
@@ -69,7 +70,7 @@ class Report:
 
     def where(self) -> str:
         db = sqlite_path(self.uri)
-        return f"sqlite:///{db.resolve()}" if db is not None else self.uri
+        return f"sqlite:///{db.resolve()}" if db is not None else redact(self.uri)  # never a password
 
     def summary(self) -> str:
         """One line: how many rows with a paper figure reproduced, and what became of the others."""
@@ -157,7 +158,7 @@ def build(runs: pd.DataFrame, uri: str, experiment: str, variant: Variant = Vari
     Run links point into `ui_url`, by default the tracking URI when it is an MLflow server.
     """
     entries = entries if entries is not None else group_entries(group)
-    ui_url = ui_url or (uri if uri.startswith(("http://", "https://")) else None)
+    ui_url = redact(ui_url or (uri if uri.startswith(("http://", "https://")) else None))  # links show no password
     source = resolve_source(runs, entries, variant, data)
     rows, other = tabulate(runs, variant, source, entries, ui_url, group, rank)
     ids = [(r.entry.name, i) for r in rows for i in r.run_ids]
