@@ -6,6 +6,8 @@ so a run fails, resumes and is logged as anywhere else. On the worker the data i
 downloaded in its own data directory and checkpoints stay on its disk, so a retry that lands on
 the same machine resumes. A job that fails, or whose worker dies, comes back as failed, never
 lost: its MLflow run is left FAILED, KILLED or RUNNING, and the next `reproduce` resumes it.
+The driver's MLflow credentials reach each task as an argument (tracking.credentials.Credentials,
+shown by name only), never through `runtime_env`, whose values Ray writes into its log files.
 """
 from __future__ import annotations
 
@@ -20,20 +22,19 @@ from benchmarks.jobs.executor import ExecutorConfig, ExecutorError, import_ray
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.jobs.train import JobFailed, one_line, train_job
 from resnet.train import ExecConfig
+from tracking.credentials import Credentials
 
 WORKER_CHECKPOINTS = "~/.cache/resbench/checkpoints"  # on each worker of a cluster, unless told otherwise
 CANCEL_GRACE_S = 30  # after Ctrl-C, how long cancelled tasks may take before they are killed outright
-# the driver's MLflow credentials and TLS settings, which workers need to reach an authenticated server
-FORWARDED_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-                 "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
-                 "MLFLOW_TRACKING_CLIENT_CERT_PATH")
 
 
-def _in_worker(task: Callable[[JobSpec], str], spec: JobSpec) -> str:
-    """The task's body: `task(spec)` with the worker's own checkpoint folder, failures as one-line JobFailed."""
+def _in_worker(task: Callable[[JobSpec], str], spec: JobSpec, credentials: Credentials) -> str:
+    """The task's body: `task(spec)` with the driver's credentials in the environment (for this task
+    only) and the worker's own checkpoint folder; failures as one-line JobFailed."""
     root = spec.checkpoint_dir or os.environ.get(checkpoints.ENV_DIR) or WORKER_CHECKPOINTS
     try:
-        return task(replace(spec, checkpoint_dir=str(Path(root).expanduser())))
+        with credentials.applied():
+            return task(replace(spec, checkpoint_dir=str(Path(root).expanduser())))
     except JobFailed:
         raise
     except Exception as e:  # a store error, say; KeyboardInterrupt (ray.cancel) passes: the run is KILLED
@@ -125,16 +126,15 @@ def run_ray(cfg: ExecutorConfig, specs: list[JobSpec], log, task: Callable[[JobS
     started = start_ray(cfg)
     try:
         resources, device = _resources(ray, cfg, specs[0].ex) if specs else ({"num_cpus": 1, "num_gpus": 0}, "cpu")
-        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        credentials = Credentials.from_environ()
         options = dict(resources, max_retries=cfg.max_retries, retry_exceptions=False)
-        if env:
-            options["runtime_env"] = {"env_vars": env}
         remote = ray.remote(_in_worker)
         share = f"{resources['num_gpus']:g} GPU" if resources["num_gpus"] else f"{resources['num_cpus']:g} CPU"
         refs: dict = {}
         try:
             for spec in specs:
-                refs[remote.options(name=spec.name, **options).remote(task, _for_workers(cfg, spec, device))] = spec
+                refs[remote.options(name=spec.name, **options).remote(task, _for_workers(cfg, spec, device),
+                                                                  credentials)] = spec
             log(f"submitted {len(specs)} runs to Ray ({cfg.address or 'local'}), {share} each")
         except KeyboardInterrupt:
             _cancel(ray, list(refs), log)
