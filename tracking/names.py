@@ -24,6 +24,7 @@ TAG_DATA_SOURCE = "resbench.data_source"   # cifar10 | cifar10-jpeg-rebuild | ci
 TAG_DATA_CHECKSUM = "resbench.data_checksum"
 TAG_FAILURE = "resbench.failure"           # why a FAILED run failed, one line
 TAG_DIVERGED_EPOCH = "resbench.diverged_epoch"
+TAG_SUPERSEDED_BY = "resbench.superseded_by"  # on a KILLED run another machine replaced: that run's id
 TAG_GIT_COMMIT = "resbench.git_commit"
 TAG_GIT_DIRTY = "resbench.git_dirty"
 TAG_TORCH = "resbench.torch"
@@ -63,6 +64,7 @@ SYSTEM_METRICS_PREFIX = "system/"              # MLflow's system-metrics monitor
 ARTIFACT_CONFIG = "config.json"
 ARTIFACT_CURVE = "learning_curve.png"
 ARTIFACT_WEIGHTS = "model/weights.pt"
+ARTIFACT_CHECKPOINT = "checkpoint/state.pt"  # the latest epoch's state while a run trains (jobs/checkpoints.py)
 
 # Speed runs (`resbench speed`, tag resbench.kind = KIND_SPEED): one run per measurement,
 # one value per pipeline named "<pipeline>.<metric>", e.g. "fast.train_images_per_second".

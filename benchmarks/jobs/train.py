@@ -25,7 +25,7 @@ from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
 from resnet.data import Dataset
 from resnet.train import Diverged, EpochStats, TrainConfig, TrainResult, train
-from tracking import RunLogger, Tracker, TrackingError, connect, names
+from tracking import RunLogger, Tracker, TrackingError, connect, handover, names
 
 
 class JobFailed(RuntimeError):
@@ -81,15 +81,19 @@ def _uninterrupted():
 
 def _open_run(tracker: Tracker, slot: checkpoints.Slot, params: dict, run_tags: dict,
               name: str) -> tuple[RunLogger, dict | None]:
-    """The run to log into and the state to resume from: an unfinished run in the slot, or a new one."""
-    run_id = slot.run_id
-    if run_id and tracker.run_status(run_id) in ("RUNNING", "KILLED", "FAILED"):
-        return tracker.reopen(run_id), slot.state()  # no state: it died in its first epoch
-    slot.clear()
-    with _uninterrupted():  # the run and the slot's record of it, both or neither
-        run = tracker.start_run(name, params, run_tags)
-        slot.bind(run.run_id)
-    return run, None
+    """The run to log into and the state to resume from: the unfinished run of this identity and seed
+    (this machine's, or one another machine left in the store: checkpoints.resume_point), or a new one.
+    Any other unfinished run of it is closed KILLED as superseded: one (entry, identity, seed), one run."""
+    identity = checkpoints.identity_tags(run_tags)
+    run_id, state = checkpoints.resume_point(tracker, slot, identity)
+    if run_id is not None:
+        run = tracker.reopen(run_id)
+    else:
+        with _uninterrupted():  # the run and the slot's record of it, both or neither
+            run = tracker.start_run(name, params, run_tags)
+            slot.bind(run.run_id)
+    handover.supersede(tracker, [r for r in handover.unfinished(tracker, identity) if r != run.run_id], run.run_id)
+    return run, state
 
 
 def _train(spec: JobSpec, data: Dataset | None) -> str:
@@ -111,19 +115,19 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
 
             def on_epoch(stats: EpochStats, snapshot) -> None:
                 with _uninterrupted():
-                    slot.save(snapshot())
+                    slot.save(snapshot(), run)  # here and in the store, for a retry on another machine
                     run.log_metrics(stats.metrics(), step=stats.epoch)
 
             try:
                 result = train(entry.model, cfg, data, seed=spec.seed, ex=spec.ex, on_epoch=on_epoch, resume=state)
             except Diverged as e:
                 run.set_tags({names.TAG_DIVERGED_EPOCH: e.epoch})
-                slot.clear()  # a diverged run is rerun from scratch, not resumed into the same NaN
+                slot.clear(run)  # a diverged run is rerun from scratch, not resumed into the same NaN
                 raise
             with _uninterrupted():
                 _log_results(run, entry, cfg, spec, data, result)
                 run.finish("FINISHED")
-        slot.clear()
+        slot.clear(run)
         return run.run_id
 
 
