@@ -109,12 +109,10 @@ def reproduce(entries: list[Entry], seeds: int, shared: JobSpec, output: Path, *
     if check and todo:
         _preflight(todo, shared, placement.kind == "ray", data, log)
     specs, source = [shared.job(job.entry.name, job.seed) for job in todo], data.source
-    if placement.kind == "ray":
-        del data  # the workers load their own copy
-        failed = ray_jobs.run_ray(placement, specs, log)
-    elif placement.parallel(len(specs)):
-        del data  # so do the children
-        failed = local.run_children(placement, specs, log)
+    if placement.parallel(len(specs)):
+        del data  # the children or Ray workers load their own copy
+        run = ray_jobs.run_ray if placement.kind == "ray" else local.run_children
+        failed = run(placement, specs, log)
     else:
         failed = local.run_inline(specs, data, log)
     r = build.build(selection.load_runs(shared.tracking_uri, shared.experiment), shared.tracking_uri,

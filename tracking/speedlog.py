@@ -6,8 +6,7 @@ dicts (saved as the run's speed.csv artifact). Metrics go in one batched call.
 from __future__ import annotations
 
 import csv
-import tempfile
-from pathlib import Path
+import io
 
 from tracking import names
 from tracking.store import Tracker
@@ -19,11 +18,9 @@ def log_speed_run(tracker: Tracker, run_name: str, params: dict, tags: dict, met
     with tracker.start_run(run_name, params, {**tags, names.TAG_KIND: names.KIND_SPEED}) as run:
         run.log_metrics(metrics)
         if rows:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / names.ARTIFACT_SPEED_TABLE
-                with open(path, "w", newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                    writer.writeheader()
-                    writer.writerows(rows)
-                run.log_artifact(path)
+            table = io.StringIO(newline="")
+            writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+            run.log_text(table.getvalue(), names.ARTIFACT_SPEED_TABLE)
         return run.run_id

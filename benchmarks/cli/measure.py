@@ -7,36 +7,45 @@ import sys
 import click
 
 from benchmarks import registry
-from benchmarks.cli.options import data_options, exec_options, tracking_options, variant_options
+from benchmarks.cli.options import data_options, exec_options, group, tracking_options, variant_options
 from benchmarks.jobs.spec import DataSpec
 from benchmarks.selection import Variant
 from resnet.train import ExecConfig
 
 
+def _speed_config(pipelines, steps, warmup, batch_size, seed) -> dict:
+    from benchmarks import speed as speed_mod
+
+    return {"sc": speed_mod.SpeedConfig(steps=steps, warmup=warmup, batch_size=batch_size or 0,
+                                        pipelines=speed_mod.parse_pipelines(pipelines), seed=seed)}
+
+
+speed_options = group([
+    click.option("--pipelines", default="fast,reference", show_default=True,
+                 help="Comma-separated pipelines to time, in this order."),
+    click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True, help="Timed training steps."),
+    click.option("--warmup", type=click.IntRange(min=1), default=20, show_default=True,
+                 help="Untimed training steps first (with --compile, the rest of that epoch too)."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the entry's batch size."),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
+], _speed_config)
+
+
 @click.command()
 @click.argument("name", default="paper/final", required=False)
-@click.option("--pipelines", default="fast,reference", show_default=True,
-              help="Comma-separated pipelines to time, in this order.")
-@click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True, help="Timed training steps.")
-@click.option("--warmup", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Untimed training steps first (with --compile, the rest of that epoch too).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the entry's batch size.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@speed_options
 @exec_options(("device", "precision", "compile", "compile_mode", "channels_last", "num_workers"),
               fixed={"pipeline": "fast"},
               precision="Fast pipeline's precision (auto: bf16 on CUDA); the reference always runs fp32.",
               compile="Compile the fast pipeline's step.")
 @data_options
 @tracking_options
-def speed(name, pipelines, steps, warmup, batch_size, seed, ex: ExecConfig, data: DataSpec, tracking_uri,
-          experiment):
+def speed(name, sc, ex: ExecConfig, data: DataSpec, tracking_uri, experiment):
     """Time training steps and a test pass of NAME per pipeline, print the table, log a speed run."""
     from benchmarks import speed as speed_mod
     from tracking import connect
 
     entry = registry.get(name)
-    sc = speed_mod.SpeedConfig(steps=steps, warmup=warmup, batch_size=batch_size or 0,
-                               pipelines=speed_mod.parse_pipelines(pipelines), seed=seed)
     ex.torch_device()
     tracker = connect(tracking_uri, experiment)
     loaded = data.load()
