@@ -43,6 +43,10 @@ class RegistryError(LookupError):
     """An unknown, duplicate or malformed entry."""
 
 
+BEST, FINAL = "best", "final"  # which epoch's test accuracy a paper figure is: the best one, or the last one
+METRICS = (BEST, FINAL)
+
+
 @dataclass(frozen=True)
 class Paper:
     """What the paper printed for this entry (None where it printed nothing)."""
@@ -50,9 +54,17 @@ class Paper:
     accuracy: float | None = None   # test accuracy, percent
     params: str | None = None       # parameter count exactly as printed ("4.9M", "4,902,186")
     epochs: int | None = None
-    test_loss: float | None = None
+    test_loss: float | None = None  # as the authors computed it: per-batch mean losses averaged over batches
     num: int | None = None          # the row number in Table 1
     tolerance: float = 1.0          # accuracy points either side of `accuracy` that count as reproduced
+    metric: str = FINAL             # `accuracy` is the best epoch's (BEST) or the last epoch's (FINAL)
+    notes: tuple[str, ...] = ()     # sources and caveats behind the claim, shown on the entry's card
+
+    def __post_init__(self):
+        if self.metric not in METRICS:
+            raise RegistryError(f"Paper.metric: one of {', '.join(METRICS)}, got {self.metric!r}")
+        if isinstance(self.notes, str):  # a lone string would be shown one character a line
+            raise RegistryError("Paper.notes: a tuple of strings, not one string")
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,8 @@ def describe_entry(e: Entry) -> dict:
         "F": list(m.conv_kernel), "K": list(m.skip_kernel), "P": m.pool_kernel, "optimizer": e.train.optimizer,
         "epochs": e.train.epochs, "params": e.param_count, "fits_5M": e.param_count <= BUDGET,
         "mflops": round(flops.forward / 1e6, 1), "train_gflops": round(flops.train / 1e9, 3),
-        "paper_params": e.paper.params, "paper_acc": e.paper.accuracy, "description": e.description,
+        "paper_params": e.paper.params, "paper_acc": e.paper.accuracy, "paper_metric": e.paper.metric,
+        "description": e.description,
     }
 
 

@@ -107,10 +107,11 @@ def load_runs(uri: str | None, experiment: str, entries: list[str] | None = None
         "limit_train": pd.to_numeric(col("params.limit_train", 0), errors="coerce").fillna(0).astype(int),
         "limit_test": pd.to_numeric(col("params.limit_test", 0), errors="coerce").fillna(0).astype(int),
         "diverged": col(f"tags.{names.TAG_DIVERGED_EPOCH}").notna(),
+        "collapsed": col(f"tags.{names.TAG_COLLAPSED}", "").fillna("").eq("true"),  # benchmarks/collapse.py
         "failure": col(f"tags.{names.TAG_FAILURE}", "").fillna(""),
         **{key: pd.to_numeric(col(f"metrics.{metric}"), errors="coerce") for key, metric in (
             ("acc", names.TEST_ACCURACY), ("best", names.BEST_TEST_ACCURACY), ("loss", names.TEST_LOSS),
-            ("wall", names.WALL_SECONDS))},
+            ("loss_batchmean", names.TEST_LOSS_BATCHMEAN_FINAL), ("wall", names.WALL_SECONDS))},
         **{key: col(f"tags.{tag}") for key, tag in TAG_COLUMNS.items()},
         **{key: col(f"params.{key}") for key in PARAM_COLUMNS},
     })

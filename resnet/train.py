@@ -122,9 +122,12 @@ class EpochStats:
     lr: float                 # learning rate used during this epoch
     epoch_seconds: float      # train + test wall time
     images_per_second: float  # training images per second
+    # The authors' test loss: each batch's mean cross-entropy averaged over batches, so the short
+    # last batch weighs as much as a full one (None in checkpoints written before it was kept).
+    test_loss_batchmean: float | None = None
 
     def metrics(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if k != "epoch"}
+        return {k: v for k, v in asdict(self).items() if k != "epoch" and v is not None}
 
 
 @dataclass
@@ -181,10 +184,20 @@ def _loaders(data: Dataset, cfg: TrainConfig, ex: ExecConfig, device, gen: torch
 
 
 def run_epoch(model, loader, criterion, device, dtype, optimizer=None, sync_each_step=False):
-    """One pass; sums stay on the device and are read once at the end."""
+    """One pass: (mean loss per image, accuracy in percent)."""
+    return run_pass(model, loader, criterion, device, dtype, optimizer, sync_each_step)[:2]
+
+
+def run_pass(model, loader, criterion, device, dtype, optimizer=None, sync_each_step=False):
+    """One pass: (mean loss per image, accuracy in percent, mean over batches of each batch's mean loss).
+
+    The last is how the authors' code averaged its losses (`test_loss / len(testloader)`); it
+    differs from the per-image mean when the last batch is short. Sums stay on the device and
+    are read once at the end.
+    """
     training = optimizer is not None
     model.train(training)
-    loss_sum = torch.zeros((), device=device)
+    loss_sum, batch_sum, batches = torch.zeros((), device=device), torch.zeros((), device=device), 0
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     autocast = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext())
@@ -203,13 +216,12 @@ def run_epoch(model, loader, criterion, device, dtype, optimizer=None, sync_each
                     loss.backward()
                     optimizer.step()
             n = y.shape[0]
-            seen += n
-            if sync_each_step:  # the authors' loop calls loss.item() every step
-                loss_sum += loss.item() * n
-            else:
-                loss_sum += loss.detach().float() * n
+            seen, batches = seen + n, batches + 1
+            batch_loss = loss.item() if sync_each_step else loss.detach().float()  # the authors' loop: .item() per step
+            loss_sum += batch_loss * n
+            batch_sum += batch_loss
             correct += (out.argmax(1) == y).sum()
-    return loss_sum.item() / seen, 100.0 * correct.item() / seen
+    return loss_sum.item() / seen, 100.0 * correct.item() / seen, batch_sum.item() / batches
 
 
 def resolve_compile_mode(ex: ExecConfig, device: torch.device, optimizer: torch.optim.Optimizer) -> str:
@@ -333,10 +345,11 @@ def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int
             t_train = time.perf_counter() - t0
             if not math.isfinite(train_loss):
                 raise Diverged(epoch, train_loss)
-            test_loss, test_acc = run_epoch(s.step_model, s.test_loader, s.criterion, s.device, s.dtype)
+            test_loss, test_acc, test_batchmean = run_pass(s.step_model, s.test_loader, s.criterion, s.device,
+                                                           s.dtype)
             scheduler.step()
             stats = EpochStats(epoch, train_loss, train_acc, test_loss, test_acc, lr,
-                               time.perf_counter() - t0, len(data.train_y) / t_train)
+                               time.perf_counter() - t0, len(data.train_y) / t_train, test_batchmean)
             history.append(stats)
             bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.2f}")
             if on_epoch:

@@ -92,17 +92,18 @@ def test_finished_runs_give_mean_and_std_over_seeds(store):
     kept = r.rows[0]  # the row itself keeps runs, interval and verdict as values
     assert kept.entry == A and set(kept.run_ids) == {ids["a0"], ids["a1"]} and kept.seeds == (0, 1)
     assert kept.interval == verdicts.interval(accs) and kept.verdict.code == a["verdict"]
-    assert a["acc_mean"] == pytest.approx(statistics.mean(accs))
-    assert a["acc_std"] == pytest.approx(statistics.stdev(accs))
-    assert a["best_mean"] == pytest.approx(statistics.mean(bests))
+    assert a["final_mean"] == pytest.approx(statistics.mean(accs))
+    assert a["final_std"] == pytest.approx(statistics.stdev(accs))
+    assert a["best_mean"] == pytest.approx(statistics.mean(bests)) and a["verdict_metric"] == "final"
     assert a["delta"] == pytest.approx(statistics.mean(accs) - 50.0)
     assert a["epochs"] == 1 and a["params"] == 7666
     assert "disagrees with the paper's 1.0M" in a["notes"] and "1 failed run not counted" in a["notes"]
-    half = 12.70620 * statistics.stdev(accs) / 2 ** 0.5  # t(0.975, 1) s / sqrt(n)
-    assert a["ci_low"] == pytest.approx(statistics.mean(accs) - half, abs=1e-3)
+    half = 6.313752 * statistics.stdev(accs) / 2 ** 0.5  # t(0.95, 1) s / sqrt(n): the 90% interval TOST uses
+    assert a["final_ci_low"] == pytest.approx(statistics.mean(accs) - half, abs=1e-3)
     assert a["verdict"] == "other data"  # generated data can never reproduce the paper
     shown = render.display_table(r).set_index("entry").loc[A.name]
-    assert shown["final test acc (%), mean ± 95% CI"] == f"{statistics.mean(accs):.2f} ± {half:.2f} (n=2)"
+    assert shown["final-epoch acc (%), mean ± 90% CI"] == f"{statistics.mean(accs):.2f} ± {half:.2f} (n=2)"
+    assert shown["judged on"] == "final epoch"
     assert render.display_arch(r).set_index("entry").loc[A.name, "#params"] == "7,666 *"
 
 
@@ -111,9 +112,9 @@ def test_rows_not_run_failed_and_diverged(store):
     assert list(r.table["entry"]) == [e.name for e in ENTRIES]  # registry order
     for entry, status in ((B, "not run"), (C, "failed"), (D, "diverged")):
         got = row(r, entry)
-        assert got["status"] == status and got["n"] == 0 and pd.isna(got["acc_mean"]), entry.name
+        assert got["status"] == status and got["n"] == 0 and pd.isna(got["final_mean"]), entry.name
     shown = render.display_table(r).set_index("entry")
-    assert shown.loc[B.name, "final test acc (%), mean ± 95% CI"] == "—"
+    assert shown.loc[B.name, "final-epoch acc (%), mean ± 90% CI"] == "—"
     assert shown.loc[B.name, "Δ vs paper"] == "—"
     assert shown.loc[B.name, "verdict"] == "not run"
 

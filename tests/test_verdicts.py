@@ -39,8 +39,9 @@ def fake_runs(*specs) -> pd.DataFrame:
         row = {"run_id": f"run{i:02d}" + "0" * 26, "run_name": f"{entry.name} seed={seed}", "status": "FINISHED",
                "experiment_id": "7", "start_time": pd.Timestamp("2026-01-01") + pd.Timedelta(minutes=i),
                "entry": entry.name, "kind": "train", "seed": seed, "config_hash": config, "overrides": "",
-               "data": CIFAR, "limit_train": 0, "limit_test": 0, "diverged": False, "failure": "", "acc": acc,
-               "best": acc + 0.5 if acc is not None else None, "loss": 0.4, "wall": 1800.0,
+               "data": CIFAR, "limit_train": 0, "limit_test": 0, "diverged": False, "collapsed": False, "failure": "",
+               "acc": acc, "best": acc + 0.5 if acc is not None else None, "loss": 0.4, "loss_batchmean": 0.41,
+               "wall": 1800.0,
                "identity": registry.identity(config, checksum, version), "entry_version": version,
                "data_checksum": checksum, "git_commit": "abc1234def", "git_dirty": "False", **H100,
                "pipeline": "fast", "precision": "fp32", "compile": "False", "compile_mode": "auto",
@@ -65,22 +66,24 @@ def _t_cdf(q: float, df: int) -> float:
     return 0.5 + np.trapezoid(c * (1 + x ** 2 / df) ** (-(df + 1) / 2), x)
 
 
-def test_t_quantiles_are_the_975th_percentile():
+def test_t_quantiles_are_the_95th_percentile():
+    # TOST at alpha = 0.05: each one-sided test at 5%, so the two-sided 90% interval's t(0.95, df)
+    assert (verdicts.ALPHA, verdicts.LEVEL, verdicts.PERCENT) == (0.05, pytest.approx(0.90), "90%")
     for df in (1, 2, 3, 4, 9, 29, 30, 35, 120, 1000):
-        assert _t_cdf(verdicts.t_quantile(df), df) == pytest.approx(0.975, abs=2e-5), df
+        assert _t_cdf(verdicts.t_quantile(df), df) == pytest.approx(0.95, abs=2e-5), df
     # the printed tables' values
-    assert [round(verdicts.t_quantile(df), 4) for df in (1, 2, 10, 30)] == [12.7062, 4.3027, 2.2281, 2.0423]
-    assert verdicts.t_quantile(10_000) == pytest.approx(1.96, abs=1e-3)
+    assert [round(verdicts.t_quantile(df), 4) for df in (1, 2, 10, 30)] == [6.3138, 2.92, 1.8125, 1.6973]
+    assert verdicts.t_quantile(10_000) == pytest.approx(1.645, abs=1e-3)
     with pytest.raises(ValueError):
         verdicts.t_quantile(0)
 
 
 def test_interval_against_a_hand_computed_case():
     iv = verdicts.interval([90.0, 91.0, 92.0])
-    # mean 91, s = 1, t(0.975, 2) = 4.302653: half-width 4.302653 / sqrt(3) = 2.484138
+    # mean 91, s = 1, t(0.95, 2) = 2.919986: half-width 2.919986 / sqrt(3) = 1.685854
     assert (iv.n, iv.mean, iv.std) == (3, 91.0, 1.0)
-    assert iv.low == pytest.approx(88.515862, abs=1e-5) and iv.high == pytest.approx(93.484138, abs=1e-5)
-    assert iv.text() == "91.00 ± 2.48 (n=3)"
+    assert iv.low == pytest.approx(89.314146, abs=1e-5) and iv.high == pytest.approx(92.685854, abs=1e-5)
+    assert iv.text() == "91.00 ± 1.69 (n=3)"
     one = verdicts.interval([90.5, float("nan")])
     assert one.n == 1 and one.low is None and one.text() == "90.50 (one run)"
     assert verdicts.interval([]).text() == "—"
@@ -92,7 +95,7 @@ def test_interval_against_a_hand_computed_case():
     ([91.5, 91.8, 92.0], "reproduced", "reproduced"),                    # [91.14, 92.39] inside [90.78, 92.78]
     ([85.0, 85.2, 85.1], "not reproduced", "not reproduced (below)"),
     ([95.0, 95.1, 95.2], "not reproduced", "not reproduced (above)"),
-    ([90.0, 92.0, 91.0], "inconclusive", "inconclusive"),                # [88.5, 93.5] straddles both edges
+    ([90.0, 92.0, 91.0], "inconclusive", "inconclusive"),                # [89.31, 92.69] straddles 90.78
     ([91.78], "inconclusive", "inconclusive (one run)"),
     ([], "not run", "not run"),
 ])
@@ -105,7 +108,7 @@ def test_other_data_and_other_configurations_are_never_reproduced():
     within = verdicts.interval([91.5, 91.8, 92.0])
     v = verdicts.accuracy_verdict(within, 91.78, 1.0, "cifar10-jpeg-rebuild")
     assert v.code == "other data" and v.text == "other data: cifar10-jpeg-rebuild"
-    assert "not the paper's CIFAR-10" in v.why and "lies within the paper's 91.78 ± 1" in v.why
+    assert "not the paper's CIFAR-10" in v.why and "final-epoch test accuracy lies within the paper's 91.78 ± 1" in v.why
     v = verdicts.accuracy_verdict(within, 91.78, 1.0, CIFAR, "epochs=1")
     assert v.code == "other configuration" and "epochs=1" in v.text
     assert verdicts.accuracy_verdict(within, None, 1.0, CIFAR).code == "no claim"
@@ -130,9 +133,11 @@ def test_rows_summary_and_parameter_verdicts():
     assert list(t["verdict"]) == ["reproduced", "not reproduced", "inconclusive", "not run", "no claim"]
     first = r.rows[0]  # a row keeps its runs, interval and verdict as values
     assert first.run_ids == tuple(runs["run_id"][:3]) and first.seeds == (0, 1, 2)
-    assert first.interval == verdicts.interval([50.1, 49.9, 50.0]) and first.verdict.code == "reproduced"
+    assert first.interval == first.final == verdicts.interval([50.1, 49.9, 50.0]) and first.verdict.code == "reproduced"
+    assert first.best == verdicts.interval([50.6, 50.4, 50.5]) and first.verdict.metric == "final"
     assert list(t["params_verdict"]) == ["matches", "differs", "not printed", "not printed", "not printed"]
-    assert t.loc[A.name, "ci_low"] < 50.0 < t.loc[A.name, "ci_high"]
+    assert t.loc[A.name, "final_ci_low"] < 50.0 < t.loc[A.name, "final_ci_high"]
+    assert t.loc[A.name, "best_ci_low"] < 50.5 < t.loc[A.name, "best_ci_high"] and t.loc[A.name, "ci_level"] == 0.9
     assert r.summary() == ("1 of 4 rows reproduced on CIFAR-10, 1 not reproduced, 1 inconclusive, 1 not run. "
                            "Parameter counts: 1 of 2 match the paper's print; tiny/b differs.")
     assert t.loc[A.name, "mflops"] > 0 and bool(t.loc[A.name, "fits_5m"])
@@ -154,7 +159,7 @@ def test_a_row_never_mixes_identities():
                      (bumped, 0, 51.0, {"checksum": "new"}))                                # the latest data
     r = make_report(runs, [bumped])
     row = r.table.iloc[0]
-    assert row["n"] == 1 and row["acc_mean"] == 51.0 and row["data_checksum"] == "new"
+    assert row["n"] == 1 and row["final_mean"] == 51.0 and row["data_checksum"] == "new"
     assert row["identity"] == registry.identity(bumped.config_hash(), "new", 2)
     assert "2 runs of another identity (data checksum) not counted" in row["notes"]
     why = r.other.set_index("run_id")["why"]
@@ -187,11 +192,12 @@ def test_html_shows_verdicts_links_and_cards():
     assert '<a href="#card-tiny-a">tiny/a</a>' in page and 'id="card-tiny-a"' in page
     assert "1 of 3 rows reproduced on CIFAR-10, 1 inconclusive, 1 not run" in page
     for fact in ("NVIDIA H100 80GB HBM3", "driver 550.54.15", "CUDA 12.4", "cuDNN 9.1.0", "torchvision 0.29.1",
-                 "MLflow 3.17.2", "git abc1234def", "checksum c0ffee", "t(0.975, 2) = 4.303", "1.50 GPU-hours",
+                 "MLflow 3.17.2", "git abc1234def", "checksum c0ffee", "t(0.95, 2) = 2.92", "1.50 GPU-hours",
                  "CosineAnnealingLR(T_max=200)", "around 50 epochs", "Deviations from the paper", "with uncommitted"):
         assert fact in page, fact
     md = render.render(r, "markdown")
-    assert f"[{first[:8]}]({UI}/#/experiments/7/runs/{first})" in md and "### tiny/a: reproduced — 3 runs" in md
+    assert f"[{first[:8]}]({UI}/#/experiments/7/runs/{first})" in md
+    assert "### tiny/a: reproduced on final-epoch test accuracy — 3 runs" in md
 
 
 def test_json_and_csv_carry_what_traces_a_cell_to_its_runs():
@@ -205,7 +211,8 @@ def test_json_and_csv_carry_what_traces_a_cell_to_its_runs():
     assert data["cards"]["tiny/a"]["Hardware"].startswith("GPU NVIDIA H100") and data["verdict_rule"] == verdicts.RULE
     csv = render.render(r, "csv").splitlines()[0].split(",")
     assert {"run_ids", "run_urls", "config_hash", "identity", "git_commit", "git_dirty", "data_checksum", "verdict",
-            "ci_low", "ci_high", "mflops", "fits_5m"} <= set(csv)
+            "verdict_metric", "ci_level", "final_ci_low", "final_ci_high", "best_ci_low", "best_ci_high", "mflops",
+            "fits_5m", "collapsed", "test_loss_batchmean", "paper_test_loss"} <= set(csv)
 
 
 def test_adam_sgd_and_long_run_figures(tmp_path):

@@ -3,14 +3,18 @@
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's embedded default, in the working directory
 DEFAULT_EXPERIMENT = "resbench"
 
-# Per-epoch curves, logged with step = epoch (0-based).
+# Per-epoch curves, logged with step = epoch (0-based). test_loss is the mean per test image;
+# test_loss_batchmean the authors' definition, what the paper printed: each test batch's mean
+# loss averaged over batches (their last batch holds 16 images).
+TEST_LOSS_BATCHMEAN = "test_loss_batchmean"
 EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds",
-                 "images_per_second")
+                 "images_per_second", TEST_LOSS_BATCHMEAN)
 # One value per run.
 PARAM_COUNT = "param_count"
-TEST_ACCURACY = "test_accuracy"            # test accuracy at the last epoch, as the paper reports
-BEST_TEST_ACCURACY = "best_test_accuracy"
+TEST_ACCURACY = "test_accuracy"            # test accuracy at the last epoch (paper/final's figure)
+BEST_TEST_ACCURACY = "best_test_accuracy"  # the highest over the epochs (Table 1's figures)
 TEST_LOSS = "test_loss_final"
+TEST_LOSS_BATCHMEAN_FINAL = "test_loss_batchmean_final"  # the authors' definition at the last epoch
 WALL_SECONDS = "wall_seconds"
 
 TAG_ENTRY = "resbench.entry"
@@ -25,6 +29,8 @@ TAG_DATA_CHECKSUM = "resbench.data_checksum"
 TAG_FAILURE = "resbench.failure"           # why a FAILED run failed, one line
 TAG_DIVERGED_EPOCH = "resbench.diverged_epoch"
 TAG_SUPERSEDED_BY = "resbench.superseded_by"  # on a KILLED run another machine replaced: that run's id
+TAG_COLLAPSED = "resbench.collapsed"       # "true" | "false" once the first K epochs are judged (benchmarks/collapse.py)
+TAG_COLLAPSE_EPOCHS = "resbench.collapse_epochs"  # that K
 TAG_GIT_COMMIT = "resbench.git_commit"
 TAG_GIT_DIRTY = "resbench.git_dirty"
 TAG_TORCH = "resbench.torch"

@@ -1,5 +1,5 @@
-"""Commands that show: `list` (the registered entries), `report` (Table 1 from the runs in MLflow)
-and `ui` (the MLflow UI on the store)."""
+"""Commands that show: `list` (the registered entries), `report` (Table 1 from the runs in MLflow),
+`deviations` (every known departure from the authors' run) and `ui` (the MLflow UI on the store)."""
 from __future__ import annotations
 
 import json
@@ -85,6 +85,21 @@ def report(fmt, output, variant: Variant, data_source, group, rank, ui_url, trac
         written = render.write_file(r, out, fmt or SUFFIXES.get(out.suffix.lower(), "markdown"))
     for path in written:
         click.echo(str(path))
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+def deviations(name, fmt):
+    """Every known way a run departs from the authors' run, with its measured effect and the command that
+    measured it, or "not measured". With NAME, those that apply to that entry."""
+    from benchmarks import deviations as table
+
+    chosen = table.applicable(registry.get(name)) if name else list(table.DEVIATIONS)
+    if fmt == "json":
+        click.echo(json.dumps(table.records(chosen), indent=2))
+    else:
+        click.echo(table.markdown(chosen) if fmt == "markdown" else table.text(chosen), nl=False)
 
 
 @click.command()

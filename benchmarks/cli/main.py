@@ -38,5 +38,5 @@ def main():
 
 
 for command in (browse.list_cmd, runs.run, browse.report, runs.reproduce, browse.ui, measure.speed, runs.sweep,
-                measure.check_cmd):
+                measure.check_cmd, browse.deviations):
     main.add_command(command)

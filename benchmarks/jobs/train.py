@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchmarks import registry
+from benchmarks import collapse, registry
 from benchmarks.jobs import checkpoints, curve, tags
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
@@ -107,16 +107,23 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
         run, state = _open_run(tracker, slot, tags.params(entry, cfg, spec, data),
                                tags.tags(entry, cfg, spec, data, device), spec.name)
         with run:
+            accs: list[float] = []  # test accuracy per epoch, for the collapse judgement
             if state is not None:  # the kill may have come between checkpoint and log
                 logged = run.logged_steps("test_acc")
                 for h in state["history"]:
                     if h["epoch"] not in logged:
                         run.log_metrics(EpochStats(**h).metrics(), step=h["epoch"])
+                accs = [h["test_acc"] for h in state["history"]]
+                if len(accs) >= collapse.EPOCHS:  # or the kill came between that epoch's log and its tag
+                    _tag_collapse(run, accs)
 
             def on_epoch(stats: EpochStats, snapshot) -> None:
                 with _uninterrupted():
                     slot.save(snapshot(), run)  # here and in the store, for a retry on another machine
                     run.log_metrics(stats.metrics(), step=stats.epoch)
+                    accs.append(stats.test_acc)
+                    if len(accs) == collapse.EPOCHS:
+                        _tag_collapse(run, accs)
 
             try:
                 result = train(entry.model, cfg, data, seed=spec.seed, ex=spec.ex, on_epoch=on_epoch, resume=state)
@@ -131,6 +138,12 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
         return run.run_id
 
 
+def _tag_collapse(run: RunLogger, accs: list[float]) -> None:
+    """Tag whether the run collapsed (benchmarks/collapse.py), judged on its first K epochs."""
+    run.set_tags({names.TAG_COLLAPSED: str(collapse.collapsed(accs)).lower(),
+                  names.TAG_COLLAPSE_EPOCHS: collapse.EPOCHS})
+
+
 def _log_results(run: RunLogger, entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset,
                  result: TrainResult) -> None:
     history = pd.DataFrame([asdict(s) for s in result.history])
@@ -138,6 +151,7 @@ def _log_results(run: RunLogger, entry: Entry, cfg: TrainConfig, spec: JobSpec, 
     run.log_metrics({
         names.PARAM_COUNT: result.param_count, names.TEST_ACCURACY: last.test_acc,
         names.BEST_TEST_ACCURACY: history["test_acc"].max(), names.TEST_LOSS: last.test_loss,
+        **({names.TEST_LOSS_BATCHMEAN_FINAL: last.test_loss_batchmean} if last.test_loss_batchmean is not None else {}),
         names.WALL_SECONDS: history["epoch_seconds"].sum(),
     })
     run.log_dict({"entry": entry.name, "model": entry.model.flat(), "train": asdict(cfg), "exec": asdict(spec.ex),

@@ -20,13 +20,13 @@ import pandas as pd
 from benchmarks import registry
 from benchmarks.registry import Entry, RegistryError
 from benchmarks.report.rows import Row, row
-from benchmarks.report.verdicts import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, PAPER_DATA, REPRODUCED
+from benchmarks.report.verdicts import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, PAPER_DATA, PERCENT, REPRODUCED
 from benchmarks.selection import SOURCES, Variant, matching, resolve_source
 from tracking import query
 from tracking.credentials import redact
 from tracking.store import sqlite_path
 
-CURVE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
+CURVE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "test_loss_batchmean")
 
 
 @dataclass
@@ -63,10 +63,11 @@ class Report:
         scope += ", ranked by measured accuracy." if self.ranked else ", in registry order."
         return [f"Configuration: {what}.", f"Data: {SOURCES.get(self.source, self.source)}.", scope,
                 f"Runs: experiment {self.experiment!r} in {self.where()}; generated {self.generated}.",
-                "Measured accuracy is the test accuracy at the last epoch, as the paper reports it: the mean over "
-                "seeds (the latest finished run of each) with its 95% t-interval. A row counts only finished runs "
-                "of one identity (configuration, entry version, data checksum); every other run is listed under "
-                "Other runs."]
+                f"Measured accuracy is the test accuracy at the last epoch (final) and at the best epoch (best), each "
+                f"the mean over seeds (the latest finished run of each) with its {PERCENT} t-interval; a row's verdict "
+                f"is on the one the paper's figure is (the judged-on column). A row counts only finished runs of one "
+                f"identity (configuration, entry version, data checksum), collapsed ones included and named; every "
+                f"other run is listed under Other runs."]
 
     def where(self) -> str:
         db = sqlite_path(self.uri)
@@ -146,6 +147,9 @@ def tabulate(runs: pd.DataFrame, variant: Variant, source: str, entries: list[En
     rest = runs[mine & ~runs["run_id"].isin(used_ids)].copy()
     rest["why"] = [_why(r, known, variant, source, identities) for _, r in rest.iterrows()]
     rest["status"] = rest["status"].where(~(rest["diverged"] & rest["status"].eq("FAILED")), "DIVERGED")
+    # a finished run that never took off (benchmarks/collapse.py) has a status of its own, as a diverged one has
+    rest["status"] = rest["status"].where(~(rest["collapsed"].astype(bool) & rest["status"].eq("FINISHED")),
+                                          "COLLAPSED")
     other = rest[["entry", "run_name", "overrides", "data", "status", "acc", "why", "run_id"]].reset_index(drop=True)
     return rows, other
 

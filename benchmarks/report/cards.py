@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from benchmarks.registry import BUDGET, Entry
+from benchmarks import collapse
+from benchmarks import deviations as known_deviations
+from benchmarks.registry import BEST, BUDGET, FINAL, Entry
 from benchmarks.report.rows import Row
-from benchmarks.report.verdicts import params_note, t_quantile
+from benchmarks.report.verdicts import ALPHA, METRIC_TEXT, PERCENT, Interval, params_note, t_quantile
 from benchmarks.selection import SOURCES
 
 NOT_RECORDED = "not recorded"
@@ -99,12 +101,13 @@ def deviations(entry: Entry, train, variant_text: str, source: str, runs: pd.Dat
         out.append(f"parameter count: {note}")
     if p.num is not None:
         out.append(f"epochs: the paper trained Table 1's rows for 'around 50 epochs' (§3); this row uses exactly "
-                   f"{train.epochs}")
+                   f"{train.epochs}; the authors' main.py trains 100 at the commits that build row 3 "
+                   f"(entry authors/row3-100ep)")
     elif p.epochs is not None and train.epochs != p.epochs:
         out.append(f"epochs: {train.epochs}, where the paper ran {p.epochs}")
     if from_paper and len(runs):
-        out.append(f"statistic: the paper reports one run (seed not given); this row is the mean of {len(runs)} "
-                   f"seed{'s' * (len(runs) > 1)}")
+        out.append(f"statistic: the paper reports one run (seed not given) and its {METRIC_TEXT[p.metric]}; this row "
+                   f"is the mean of {len(runs)} seed{'s' * (len(runs) > 1)}")
     if len(runs):
         if runs.apply(_bf16, axis=1).any():
             out.append("precision: bf16 autocast on the GPU (the authors trained in fp32; --precision fp32 "
@@ -114,30 +117,61 @@ def deviations(entry: Entry, train, variant_text: str, source: str, runs: pd.Dat
                        "torchvision transforms, drawn from a different random stream")
         if runs["compile"].astype(str).str.lower().eq("true").any():
             out.append("execution: the training step was compiled (same mathematics, different kernels)")
+    out.append(f"every known departure from the authors' run, with its measured effect: `resbench deviations "
+               f"{entry.name}` and docs/FIDELITY.md (here: "
+               f"{', '.join(d.name for d in known_deviations.applicable(entry))})")
     return out
+
+
+def _statistic(what: str, iv: Interval, seeds: str) -> str:
+    """One metric's interval over the seeds, with the numbers that make it."""
+    if iv.n >= 2:
+        return (f"{what}, mean of {iv.n} seeds ({seeds}) with its {PERCENT} t-interval: {iv.mean:.2f} "
+                f"[{iv.low:.2f}, {iv.high:.2f}] (s = {iv.std:.3f}, t({1 - ALPHA:g}, {iv.n - 1}) = "
+                f"{t_quantile(iv.n - 1):.4g})")
+    return f"{what} of one run (seed {seeds}): {iv.mean:.2f}; no interval" if iv.n else "no finished run"
+
+
+def _loss(row: Row) -> str:
+    """The test loss both ways, beside the paper's figure, which is the authors' mean over batches."""
+    p = row.entry.paper
+    paper = f"; the paper printed {p.test_loss:g} (the authors' mean over batches)" if p.test_loss is not None else ""
+    mean, batches = row.mean_of("loss"), row.mean_of("loss_batchmean")
+    if mean is None or pd.isna(mean):
+        return "no finished run" + paper
+    authors = NOT_RECORDED if batches is None or pd.isna(batches) else f"{batches:.4f}"
+    return (f"last epoch, mean over seeds: {mean:.4f} per image, {authors} as the authors averaged (over batches)"
+            + paper)
+
+
+def _collapsed(row: Row) -> str:
+    gone = row.collapsed
+    if not len(gone):
+        return f"none of {row.n} counted runs ({collapse.describe()})"
+    seeds = ", ".join(f"seed {int(r['seed'])}" for _, r in gone.iterrows())
+    return f"{len(gone)} collapsed of {row.n} ({seeds}), counted in the verdict; {collapse.describe()}"
 
 
 def card(row: Row, variant_text: str, source: str) -> Card:
     """The card of one table row, in a table of `source` data with overrides `variant_text`."""
-    entry, train, runs, iv = row.entry, row.train, row.runs, row.interval
+    entry, train, runs = row.entry, row.train, row.runs
     p, n = entry.paper, row.n
     seeds = ",".join(map(str, row.seeds))
     points = f"±{p.tolerance:g} point{'s' * (p.tolerance != 1)}"
-    claim = [None if p.accuracy is None else f"{p.accuracy:.2f}% test accuracy (tolerance {points})",
+    claim = [None if p.accuracy is None else f"{p.accuracy:.2f}% {METRIC_TEXT[p.metric]} (tolerance {points})",
              f"{p.params} parameters" if p.params else None, f"{p.epochs} epochs" if p.epochs else None]
     where = f"Table 1 row {p.num}" if p.num is not None else "no Table 1 row"
     claimed = ", ".join(c for c in claim if c)
     fields = [("Paper", f"{claimed} ({where})" if claimed else "no figure printed for this entry"),
-              ("Verdict", f"{row.verdict.text}: {row.verdict.why}")]
-    if n >= 2:
-        t = t_quantile(n - 1)
-        stat = (f"final-epoch test accuracy, mean of {n} seeds ({seeds}) with its 95% t-interval: "
-                f"{iv.mean:.2f} [{iv.low:.2f}, {iv.high:.2f}] (s = {iv.std:.3f}, t(0.975, {n - 1}) = {t:.4g})")
-    elif n == 1:
-        stat = f"final-epoch test accuracy of one run (seed {seeds}): {iv.mean:.2f}; no interval"
-    else:
-        stat = "no finished run"
-    fields.append(("Statistic", stat))
+              ("Verdict", f"{row.verdict.text}, judged on {row.verdict.judged_on}: {row.verdict.why}")]
+    if p.notes:
+        fields.append(("Sources and caveats", "; ".join(p.notes)))
+    judged_first = sorted(((FINAL, row.final), (BEST, row.best)), key=lambda mv: mv[0] != p.metric)
+    fields.append(("Statistic", "; ".join(_statistic(METRIC_TEXT[m], v, seeds) for m, v in judged_first)
+                   if n else "no finished run"))
+    fields.append(("Test loss", _loss(row)))
+    if n:
+        fields.append(("Collapsed runs", _collapsed(row)))
     fits = "within" if entry.param_count <= BUDGET else "over"
     printed = f"the paper's print {p.params}: {row.params_verdict}" if p.params else "no print in the paper"
     fields.append(("Budget", f"{entry.param_count:,} parameters ({printed}); {row.mflops:,.1f} forward MFLOPs "
@@ -167,8 +201,9 @@ def card(row: Row, variant_text: str, source: str) -> Card:
         gpu = "CPU only, no GPU time" if not row.gpu_hours else f"{row.gpu_hours:.2f} GPU-hours"
         fields.append(("Cost", f"wall time {duration(wall.mean())} per run, {duration(wall.sum())} in all; {gpu}"
                        if len(wall) else NOT_RECORDED))
-    run_list = [(r["run_id"], url, f"seed {int(r['seed'])}: {r['acc']:.2f}%")
-                for (_, r), url in zip(runs.iterrows(), row.urls)]
-    headline = f"{row.verdict.text} — {n} run{'s' * (n != 1)}" + (f" on {source}" if n else "")
+    run_list = [(r["run_id"], url, f"seed {int(r['seed'])}: final {r['acc']:.2f}%, best {r['best']:.2f}%"
+                 + (" (collapsed)" if r["collapsed"] else "")) for (_, r), url in zip(runs.iterrows(), row.urls)]
+    judged = f" on {row.verdict.judged_on}" if n and p.accuracy is not None else ""
+    headline = f"{row.verdict.text}{judged} — {n} run{'s' * (n != 1)}" + (f" on {source}" if n else "")
     return Card(entry.name, anchor(entry.name), headline, fields, run_list,
                 deviations(entry, train, variant_text, source, runs))

@@ -20,11 +20,13 @@ import pandas as pd
 from benchmarks.report import cards as cards_mod
 from benchmarks.report.build import Report
 from benchmarks.report.figures import REFERENCE_SOURCE, figures_for
-from benchmarks.report.verdicts import RULE
+from benchmarks.registry import BEST, FINAL
+from benchmarks.report.verdicts import PERCENT, RULE
 from resnet.files import atomic_write
 
 FORMATS = {"markdown": "md", "html": "html", "csv": "csv", "json": "json"}
 MAX_LINKS = 5  # run links shown in a table cell; the card lists them all
+JUDGED = {BEST: "best epoch", FINAL: "final epoch"}  # the verdict's metric, in the table
 
 
 def _num(v, fmt: str = "{:.2f}", empty: str = "—") -> str:
@@ -38,11 +40,15 @@ def display_table(r: Report) -> pd.DataFrame:
     cols = {
         "Num": [_num(x.entry.paper.num, "{:.0f}", "") for x in rows], "entry": [x.entry.name for x in rows],
         "epochs": [x.train.epochs for x in rows], "paper acc (%)": [_num(x.entry.paper.accuracy) for x in rows],
-        "final test acc (%), mean ± 95% CI": [x.interval.text() for x in rows],
+        f"final-epoch acc (%), mean ± {PERCENT} CI": [x.final.text() for x in rows],
+        f"best-epoch acc (%), mean ± {PERCENT} CI": [x.best.text() for x in rows],
+        "judged on": [JUDGED[x.verdict.metric] if x.entry.paper.accuracy is not None else "—" for x in rows],
         "Δ vs paper": [_num(x.interval.mean - x.entry.paper.accuracy if x.n and x.entry.paper.accuracy is not None
                             else None, "{:+.2f}") for x in rows],
-        "verdict": [x.verdict.text for x in rows], "best-epoch acc (%)": [_num(x.mean_of("best")) for x in rows],
-        "test loss": [_loss(x.mean_of("loss")) for x in rows],
+        "verdict": [x.verdict.text for x in rows],
+        "test loss / image": [_loss(x.mean_of("loss")) for x in rows],
+        "test loss / batch (authors')": [_loss(x.mean_of("loss_batchmean")) for x in rows],
+        "paper test loss": [_num(x.entry.paper.test_loss, "{:g}", "") for x in rows],
         "wall time / run": [cards_mod.duration(x.mean_of("wall")) for x in rows], "status": [x.status for x in rows],
         "runs": [" ".join(i[:8] for i in x.run_ids[:MAX_LINKS]) or "—" for x in rows],
     }
@@ -138,7 +144,7 @@ th{background:#f0f0f0;white-space:normal;text-align:center}td.l{text-align:left}
 td.wrap{white-space:normal;text-align:left;max-width:520px}
 p.summary{font-size:17px;font-weight:600;padding:8px 12px;background:#f4f7fb;border-left:4px solid #4a78b5}
 li{margin:2px 0}.note{color:#555;max-width:1100px;margin:4px 0}img{max-width:100%;border:1px solid #ddd}
-td.reproduced,td.finished{background:#e3f3e3}td.not-reproduced,td.failed,td.diverged,td.killed{background:#fbe3e3}
+td.reproduced,td.finished{background:#e3f3e3}td.not-reproduced,td.failed,td.diverged,td.collapsed,td.killed{background:#fbe3e3}
 td.inconclusive,td.running{background:#fff3cf}td.other-data,td.other-configuration{background:#e6eefb}
 td.not-run,td.no-paper-figure{color:#888}a{color:#2a5db0}code{font-size:11px}
 details.card{border:1px solid #ddd;border-radius:4px;margin:8px 0;padding:4px 10px;max-width:1300px}

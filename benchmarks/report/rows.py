@@ -1,12 +1,16 @@
-"""One table row per entry, its values kept as values: the counted runs, their interval and verdict.
+"""One table row per entry, its values kept as values: the counted runs, their intervals and verdict.
 
 A row counts only FINISHED runs of one identity (`selection.row_identity`): the latest
 finished one's identity, the latest run of each seed (`selection.counted`). The row holds
-those runs (a DataFrame, by seed), their UI links, the `Interval` and `Verdict`, and what was
-left out as notes; `record()` flattens it into the columns CSV and JSON carry.
+those runs (a DataFrame, by seed), their UI links, an `Interval` of the final-epoch and one of
+the best-epoch test accuracy, the `Verdict` on the one the paper's claim is (`Paper.metric`),
+and what was left out as notes. Collapsed runs (benchmarks/collapse.py) count like any
+finished run; the row's status, notes and verdict name them. `record()` flattens the row into
+the columns CSV and JSON carry.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -14,7 +18,9 @@ import pandas as pd
 
 from benchmarks import registry
 from benchmarks.registry import Entry
-from benchmarks.report.verdicts import Interval, Verdict, accuracy_verdict, interval, params_note, params_verdict
+from benchmarks.registry import BEST
+from benchmarks.report.verdicts import (LEVEL, Interval, Verdict, accuracy_verdict, interval, params_note,
+                                        params_verdict)
 from benchmarks.selection import Variant, counted, row_identity
 from resnet.flops import flops_per_image
 from resnet.train import TrainConfig
@@ -26,9 +32,10 @@ class Row:
     train: TrainConfig                 # the entry's configuration with the table's overrides
     runs: pd.DataFrame                 # the counted runs, one per seed, by seed
     urls: tuple[str | None, ...]       # each counted run's page in the MLflow UI (None: no UI known)
-    interval: Interval
-    verdict: Verdict
-    status: str                        # finished | running | diverged | failed | killed | not run
+    final: Interval                    # of the last epoch's test accuracy (metric test_accuracy)
+    best: Interval                     # of the best epoch's (best_test_accuracy)
+    verdict: Verdict                   # on `interval`, the paper's metric
+    status: str                        # finished [(n collapsed of N)] | running | diverged | failed | killed | not run
     notes: tuple[str, ...]             # what the row does not count, and a disagreeing parameter count
     identity: str | None               # of the counted runs; None when nothing counts
     config_hash: str
@@ -38,6 +45,16 @@ class Row:
     @property
     def n(self) -> int:
         return len(self.runs)
+
+    @property
+    def interval(self) -> Interval:
+        """The interval of the metric the paper's claim is, the one the verdict judged."""
+        return self.best if self.entry.paper.metric == BEST else self.final
+
+    @property
+    def collapsed(self) -> pd.DataFrame:
+        """The counted runs that collapsed (benchmarks/collapse.py): counted, and named."""
+        return self.runs[self.runs["collapsed"].astype(bool)]
 
     @property
     def run_ids(self) -> tuple[str, ...]:
@@ -79,17 +96,24 @@ class Row:
             "layers": m.layers, "blocks": "[" + ",".join(map(str, m.blocks)) + "]",
             "channels": "[" + ",".join(map(str, m.channels)) + "]", "conv_kernel": kernel(m.conv_kernel),
             "skip_kernel": kernel(m.skip_kernel), "pool_kernel": m.pool_kernel, "epochs": self.train.epochs,
-            "n": n, "acc_mean": iv.mean, "acc_std": iv.std, "ci_low": iv.low, "ci_high": iv.high,
-            "best_mean": self.mean_of("best"),
-            "delta": iv.mean - p.accuracy if n and p.accuracy is not None else None,
+            "n": n, "ci_level": LEVEL, **_columns("final", self.final), **_columns("best", self.best),
+            "verdict_metric": p.metric, "delta": iv.mean - p.accuracy if n and p.accuracy is not None else None,
             "verdict": self.verdict.code, "verdict_text": self.verdict.text, "verdict_why": self.verdict.why,
-            "test_loss": self.mean_of("loss"), "wall_seconds": self.mean_of("wall"), "gpu_hours": self.gpu_hours,
+            "collapsed": len(self.collapsed), "collapsed_seeds": ",".join(str(int(s)) for s in self.collapsed["seed"]),
+            "test_loss": self.mean_of("loss"), "test_loss_batchmean": self.mean_of("loss_batchmean"),
+            "paper_test_loss": p.test_loss, "wall_seconds": self.mean_of("wall"), "gpu_hours": self.gpu_hours,
             "status": self.status, "seeds": ",".join(map(str, self.seeds)), "notes": "; ".join(self.notes),
             "run_ids": ",".join(self.run_ids), "run_urls": ",".join(u for u in self.urls if u),
             "identity": self.identity, "config_hash": self.config_hash, "entry_version": e.version,
             "data_checksum": _distinct(self.runs["data_checksum"]) or None,
             "git_commit": _distinct(self.runs["git_commit"]) or None, "git_dirty": self.git_dirty,
         }
+
+
+def _columns(prefix: str, iv: Interval) -> dict:
+    """An interval as CSV columns: <prefix>_mean, _std, _ci_low, _ci_high (the LEVEL interval)."""
+    return {f"{prefix}_mean": iv.mean, f"{prefix}_std": iv.std, f"{prefix}_ci_low": iv.low,
+            f"{prefix}_ci_high": iv.high}
 
 
 def run_url(ui_url: str | None, experiment_id, run_id: str) -> str | None:
@@ -105,10 +129,12 @@ def _flops(model):
     return flops_per_image(model)
 
 
-def _status(runs: pd.DataFrame, n: int) -> str:
-    statuses = set(runs["status"])
+def _status(runs: pd.DataFrame, used: pd.DataFrame) -> str:
+    """finished (with "n collapsed of N" when some counted runs collapsed), or why nothing counts."""
+    statuses, n = set(runs["status"]), len(used)
     if n:
-        return "finished"
+        k = int(used["collapsed"].sum())
+        return f"finished ({k} collapsed of {n})" if k else "finished"
     if "RUNNING" in statuses:
         return "running"
     if runs["diverged"].any():
@@ -116,6 +142,16 @@ def _status(runs: pd.DataFrame, n: int) -> str:
     if "FAILED" in statuses:
         return "failed"
     return "killed" if "KILLED" in statuses else "not run"
+
+
+def _naming_collapsed(verdict: Verdict, gone: pd.DataFrame, n: int) -> Verdict:
+    """The verdict with the collapsed runs it counted named: they are never left out silently."""
+    if not len(gone):
+        return verdict
+    named = ", ".join(f"seed {int(r['seed'])} ({r['acc']:.2f}% at the end, run {str(r['run_id'])[:8]})"
+                      for _, r in gone.iterrows())
+    return dataclasses.replace(verdict, why=f"{verdict.why}; it counts {len(gone)} collapsed run"
+                                            f"{'s' * (len(gone) > 1)} of {n}: {named}")
 
 
 def _distinct(values) -> str:
@@ -128,8 +164,15 @@ def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url:
     same = runs[runs["identity"].eq(ident)]
     use = counted(same)
     p = entry.paper
-    iv = interval(use["acc"])
+    final, best = interval(use["acc"]), interval(use["best"])
+    verdict = accuracy_verdict(best if p.metric == BEST else final, p.accuracy, p.tolerance, source,
+                               variant.describe(), p.metric)
+    gone = use[use["collapsed"].astype(bool)]
+    verdict = _naming_collapsed(verdict, gone, len(use))
     notes = [params_note(p.params, entry.param_count)]
+    if len(gone):
+        notes.append(f"{len(gone)} collapsed of {len(use)} counted: seed{'s' * (len(gone) > 1)} "
+                     f"{', '.join(str(int(x)) for x in gone['seed'])} (counted in the verdict)")
     left = same[~same["run_id"].isin(use["run_id"])]
     for status, count in left["status"].value_counts().items():
         if status != "FINISHED":
@@ -139,6 +182,6 @@ def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url:
         notes.append(f"{foreign} run{'s' * (foreign > 1)} of another identity (data checksum) not counted")
     return Row(entry, variant.train(entry), use, tuple(run_url(ui_url, e, i) for e, i in
                                                         zip(use["experiment_id"], use["run_id"])),
-               iv, accuracy_verdict(iv, p.accuracy, p.tolerance, source, variant.describe()), _status(same, len(use)),
+               final, best, verdict, _status(same, use),
                tuple(x for x in notes if x), ident if len(use) else None, variant.config_hash(entry),
                round(_flops(entry.model).forward / 1e6, 1))
