@@ -17,7 +17,7 @@ import mlflow.pytorch
 import numpy as np
 import torch
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
-from mlflow.models import Model
+from mlflow.models import Model, infer_signature
 from mlflow.tracking import MlflowClient
 
 from tracking import names
@@ -42,11 +42,14 @@ def log_model(client: MlflowClient, run_id: str, model: torch.nn.Module, input_e
                                         params=run.data.params, model_type="pytorch")
     try:
         net = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).eval()
+        with torch.no_grad():  # the signature from one plain forward pass, not MLflow's pyfunc wrapper
+            output = net(torch.from_numpy(input_example)).numpy()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / names.MODEL_NAME
             meta = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=run_id,
                          model_id=logged.model_id)
             mlflow.pytorch.save_model(net, str(path), mlflow_model=meta, input_example=input_example,
+                                      signature=infer_signature(input_example, output),
                                       pip_requirements=requirements(), serialization_format="pt2")
             client.log_model_artifacts(logged.model_id, str(path))
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
