@@ -20,13 +20,19 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tracking import conventions, models, names
+from tracking.credentials import redact
 
 
 SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
 
 
 class TrackingError(RuntimeError):
-    """The tracking store cannot be reached or used; the message says which and why."""
+    """The tracking store cannot be reached or used; the message says which and why.
+
+    Messages name the store by its URI, and drivers' errors may quote it: any password in it is masked."""
+
+    def __init__(self, message: str):
+        super().__init__(redact(str(message)))
 
 
 def mlflow_version() -> str:
@@ -279,7 +285,7 @@ class RunLogger:
             self.finish("KILLED")
         else:
             try:
-                self.set_tags({names.TAG_FAILURE: f"{exc_type.__name__}: {exc}"[:500]})
+                self.set_tags({names.TAG_FAILURE: redact(f"{exc_type.__name__}: {exc}")[:500]})
             finally:
                 self.finish("FAILED")
         return False

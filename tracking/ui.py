@@ -27,6 +27,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from tracking import conventions
+from tracking.credentials import redact
 from tracking.store import TrackingError, resolve_uri, sqlite_path
 
 
@@ -86,9 +87,16 @@ def server_command(uri: str, host: str, port: int, workers: int = 1, public: boo
         backend, artifacts = folder.as_uri(), folder
     else:  # another database URL; MLflow's own defaults apply
         backend, artifacts = uri, Path("mlruns").resolve()
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+    # a database URI with a password goes in the server's environment (server_env), never on its command line (ps)
+    store = ["--backend-store-uri", backend] if redact(backend) == backend else []
+    return [sys.executable, "-m", "mlflow", "server", *store,
             "--default-artifact-root", str(artifacts), "--artifacts-destination", str(artifacts),
             "--host", host, "--port", str(port), "--workers", str(workers), *security_options(host, port)]
+
+
+def server_env(uri: str) -> dict[str, str]:
+    """What the server's environment adds for the store at `uri`: one whose URI holds a password."""
+    return {"MLFLOW_BACKEND_STORE_URI": uri} if redact(uri) != uri else {}
 
 
 def runs_link(url: str, experiment_id: str) -> str:
@@ -151,7 +159,7 @@ def start(uri: str | None, host: str = "127.0.0.1", port: int = 5000, timeout: f
     _check_port_free(host, port)
     log = tempfile.TemporaryFile()
     # MLflow's GenAI job runner is of no use for browsing runs and would only add processes.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **server_env(resolve_uri(uri))}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                             preexec_fn=_own_group_dying_with_parent)
     proc.log = log
@@ -199,7 +207,7 @@ def serve(uri: str | None, host: str = "127.0.0.1", port: int = 5000, experiment
     proc, url = start(uri, host, port, public=public)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does
     try:
-        echo(f"MLflow UI for {resolve_uri(uri)} at {url}  (Ctrl-C stops it)")
+        echo(f"MLflow UI for {redact(resolve_uri(uri))} at {url}  (Ctrl-C stops it)")
         if not is_loopback(host):
             echo(f"public: anyone who can reach port {port} here can read and edit these runs, with no login")
         client = MlflowClient(resolve_uri(uri))

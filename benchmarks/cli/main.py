@@ -16,6 +16,7 @@ from benchmarks.registry import RegistryError
 from resnet.data import DataError
 from resnet.model import ConfigError
 from tracking import TrackingError
+from tracking.credentials import redact
 
 EXPECTED = (ConfigError, DataError, RegistryError, TrackingError, SlotBusy, ExecutorError, OSError)
 
@@ -25,7 +26,7 @@ class Resbench(click.Group):
         try:
             return super().invoke(ctx)
         except EXPECTED as e:
-            click.echo(f"error: {(str(e).strip().splitlines() or [type(e).__name__])[0]}", err=True)
+            click.echo(redact(f"error: {(str(e).strip().splitlines() or [type(e).__name__])[0]}"), err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted: the run is marked KILLED and keeps its last epoch; rerun to resume", err=True)

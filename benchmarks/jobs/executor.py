@@ -3,16 +3,20 @@
 `local` (jobs/local.py) trains in this process, or as child processes on this machine, `jobs`
 at a time on each GPU of `devices`; `ray` (jobs/ray.py) submits each job as a Ray task to a
 local Ray or an existing cluster. Options that cannot work together are refused here, before
-anything is created or trained.
+anything is created or trained, a Ray cluster without token authentication included: anyone
+who reaches an open cluster runs code on it (and Ray before 2.52 ignores RAY_AUTH_MODE).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from resnet.train import ExecConfig
 from tracking.store import require_shared_store
 
 KINDS = ("local", "ray")
+RAY_AUTH_SINCE = (2, 52)  # the first Ray that honours RAY_AUTH_MODE=token
 
 
 class ExecutorError(RuntimeError):
@@ -64,9 +68,43 @@ def check(cfg: ExecutorConfig, ex: ExecConfig, uri: str) -> None:
                             "fits several runs on one GPU (or machine)")
     if ex.device.startswith("cuda:"):
         raise ExecutorError(f"--device {ex.device}: Ray picks each run's GPU; use --device cuda or auto")
-    import_ray()
+    ray = import_ray()
     if cfg.address is not None:  # an existing cluster: runs may land on any of its machines
         require_shared_store(uri, f"the Ray cluster at {cfg.address}")
+        _require_token_auth(cfg.address, ray.__version__)
+
+
+def ray_auth_problem(environ=None) -> str | None:
+    """Why this process would talk to a Ray cluster without token authentication; None when it is on.
+
+    On means RAY_AUTH_MODE=token and a token where Ray looks for one: RAY_AUTH_TOKEN, else the
+    file RAY_AUTH_TOKEN_PATH names, else ~/.ray/auth_token.
+    """
+    environ = os.environ if environ is None else environ
+    mode = environ.get("RAY_AUTH_MODE", "")
+    if mode.strip().lower() != "token":
+        return f"RAY_AUTH_MODE is {mode!r}" if mode else "RAY_AUTH_MODE is not set"
+    if environ.get("RAY_AUTH_TOKEN", "").strip():
+        return None
+    path = Path(environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token").expanduser()
+    try:
+        if path.read_text().strip():
+            return None
+    except OSError:
+        pass
+    return f"no token in RAY_AUTH_TOKEN or {path}"
+
+
+def _require_token_auth(address: str, version: str) -> None:
+    have = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if have < RAY_AUTH_SINCE:
+        raise ExecutorError(f"--address {address}: Ray {version} has no token authentication, so anyone who "
+                            f"reaches the cluster runs code on it; pip install -U 'resbench[ray]' (Ray >= 2.52)")
+    why = ray_auth_problem()
+    if why:
+        raise ExecutorError(f"--address {address}: Ray token authentication is off ({why}), so anyone who reaches "
+                            f"the cluster runs code on it; export RAY_AUTH_MODE=token here and on the cluster, with "
+                            f"its token in ~/.ray/auth_token or RAY_AUTH_TOKEN (`ray get-auth-token --generate`)")
 
 
 def _check_devices(devices: tuple[int, ...], ex: ExecConfig) -> None:

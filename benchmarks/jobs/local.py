@@ -4,7 +4,9 @@ In this process (`resbench run`, and `reproduce` one job at a time) each job goe
 with the data loaded once. As children (`reproduce --jobs N`, `--devices`), each job's spec is
 written to a JSON file and trained by `python -m benchmarks.jobs SPEC.json`, `jobs` at a time on
 each GPU given (each child sees only its GPU through CUDA_VISIBLE_DEVICES). Either way a job that
-fails is reported in one line and the others go on.
+fails is reported in one line and the others go on. The store's URI, which may hold a password,
+reaches a child through its environment (`URI_ENV`), never its command line or spec file, which
+other users of the machine can see (`ps`) or might read.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +24,9 @@ from benchmarks.jobs.executor import ExecutorConfig
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.jobs.train import JobFailed, train_job
 from resnet.data import Dataset
+from tracking.credentials import redact
+
+URI_ENV = "RESBENCH_JOB_TRACKING_URI"  # a child's store URI, credentials included (its spec file has it masked)
 
 
 def run_inline(specs: list[JobSpec], data: Dataset, log: Callable[[str], None],
@@ -62,10 +68,12 @@ def run_children(cfg: ExecutorConfig, specs: list[JobSpec], log: Callable[[str],
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // width)))
 
     def one(spec: JobSpec, path: Path) -> subprocess.CompletedProcess:
-        path.write_text(spec.to_json())
+        path.write_text(replace(spec, tracking_uri=redact(spec.tracking_uri)).to_json())
         device = slots.get()
         try:
-            child_env = env if device is None else {**env, "CUDA_VISIBLE_DEVICES": device}
+            child_env = {**env, URI_ENV: spec.tracking_uri}
+            if device is not None:
+                child_env["CUDA_VISIBLE_DEVICES"] = device
             return subprocess.run(command(path), env=child_env, capture_output=True, text=True)
         finally:
             slots.put(device)
@@ -84,7 +92,7 @@ def run_children(cfg: ExecutorConfig, specs: list[JobSpec], log: Callable[[str],
                     continue
                 failed.append(spec.name)
                 lines = [ln.removeprefix("error: ") for ln in proc.stderr.splitlines() if ln.strip()]
-                log(f"error: {spec.name}: {lines[-1] if lines else f'exit status {proc.returncode}'}")
+                log(redact(f"error: {spec.name}: {lines[-1] if lines else f'exit status {proc.returncode}'}"))
         finally:  # on Ctrl-C start nothing new; the running children got the same signal
             pool.shutdown(wait=True, cancel_futures=True)
     return failed

@@ -22,7 +22,7 @@ from benchmarks.jobs.executor import ExecutorConfig, ExecutorError, import_ray
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.jobs.train import JobFailed, one_line, train_job
 from resnet.train import ExecConfig
-from tracking.credentials import Credentials
+from tracking.credentials import Credentials, redact
 
 WORKER_CHECKPOINTS = "~/.cache/resbench/checkpoints"  # on each worker of a cluster, unless told otherwise
 CANCEL_GRACE_S = 30  # after Ctrl-C, how long cancelled tasks may take before they are killed outright
@@ -72,7 +72,7 @@ def _why(ray, err: Exception, retries: int) -> str:
     if isinstance(err, (x.WorkerCrashedError, x.NodeDiedError, x.OutOfMemoryError, x.LocalRayletDiedError)):
         return (f"its Ray worker died ({type(err).__name__}, after {retries} retr{'y' if retries == 1 else 'ies'}); "
                 f"the next reproduce resumes or reruns it")
-    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+    return redact(f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}")
 
 
 def _cancel(ray, refs: list, log) -> None:
@@ -96,8 +96,8 @@ def start_ray(cfg: ExecutorConfig) -> bool:
         ray.init(address=cfg.address or "local", include_dashboard=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {cfg.address}" if cfg.address else "a local Ray"
-        raise ExecutorError(f"cannot start or join {where} ({type(e).__name__}: "
-                            f"{(str(e).splitlines() or [''])[0]})") from None
+        raise ExecutorError(redact(f"cannot start or join {where} ({type(e).__name__}: "
+                                   f"{(str(e).splitlines() or [''])[0]})")) from None
     return True
 
 

@@ -60,7 +60,7 @@ class JobSpec:
     overrides: tuple[tuple[str, object], ...] = ()    # TrainConfig fields, sorted by name
     data: DataSpec = field(default_factory=DataSpec)
     ex: ExecConfig = field(default_factory=ExecConfig)
-    tracking_uri: str = names.DEFAULT_URI
+    tracking_uri: str = field(default=names.DEFAULT_URI, repr=False)  # may hold a password: never shown
     experiment: str = names.DEFAULT_EXPERIMENT
     checkpoint_dir: str | None = None                 # None: $RESBENCH_CHECKPOINT_DIR or .resbench/checkpoints
 

@@ -26,6 +26,7 @@ from benchmarks.registry import Entry
 from resnet.data import Dataset
 from resnet.train import Diverged, EpochStats, TrainConfig, TrainResult, train
 from tracking import RunLogger, Tracker, TrackingError, connect, handover, names
+from tracking.credentials import redact
 
 
 class JobFailed(RuntimeError):
@@ -33,7 +34,8 @@ class JobFailed(RuntimeError):
 
 
 def one_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+    """The error's first line, any password in a URI it quotes masked (it is shown, and tagged on the run)."""
+    return redact((str(err).strip().splitlines() or [type(err).__name__])[0])
 
 
 def train_job(spec: JobSpec, data: Dataset | None = None) -> str:

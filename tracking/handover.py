@@ -1,0 +1,94 @@
+"""Runs that move between machines: the unfinished run of one identity, its checkpoint kept in the store.
+
+A checkpoint slot lives on the disk of the machine that wrote it, so a Ray retry or a later
+`reproduce` that lands on another machine finds none. The store is what every machine shares:
+each epoch's checkpoint is also logged as the run's artifact `names.ARTIFACT_CHECKPOINT` (the
+same path each time, so only the latest is kept), and `unfinished` finds the runs of one identity
+that were left RUNNING, KILLED or FAILED (not diverged) for a new machine to resume from it.
+Runs it cannot resume are closed KILLED with `names.TAG_SUPERSEDED_BY` naming the run that
+replaces them, so one identity and seed never has two runs going.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+
+from tracking import names
+from tracking.store import RunLogger, Tracker, store_errors
+
+UNFINISHED = ("RUNNING", "KILLED", "FAILED")
+
+
+def _open(run) -> bool:
+    tags = run.data.tags
+    return (run.info.status in UNFINISHED and names.TAG_DIVERGED_EPOCH not in tags
+            and names.TAG_SUPERSEDED_BY not in tags)
+
+
+def resumable(tracker: Tracker, run_id: str) -> bool:
+    """Whether `run_id` is a run to continue: unfinished, not diverged, not superseded by another."""
+    try:
+        return _open(tracker.client.get_run(run_id))
+    except MlflowException:  # no such run (a store that was wiped, say)
+        return False
+
+
+def last_epoch(tracker: Tracker, run_id: str) -> int:
+    """The last epoch `run_id` logged (the step of its last test accuracy); -1 before its first."""
+    with store_errors(tracker.uri):
+        return max((m.step for m in tracker.client.get_metric_history(run_id, "test_acc")), default=-1)
+
+
+def unfinished(tracker: Tracker, tags: dict[str, str]) -> list[str]:
+    """The ids of the runs left unfinished with exactly these tags (identity, seed, ...), newest first."""
+    exact = [f"tags.`{k}` = '{v}'" for k, v in tags.items() if "'" not in str(v) and "`" not in k]
+    with store_errors(tracker.uri):
+        found = tracker.client.search_runs([tracker.experiment_id], " and ".join(exact),
+                                           order_by=["attributes.start_time DESC"], max_results=1000)
+    return [r.info.run_id for r in found
+            if _open(r) and all(r.data.tags.get(k) == str(v) for k, v in tags.items())]
+
+
+def share(run: RunLogger, checkpoint: Path) -> None:
+    """Log the epoch's checkpoint file as the run's checkpoint artifact, replacing the previous epoch's."""
+    folder, name = names.ARTIFACT_CHECKPOINT.rsplit("/", 1)
+    if checkpoint.name != name:
+        raise ValueError(f"a checkpoint artifact is a file named {name}, not {checkpoint.name}")
+    run.log_artifact(checkpoint, folder)
+
+
+def fetch(tracker: Tracker, run_id: str, into: Path) -> Path | None:
+    """Download `run_id`'s checkpoint artifact into the folder `into`; None when it has none."""
+    tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=into))
+    try:
+        got = Path(tracker.client.download_artifacts(run_id, names.ARTIFACT_CHECKPOINT, str(tmp)))
+        dest = into / f"{run_id}-{got.name}"
+        got.replace(dest)
+        return dest
+    except (MlflowException, OSError):  # no checkpoint logged (it died in its first epoch), or unreadable
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def drop(run: RunLogger) -> None:
+    """Delete the run's checkpoint artifact (it is finished, or diverged and never resumed); a store that
+    cannot delete artifacts keeps it."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    try:
+        uri = run.client.get_run(run.run_id).info.artifact_uri
+        get_artifact_repository(uri).delete_artifacts(names.ARTIFACT_CHECKPOINT.rsplit("/", 1)[0])
+    except (MlflowException, OSError, NotImplementedError):
+        pass
+
+
+def supersede(tracker: Tracker, run_ids: list[str], by: str) -> None:
+    """Close `run_ids` as KILLED, each tagged as superseded by the run `by`."""
+    with store_errors(tracker.uri):
+        for run_id in run_ids:
+            tracker.client.set_tag(run_id, names.TAG_SUPERSEDED_BY, by)
+            tracker.client.set_terminated(run_id, status="KILLED")
