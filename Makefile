@@ -43,6 +43,10 @@ gpu-kit:
 	mkdir -p $(KIT)
 	install -m 644 $(SHARED)/data/cifar10-jpeg.tar.xz $(SHARED)/data/make_cifar10_batches.py $(KIT)/
 	bash $(SHARED)/gpu/fetch-mlflow-wheels.sh $(KIT)/wheels
+	# what resbench declares beyond MLflow's wheels: system metrics (psutil, pynvml) and filelock
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
+	  -d $(KIT)/wheels psutil nvidia-ml-py filelock
 	@{ git ls-files -z --cached --others --exclude-standard; find $(KIT) -type f -print0; } \
 	  | du -cb --files0-from=- 2>/dev/null | tail -n 1 \
 	  | awk -v max=$(KIT_MAX_MIB) '{ mib = $$1 / 1048576; where = "the repository and $(KIT)"; \

@@ -110,8 +110,9 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
                                tags.tags(entry, cfg, spec, data, device), spec.name)
         with run:
             accs: list[float] = []  # test accuracy per epoch, for the collapse judgement
+            # epochs this run already logged: a state from the store may be older, and an epoch is logged once
+            logged = run.logged_steps("test_acc")
             if state is not None:  # the kill may have come between checkpoint and log
-                logged = run.logged_steps("test_acc")
                 for h in state["history"]:
                     if h["epoch"] not in logged:
                         run.log_metrics(EpochStats(**h).metrics(), step=h["epoch"])
@@ -121,8 +122,9 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
 
             def on_epoch(stats: EpochStats, snapshot) -> None:
                 with _uninterrupted():
-                    slot.save(snapshot(), run)  # here and in the store, for a retry on another machine
-                    run.log_metrics(stats.metrics(), step=stats.epoch)
+                    slot.save(snapshot(), run)  # here, and now and then in the store for another machine
+                    if stats.epoch not in logged:
+                        run.log_metrics(stats.metrics(), step=stats.epoch)
                     accs.append(stats.test_acc)
                     if len(accs) == collapse.EPOCHS:
                         _tag_collapse(run, accs)
