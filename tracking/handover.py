@@ -10,6 +10,7 @@ replaces them, so one identity and seed never has two runs going.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,9 +18,11 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 
 from tracking import names
+from tracking.credentials import redact
 from tracking.store import RunLogger, Tracker, store_errors
 
 UNFINISHED = ("RUNNING", "KILLED", "FAILED")
+log = logging.getLogger(__name__)
 
 
 def _open(run) -> bool:
@@ -76,14 +79,15 @@ def fetch(tracker: Tracker, run_id: str, into: Path) -> Path | None:
 
 def drop(run: RunLogger) -> None:
     """Delete the run's checkpoint artifact (it is finished, or diverged and never resumed); a store that
-    cannot delete artifacts keeps it."""
+    cannot delete artifacts keeps it, with a warning: the run itself is done either way."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     try:
         uri = run.client.get_run(run.run_id).info.artifact_uri
-        get_artifact_repository(uri).delete_artifacts(names.ARTIFACT_CHECKPOINT.rsplit("/", 1)[0])
-    except (MlflowException, OSError, NotImplementedError):
-        pass
+        repo = get_artifact_repository(uri, tracking_uri=run.uri)  # mlflow-artifacts:/ resolves against our server
+        repo.delete_artifacts(names.ARTIFACT_CHECKPOINT.rsplit("/", 1)[0])
+    except (MlflowException, OSError, NotImplementedError) as e:
+        log.warning("run %s keeps its checkpoint artifact (%s)", run.run_id, redact(f"{type(e).__name__}: {e}")[:300])
 
 
 def supersede(tracker: Tracker, run_ids: list[str], by: str) -> None:

@@ -5,14 +5,17 @@ MLflow run id, the last completed epoch's state and a lock. The lock (`filelock`
 on Unix) is held while a process trains: a killed process releases it, so a later `run` or
 `reproduce` can continue that MLflow run, while a live one is never resumed twice.
 
-A slot lives on one machine's disk, so each epoch's state also goes to the store as the run's
-checkpoint artifact (tracking/handover.py): `resume_point` continues this machine's run, or,
-with no slot here, the unfinished run of the same identity and seed another machine left.
+A slot lives on one machine's disk, so the state also goes to the store as the run's checkpoint
+artifact (tracking/handover.py), as often as SHARE_BUDGET allows (an upload of paper/final's
+59 MB over HTTP can take seconds): `resume_point` continues this machine's run, or, with no
+slot here, the unfinished run of the same identity and seed another machine left. A state from
+the store may be a few epochs old; those epochs are trained again but not logged again.
 """
 from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -23,6 +26,7 @@ from tracking import RunLogger, Tracker, handover, names
 
 ENV_DIR = "RESBENCH_CHECKPOINT_DIR"
 DEFAULT_DIR = ".resbench/checkpoints"
+SHARE_BUDGET = 0.05  # the most of a run's time its checkpoint uploads to the store may take
 
 
 class SlotBusy(RuntimeError):
@@ -38,6 +42,7 @@ class Slot:
         self.path = Path(root) / re.sub(r"[^A-Za-z0-9_.=-]+", "_", key)
         self.file = self.path / names.ARTIFACT_CHECKPOINT.rsplit("/", 1)[1]
         self._lock = FileLock(self.path / "lock")
+        self._shared_at, self._share_cost = float("-inf"), 0.0  # the first epoch is always shared
 
     def __enter__(self) -> "Slot":
         self.path.mkdir(parents=True, exist_ok=True)
@@ -64,10 +69,14 @@ class Slot:
         return checkpoint.load(self.file) if self.file.is_file() else None
 
     def save(self, state: dict, run: RunLogger | None = None) -> None:
-        """The epoch's state, atomically; with `run`, also as its checkpoint artifact, for another machine."""
+        """The epoch's state, atomically; with `run`, also as its checkpoint artifact for another machine,
+        unless the last upload was so recent that this one would take more than SHARE_BUDGET of the time."""
         checkpoint.save_atomic(state, self.file)
-        if run is not None:
+        if run is not None and time.monotonic() - self._shared_at >= self._share_cost / SHARE_BUDGET:
+            start = time.monotonic()
             handover.share(run, self.file)
+            self._shared_at = time.monotonic()
+            self._share_cost = self._shared_at - start
 
     def clear(self, run: RunLogger | None = None) -> None:
         """Forget the state and run; with `run` (finished, or diverged), its checkpoint artifact too."""
@@ -82,40 +91,39 @@ def identity_tags(run_tags: dict) -> dict[str, str]:
     return {k: str(run_tags[k]) for k in (names.TAG_ENTRY, names.TAG_IDENTITY, names.TAG_SEED)}
 
 
-def _fetched(tracker: Tracker, slot: Slot, run_id: str, logged: int) -> dict | None:
-    """`run_id`'s checkpoint artifact, if it holds every epoch the run logged (else resuming would log one twice)."""
+def _fetched(tracker: Tracker, slot: Slot, run_id: str) -> dict | None:
+    """`run_id`'s checkpoint artifact, loaded; None when it has none that loads."""
     path = handover.fetch(tracker, run_id, slot.path)
     if path is None:
         return None
     try:
         state = checkpoint.load(path)
-    except Exception:  # noqa: BLE001 -- truncated or not a checkpoint: as good as none
+    except Exception:  # noqa: BLE001 -- a truncated upload fails in many ways: as good as none
         return None
     finally:
         path.unlink(missing_ok=True)
-    return state if isinstance(state, dict) and state.get("epoch", -1) >= logged else None
+    return state if isinstance(state, dict) and isinstance(state.get("epoch"), int) else None
 
 
 def resume_point(tracker: Tracker, slot: Slot, identity: dict[str, str]) -> tuple[str | None, dict | None]:
     """(run id, state) to continue, or (None, None) for a new run.
 
-    This machine's run when the slot has one still unfinished, from the slot's state (or the
-    store's, when another machine took the run further since); else the newest unfinished run of
-    `identity` in the store whose checkpoint artifact can be resumed. A run died in its first
-    epoch (no state anywhere) continues from scratch only from its own slot.
+    This machine's run when the slot has one still unfinished, from the newer of the slot's state
+    and the store's (another machine may have taken the run further since), or from scratch when
+    it has neither (it died in its first epoch); else the newest unfinished run of `identity` in
+    the store whose checkpoint artifact loads.
     """
     run_id = slot.run_id
     if run_id and handover.resumable(tracker, run_id):
-        logged, state = handover.last_epoch(tracker, run_id), slot.state()
-        if state is None and logged < 0:
-            return run_id, None
-        if state is None or state["epoch"] < logged:
-            state = _fetched(tracker, slot, run_id, logged)
-        if state is not None:
-            return run_id, state
+        state = slot.state()
+        if state is None or state["epoch"] < handover.last_epoch(tracker, run_id):
+            remote = _fetched(tracker, slot, run_id)
+            if remote is not None and (state is None or remote["epoch"] > state["epoch"]):
+                state = remote
+        return run_id, state
     slot.clear()
     for run_id in handover.unfinished(tracker, identity):
-        state = _fetched(tracker, slot, run_id, handover.last_epoch(tracker, run_id))
+        state = _fetched(tracker, slot, run_id)
         if state is not None:
             slot.bind(run_id)
             return run_id, state
