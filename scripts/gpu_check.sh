@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU evidence behind docs/PERFORMANCE.md in one command with a wall-clock budget, under $OUT.
 #
-#   bash scripts/gpu_check.sh [--budget SECONDS] [STAGE...]     (BUDGET=500; default: all five stages)
+#   bash scripts/gpu_check.sh [--budget SECONDS] [STAGE...]     (BUDGET=500; default: all six stages)
 #
 # Stages, in order of value. Before each one the script prints its estimate and skips it, saying
 # so, when it does not fit what is left of the budget; after each one it writes what it measured.
@@ -14,6 +14,8 @@
 #   fp32    the same run in fp32: the first bf16-against-fp32 accuracy figure                  ~2 min
 #   packed  PACK_SEEDS seeds x PACK_EPOCHS epochs one after another (reproduce --jobs 1), then
 #           reproduce --jobs PACK_JOBS on the one GPU: training images/s per GPU of each       ~2 min
+#   collapse  (issue 13) COLLAPSE_SEEDS seeds x COLLAPSE_EPOCHS epochs of COLLAPSE_ENTRY, in full's
+#           mode (reproduce --jobs 1): per epoch losses and accuracies, the resbench.collapsed tag  ~1 min
 # Estimates scale with the sizes below and learn as they go: process start-up from the first
 # import, images/s from `speed`, seconds per epoch from `full`. A running stage is stopped
 # (SIGINT: its MLflow run is marked KILLED and keeps its epochs) at BUDGET + GRACE seconds.
@@ -23,11 +25,13 @@
 # cuDNN, versions), stages.tsv (stage, ran|failed|skipped, estimate s, actual s, note), walls.tsv
 # (process wall of each command), speed.txt and speed.csv (one row per mode: images/s, ms/step,
 # TFLOP/s, reference, ratio), runs.csv and curves.csv (full runs and their per-epoch curves),
-# packed.csv, summary.json and summary.md, and mlflow.tgz (the SQLite stores, no artifacts).
+# packed.csv, collapse.csv (seed, epoch, losses, accuracies, collapsed), summary.json and summary.md,
+# and mlflow.tgz (the SQLite stores, no artifacts).
 #
 # Settings (environment): ENTRY (paper/final), EPOCHS (80), SPEED_MODES ("off cudagraph
 # fp32-cudagraph": off = eager, a --compile-mode name, fp32-MODE; inductor modes compile for
 # minutes), SPEED_STEPS (200), SPEED_WARMUP (20), PACK_SEEDS (3), PACK_EPOCHS (5), PACK_JOBS (3),
+# COLLAPSE_ENTRY (table1/row1), COLLAPSE_SEEDS (4), COLLAPSE_EPOCHS (3),
 # LIMIT_TRAIN and LIMIT_TEST (0: all), COMPILE (on|off: the runs' --compile instead of what `speed`
 # found, e.g. for `bash scripts/gpu_check.sh fp32 packed` in a later window), EXTRA (flags for every
 # resbench command), GPU_TESTS (tests), GRACE (30), DATA, KIT, WORK, OUT, PYTHON; the estimates'
@@ -39,7 +43,7 @@
 #   run(command="bash scripts/gpu_check.sh", carry=["results/gpu-kit"], timeout_s=560)
 # A smoke test of the script on a CPU (tiny, meaningless numbers; tests/test_gpu_check.py runs one):
 #   ALLOW_CPU=1 DATA=/tmp/cifar ENTRY=table1/row1 EPOCHS=1 LIMIT_TRAIN=64 LIMIT_TEST=32 SPEED_MODES=off \
-#   SPEED_STEPS=2 SPEED_WARMUP=1 PACK_SEEDS=2 PACK_EPOCHS=1 PACK_JOBS=2 EXTRA="--device cpu" \
+#   SPEED_STEPS=2 SPEED_WARMUP=1 PACK_SEEDS=2 PACK_EPOCHS=1 PACK_JOBS=2 COLLAPSE_SEEDS=2 EXTRA="--device cpu" \
 #   bash scripts/gpu_check.sh
 set -uo pipefail
 {  # read whole before it runs: editing or updating this file during a run cannot change that run
@@ -49,7 +53,7 @@ CALLER=$PWD
 abs() { case $1 in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }  # relative paths: from where it was called
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-ALL_STAGES="tests speed full fp32 packed"
+ALL_STAGES="tests speed full fp32 packed collapse"
 BUDGET=${BUDGET:-500}
 stages=()
 while [ $# -gt 0 ]; do
@@ -57,7 +61,7 @@ while [ $# -gt 0 ]; do
     --budget) BUDGET=${2:-}; shift 2 || shift ;;
     --budget=*) BUDGET=${1#*=}; shift ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    tests|speed|full|fp32|packed) stages+=("$1"); shift ;;
+    tests|speed|full|fp32|packed|collapse) stages+=("$1"); shift ;;
     *) echo "error: unknown argument '$1' (stages: $ALL_STAGES; --budget SECONDS)" >&2; exit 2 ;;
   esac
 done
@@ -69,7 +73,8 @@ done
 # Priors stand in for what is not measured yet; they are guesses for paper/final on an H100.
 for kv in ENTRY=paper/final EPOCHS=80 BATCH=128 LIMIT_TRAIN=0 LIMIT_TEST=0 \
     SPEED_MODES="off cudagraph fp32-cudagraph" SPEED_STEPS=200 SPEED_WARMUP=20 \
-    PACK_SEEDS=3 PACK_EPOCHS=5 PACK_JOBS=3 GRACE=30 TESTS_S=60 COLLECT_S=10 \
+    PACK_SEEDS=3 PACK_EPOCHS=5 PACK_JOBS=3 COLLAPSE_ENTRY=table1/row1 COLLAPSE_SEEDS=4 COLLAPSE_EPOCHS=3 \
+    GRACE=30 TESTS_S=60 COLLECT_S=10 \
     PRIOR_SETUP=8 RUN_SETUP=5 EPOCH_FIXED=0.15 REPORT_S=10 PRIOR_FP32=0.5 \
     PRIOR_TRAIN_IPS=20000 PRIOR_TEST_IPS=60000 PRIOR_REF_IPS=5000 PRIOR_REF_TEST_IPS=10000; do
   k=${kv%%=*}; v=${!k:-${kv#*=}}; printf -v "$k" %s "$v"; export "GC_$k=$v"
@@ -161,6 +166,13 @@ wanted = [re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0] for r in
           project["dependencies"] + project["optional-dependencies"].get("test", [])]
 print("missing packages:", " ".join(d for d in wanted if not installed(d)) or "none")
 print(f"startup_s {startup:.2f}")
+try:  # forward MFLOPs per image of ENTRY and COLLAPSE_ENTRY: the collapse estimate scales full's epochs by them
+    from benchmarks import registry
+    from resnet.flops import flops_per_image
+    print("mflops", *(round(flops_per_image(registry.get(os.environ[k]).model).forward / 1e6, 1)
+                      for k in ("GC_ENTRY", "GC_COLLAPSE_ENTRY")))
+except Exception as e:  # an unknown entry fails its own stage; the estimate then assumes equal FLOPs
+    print("no mflops:", e)
 if not cuda and not os.environ.get("GC_ALLOW_CPU"):
     sys.exit("error: no CUDA GPU visible (ALLOW_CPU=1 runs the smoke mode on a CPU)")
 EOF
@@ -171,7 +183,8 @@ EOF
 ok=$?
 cat "$OUT/env.txt"
 [ $ok -eq 0 ] || exit 1
-export GC_STARTUP; GC_STARTUP=$(awk '$1 == "startup_s" {print $2}' "$OUT/env.txt")
+export GC_STARTUP GC_MFLOPS GC_COLLAPSE_MFLOPS; GC_STARTUP=$(awk '$1 == "startup_s" {print $2}' "$OUT/env.txt")
+read -r GC_MFLOPS GC_COLLAPSE_MFLOPS < <(awk '$1 == "mflops" {print $2, $3}' "$OUT/env.txt")
 
 LIMITS=()
 (( LIMIT_TRAIN > 0 )) && LIMITS+=(--limit-train "$LIMIT_TRAIN")
@@ -224,6 +237,13 @@ stage_packed() {
   return $rc
 }
 
+stage_collapse() {  # issue 13: how often COLLAPSE_ENTRY sits at chance through its first epochs, in full's mode
+  rm -rf "$WORK"/collapse.db "$WORK"/ckpt-collapse  # else reproduce finds them done
+  cli collapse collapse.db reproduce --only "$COLLAPSE_ENTRY" --seeds "$COLLAPSE_SEEDS" --epochs "$COLLAPSE_EPOCHS" \
+    --no-check --pipeline fast "$(estimate choose)" "${COMMON[@]}" --jobs 1 --output "$WORK/report-collapse" \
+    --checkpoint-dir "$WORK/ckpt-collapse"
+}
+
 GPU_TESTS=${GPU_TESTS:-tests}
 : > "$OUT/stages.tsv"; : > "$OUT/walls.tsv"
 failed=() skipped=()
@@ -239,7 +259,8 @@ for stage in "${stages[@]}"; do
   else
     say "$stage: estimate $est s ($how); $left s left"
     t=$(ms)
-    case $stage in tests) stage_tests ;; speed) stage_speed ;; full|fp32) stage_full "$stage" ;; packed) stage_packed ;; esac
+    case $stage in tests) stage_tests ;; speed) stage_speed ;; full|fp32) stage_full "$stage" ;;
+                   packed) stage_packed ;; collapse) stage_collapse ;; esac
     rc=$?
     status=ran; [ $rc -eq 0 ] || { status=failed; failed+=("$stage"); }
     record "$stage" "$status" "$est" "$(( ($(ms) - t) / 1000 ))" "exit $rc"

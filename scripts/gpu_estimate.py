@@ -3,8 +3,9 @@
     python scripts/gpu_estimate.py STAGE    prints "SECONDS<TAB>how it was reckoned"
     python scripts/gpu_estimate.py choose   prints the runs' --compile flag
 
-Sizes and priors come from the GC_* variables gpu_check.sh exports; what earlier stages measured
-(process start-up, images/s per mode, a full run's seconds per epoch and beyond its epochs) from
+Sizes and priors come from the GC_* variables gpu_check.sh exports (with the entries' forward
+MFLOPs per image); what earlier stages measured (process start-up, images/s per mode, a full run's
+seconds per epoch and beyond its epochs, the collapse runs' seconds per epoch) from
 $GC_OUT/summary.json, which scripts/gpu_results.py keeps.
 """
 from __future__ import annotations
@@ -63,14 +64,26 @@ def run_mode(st: dict, stage: str) -> str:
     return mode if stage == "full" else f"fp32-{mode}"
 
 
+def flops_ratio() -> float:
+    """COLLAPSE_ENTRY's forward FLOPs per image over ENTRY's (1 when either is unknown). A smaller
+    model uses a GPU less well, so the scaled time is a lower bound until `collapse` measures its own."""
+    mflops, collapse = ENV.get("GC_MFLOPS"), ENV.get("GC_COLLAPSE_MFLOPS")
+    return float(collapse) / float(mflops) if mflops and collapse else 1.0
+
+
 def epoch_seconds(st: dict, stage: str) -> tuple[float, str]:
-    """Seconds of one full-size epoch (train and test) of `stage` (full or fp32): a finished run's
-    own, else the full run's scaled by the speed table, else from images/s."""
-    compute = {s: num("N_TRAIN") / r[IPS] + num("N_TEST") / r[TEST_IPS]
-               for s, r in ((s, rates(st, run_mode(st, s))) for s in ("full", "fp32"))}
+    """Seconds of one full-size epoch (train and test) of `stage` (full, fp32 or collapse): a
+    finished run's own, else the full run's scaled by the speed table (fp32) or by the entries'
+    FLOPs (collapse, which runs in full's mode), else from images/s."""
     seen = st.get("epoch_s", {})
     if stage in seen:
         return seen[stage], f"{seen[stage]:.2f} s/epoch measured"
+    if stage == "collapse":
+        spe, how = epoch_seconds(st, "full")
+        entries = f"{ENV['GC_COLLAPSE_ENTRY']} over {ENV['GC_ENTRY']}"
+        return spe * flops_ratio(), f"{how} x {flops_ratio():.2f} (FLOPs per image, {entries})"
+    compute = {s: num("N_TRAIN") / r[IPS] + num("N_TEST") / r[TEST_IPS]
+               for s, r in ((s, rates(st, run_mode(st, s))) for s in ("full", "fp32"))}
     if stage == "fp32" and "full" in seen:
         spe = seen["full"] * compute["fp32"] / compute["full"]
         return spe, f"{spe:.2f} s/epoch (the full run's, scaled by the speed table's fp32/bf16)"
@@ -108,6 +121,11 @@ def estimate(stage: str) -> tuple[float, str]:
         seq = run_overhead(st, 0) + (seeds - 1) * num("RUN_SETUP") + work + num("REPORT_S")
         jobs = run_overhead(st, 0) + overhead(st) + work + num("REPORT_S")  # no gain from packing assumed
         return seq + jobs, f"{seeds:.0f} seeds x {epochs:.0f} epochs, twice, at {how}; {start}"
+    if stage == "collapse":  # as packed's sequential half: one process, its runs one after another
+        spe, how = epoch_seconds(st, "collapse")
+        seeds, epochs = num("COLLAPSE_SEEDS"), num("COLLAPSE_EPOCHS")
+        total = run_overhead(st, 0) + (seeds - 1) * num("RUN_SETUP") + seeds * epochs * (spe + num("EPOCH_FIXED"))
+        return total + num("REPORT_S"), f"{seeds:.0f} seeds x {epochs:.0f} epochs at {how}; {start}"
     raise SystemExit(f"error: unknown stage {stage!r}")
 
 

@@ -1,7 +1,7 @@
 """scripts/gpu_check.sh's result files: after every stage, what its MLflow store holds, under $GC_OUT.
 
     python scripts/gpu_results.py [STAGE]   STAGE's files (speed.csv; runs.csv and curves.csv;
-                                            packed.csv), then summary.json and summary.md
+                                            packed.csv; collapse.csv), then summary.json and summary.md
 
 Stores are read through tracking.query. summary.json also keeps what the estimates learn
 (scripts/gpu_estimate.py), so it comes back with the results.
@@ -134,6 +134,36 @@ def collect_packed(st: dict) -> None:
         write_csv("packed.csv", rows)
 
 
+def collect_collapse(st: dict) -> None:
+    """collapse.csv: each seed's epochs and whether train_job tagged the run collapsed
+    (benchmarks/collapse.py's definition; empty: not judged, a run stopped before its K-th epoch);
+    summary.json: one row per seed, and their epochs' seconds for a later window's estimate."""
+    df = search("collapse.db")
+    if df is None:
+        return
+    from tracking import names
+    from tracking.query import metric_histories
+
+    latest = {}
+    for _, r in df.iloc[::-1].iterrows():  # oldest first: a seed's later run replaces an earlier one
+        latest[int(r["params.seed"])] = r
+    keys = ("train_loss", "train_acc", "test_acc", "test_loss", "epoch_seconds")
+    h = metric_histories(f"sqlite:///{WORK / 'collapse.db'}", [r["run_id"] for r in latest.values()], keys)
+    rows, seeds = [], []
+    for seed, r in sorted(latest.items()):
+        tag = r.get(f"tags.{names.TAG_COLLAPSED}")
+        collapsed = tag if isinstance(tag, str) else ""
+        epochs = h[h["run_id"].eq(r["run_id"])].sort_values("epoch")
+        rows += [{"seed": seed, "epoch": int(e["epoch"]), **{k: e[k] for k in keys[:4]}, "collapsed": collapsed}
+                 for _, e in epochs.iterrows()]
+        seeds.append({"seed": seed, "status": r["status"], "epochs_logged": len(epochs), "collapsed": collapsed,
+                      "test_acc_per_epoch": " / ".join(f"{a:.2f}" for a in epochs["test_acc"])})
+    if len(h):
+        st.setdefault("epoch_s", {})["collapse"] = float(h["epoch_seconds"].mean())
+    st["collapse"] = seeds
+    write_csv("collapse.csv", rows)
+
+
 def write_csv(name: str, rows: list[dict]) -> None:
     if not rows:  # a store whose every run crashed before it started
         return
@@ -148,10 +178,12 @@ def targets(st: dict) -> dict:
     done = {r["stage"]: r for r in st.get("runs", []) if r["status"] == "FINISHED"}
     best = max((r["speedup_train"] for r in st.get("speed", [])), default=None)
     full, fp32 = done.get("full"), done.get("fp32")
+    judged = [r["collapsed"] for r in st.get("collapse", []) if r["collapsed"] in ("true", "false")]
     return {"speedup_train_best (target >= 8)": best,
             "full_run_process_s (target <= 40)": full["process_s"] if full else None,
             "full_run_train_s": full["train_s"] if full else None,
-            "full_minus_fp32_test_acc": full["test_acc"] - fp32["test_acc"] if full and fp32 else None}
+            "full_minus_fp32_test_acc": full["test_acc"] - fp32["test_acc"] if full and fp32 else None,
+            "collapsed_of_judged_seeds (issue 13)": f"{judged.count('true')} of {len(judged)}" if judged else None}
 
 
 def markdown(st: dict) -> str:
@@ -159,7 +191,8 @@ def markdown(st: dict) -> str:
 
     parts = [f"# gpu_check summary\n\nbudget {st['budget_s']} s, elapsed {st['elapsed_s']:.0f} s\n"]
     for title, key in (("Stages", "stages"), ("Speed (fast pipeline against the reference)", "speed"),
-                       ("Full runs", "runs"), ("Packed runs", "packed")):
+                       ("Full runs", "runs"), ("Packed runs", "packed"),
+                       ("Collapse (issue 13: test accuracy per epoch, resbench.collapsed)", "collapse")):
         if st.get(key):
             parts.append(f"## {title}\n\n```\n{pd.DataFrame(st[key]).to_string(index=False)}\n```\n")
     parts.append("## Targets\n\n" + "".join(f"- {k}: {v}\n" for k, v in targets(st).items()))
@@ -169,8 +202,8 @@ def markdown(st: dict) -> str:
 def collect(stage: str | None) -> None:
     st = state()
     try:
-        {"speed": collect_speed, "full": collect_full, "fp32": collect_full, "packed": collect_packed}.get(
-            stage, lambda st: None)(st)
+        {"speed": collect_speed, "full": collect_full, "fp32": collect_full, "packed": collect_packed,
+         "collapse": collect_collapse}.get(stage, lambda st: None)(st)
     except Exception as e:  # what the stage left cannot be read: say so, and still write the summary
         print(f"warning: reading {stage}'s results: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     st["budget_s"], st["elapsed_s"] = int(num("BUDGET")), float(ENV.get("GC_ELAPSED", "0"))

@@ -14,10 +14,11 @@ import tarfile
 
 import pytest
 
+from benchmarks import collapse
 from tests.conftest import ROOT, write_batches
 
 SCRIPT = ROOT / "scripts" / "gpu_check.sh"
-STAGES = ["tests", "speed", "full", "fp32", "packed"]
+STAGES = ["tests", "speed", "full", "fp32", "packed", "collapse"]
 
 
 def gpu_check(tmp_path, *args: str, **settings: str):
@@ -45,7 +46,7 @@ def stages(out) -> dict[str, str]:
 def test_every_stage_runs_and_leaves_its_results(tmp_path):
     proc, out, work = gpu_check(tmp_path, "--budget", "3000", EPOCHS="2", SPEED_MODES="off", SPEED_STEPS="2",
                                 SPEED_WARMUP="1", PACK_SEEDS="2", PACK_EPOCHS="1", PACK_JOBS="2",
-                                GPU_TESTS="tests/test_pipeline.py")
+                                COLLAPSE_ENTRY="test/tiny", COLLAPSE_SEEDS="2", GPU_TESTS="tests/test_pipeline.py")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert stages(out) == dict.fromkeys(STAGES, "ran")
     env = (out / "env.txt").read_text()
@@ -68,12 +69,26 @@ def test_every_stage_runs_and_leaves_its_results(tmp_path):
     assert set(packed) == {"sequential", "jobs=2"}
     assert all(r["finished"] == "2" and float(r["images_per_s_per_gpu"]) > 0 for r in packed.values())
 
+    # 2 seeds x 3 epochs (the default COLLAPSE_EPOCHS), each run tagged by collapse.py's definition
+    by_seed = {}
+    for r in rows(out / "collapse.csv"):
+        by_seed.setdefault(r["seed"], []).append(r)
+    assert list(rows(out / "collapse.csv")[0]) == ["seed", "epoch", "train_loss", "train_acc", "test_acc", "test_loss",
+                                                   "collapsed"]
+    assert sorted(by_seed) == ["0", "1"] and all([r["epoch"] for r in e] == ["0", "1", "2"] for e in by_seed.values())
+    for epochs in by_seed.values():
+        expected = str(collapse.collapsed([float(r["test_acc"]) for r in epochs])).lower()
+        assert {r["collapsed"] for r in epochs} == {expected}
+
     summary = json.loads((out / "summary.json").read_text())
     assert [s["stage"] for s in summary["stages"]] == STAGES
     assert summary["targets"]["full_run_process_s (target <= 40)"] > 0
-    assert "## Packed runs" in (out / "summary.md").read_text()
+    n = sum(r["collapsed"] == "true" for r in summary["collapse"])
+    assert summary["targets"]["collapsed_of_judged_seeds (issue 13)"] == f"{n} of 2"
+    assert summary["epoch_s"]["collapse"] > 0  # a later window's estimate starts from it
+    assert "## Packed runs" in (out / "summary.md").read_text() and "## Collapse" in (out / "summary.md").read_text()
     with tarfile.open(out / "mlflow.tgz") as tar:
-        assert sorted(tar.getnames()) == ["./full.db", "./jobs.db", "./seq.db", "./speed.db"]
+        assert sorted(tar.getnames()) == ["./collapse.db", "./full.db", "./jobs.db", "./seq.db", "./speed.db"]
 
 
 def test_a_stage_over_the_budget_is_skipped_and_reported_not_run(tmp_path):
@@ -86,6 +101,26 @@ def test_a_stage_over_the_budget_is_skipped_and_reported_not_run(tmp_path):
     assert (out / "walls.tsv").read_text() == ""  # no command was started
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stages"][0]["status"] == "skipped" and int(summary["stages"][0]["estimate_s"]) > 60
+
+
+def test_the_collapse_estimate_scales_the_full_runs_epochs_by_the_entries_flops(tmp_path):
+    def estimate(**settings: str) -> float:
+        env = {**os.environ, "GC_OUT": str(tmp_path), "GC_ENTRY": "paper/final", "GC_COLLAPSE_ENTRY": "table1/row1",
+               "GC_COLLAPSE_SEEDS": "4", "GC_COLLAPSE_EPOCHS": "3", "GC_RUN_SETUP": "5", "GC_EPOCH_FIXED": "0",
+               "GC_REPORT_S": "10", "GC_STARTUP": "1", "GC_PRIOR_SETUP": "1", **settings}
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_estimate.py"), "collapse"], env=env,
+                              capture_output=True, text=True, timeout=60, check=True)
+        return float(proc.stdout.split("\t")[0])
+
+    # full measured 10 s per epoch and 5 s beyond its epochs; row1 has 191.7 of paper/final's 618.3 MFLOPs
+    (tmp_path / "summary.json").write_text(json.dumps({"epoch_s": {"full": 10.0}, "run_overhead_s": 5.0}))
+    flops = {"GC_MFLOPS": "618.3", "GC_COLLAPSE_MFLOPS": "191.7"}
+    assert estimate(**flops) == round(5 + 3 * 5 + 4 * 3 * 10 * 191.7 / 618.3 + 10)  # 67 s
+    assert estimate() == 5 + 3 * 5 + 4 * 3 * 10 + 10  # FLOPs unknown: as many as full's entry
+    # once the stage has run, its own seconds per epoch replace the scaled ones
+    (tmp_path / "summary.json").write_text(json.dumps({"epoch_s": {"full": 10.0, "collapse": 1.0},
+                                                       "run_overhead_s": 5.0}))
+    assert estimate(**flops) == 5 + 3 * 5 + 4 * 3 * 1 + 10
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):
