@@ -65,7 +65,8 @@ def report(fmt, output, variant: Variant, data_source, group, rank, ui_url, trac
 
     A row counts only finished runs of one identity: the entry's own configuration (or, with
     --epochs/--set/--limit-*, that same variant for every entry), code version and data; other runs
-    are listed apart. Each row gets a 95% interval, a verdict, links to its runs and a card.
+    are listed apart. Each row gets final- and best-epoch accuracies with 90% intervals, a verdict on the
+    one the paper's figure is (TOST at alpha 0.05), links to its runs and a card.
     """
     from benchmarks import selection
     from benchmarks.report import build, render
