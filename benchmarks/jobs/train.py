@@ -15,6 +15,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -81,6 +82,12 @@ def _uninterrupted():
             signal.raise_signal(signal.SIGINT)  # to whichever handler was there: KeyboardInterrupt, as a rule
 
 
+def _held(write: Callable, *args, **kwargs):
+    """One store write, with Ctrl-C held back until it is done (and not a moment longer)."""
+    with _uninterrupted():
+        return write(*args, **kwargs)
+
+
 def _open_run(tracker: Tracker, slot: checkpoints.Slot, params: dict, run_tags: dict,
               name: str) -> tuple[RunLogger, dict | None]:
     """The run to log into and the state to resume from: the unfinished run of this identity and seed
@@ -135,9 +142,8 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
                 run.set_tags({names.TAG_DIVERGED_EPOCH: e.epoch})
                 slot.clear(run)  # a diverged run is rerun from scratch, not resumed into the same NaN
                 raise
-            with _uninterrupted():
-                _log_results(run, entry, cfg, spec, data, result)
-                run.finish("FINISHED")
+            _log_results(run, entry, cfg, spec, data, result)  # Ctrl-C between its writes: the run is KILLED
+            _held(run.finish, "FINISHED")
         slot.clear(run)
         return run.run_id
 
@@ -152,21 +158,21 @@ def _log_results(run: RunLogger, entry: Entry, cfg: TrainConfig, spec: JobSpec, 
                  result: TrainResult) -> None:
     history = pd.DataFrame([asdict(s) for s in result.history])
     last = result.history[-1]
-    run.log_metrics({
+    _held(run.log_metrics, {
         names.PARAM_COUNT: result.param_count, names.TEST_ACCURACY: last.test_acc,
         names.BEST_TEST_ACCURACY: history["test_acc"].max(), names.TEST_LOSS: last.test_loss,
         **({names.TEST_LOSS_BATCHMEAN_FINAL: last.test_loss_batchmean} if last.test_loss_batchmean is not None else {}),
         names.WALL_SECONDS: history["epoch_seconds"].sum(),
     })
-    run.log_dict({"entry": entry.name, "model": entry.model.flat(), "train": asdict(cfg), "exec": asdict(spec.ex),
-                  "seed": spec.seed, "data": asdict(spec.data) | {"source": data.source, "checksum": data.checksum}},
-                 names.ARTIFACT_CONFIG)
+    config = {"entry": entry.name, "model": entry.model.flat(), "train": asdict(cfg), "exec": asdict(spec.ex),
+              "seed": spec.seed, "data": asdict(spec.data) | {"source": data.source, "checksum": data.checksum}}
+    _held(run.log_dict, config, names.ARTIFACT_CONFIG)
     fig = curve.learning_curve(history, spec.name)
     try:
-        run.log_figure(fig, names.ARTIFACT_CURVE, dpi=110, bbox_inches="tight")
+        _held(run.log_figure, fig, names.ARTIFACT_CURVE, dpi=110, bbox_inches="tight")
     finally:
         curve.close(fig)
     with tempfile.TemporaryDirectory() as tmp:  # torch.save needs a file; MLflow uploads it from there
         weights = Path(tmp) / Path(names.ARTIFACT_WEIGHTS).name
         torch.save({k: v.detach().cpu() for k, v in result.model.state_dict().items()}, weights)
-        run.log_artifact(weights, str(Path(names.ARTIFACT_WEIGHTS).parent))
+        _held(run.log_artifact, weights, str(Path(names.ARTIFACT_WEIGHTS).parent))
