@@ -22,7 +22,9 @@ from benchmarks.registry import Entry, RegistryError
 from benchmarks.report.cards import duration
 from benchmarks.report.verdicts import params_verdict
 from resnet.data import synthetic
-from resnet.train import ExecConfig, TrainConfig, device_name, run_epoch, setup, synchronize
+from resnet.config import ExecConfig, TrainConfig
+from resnet.setup import setup
+from resnet.train import device_name, run_epoch, synchronize
 
 OK, BROKEN = "ok", "BROKEN"
 FULL_TRAIN, FULL_TEST = 50_000, 10_000  # CIFAR-10's sizes, when no limit says otherwise

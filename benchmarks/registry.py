@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Iterator
 
 from resnet.flops import flops_per_image
 from resnet.model import ConfigError, ResNetConfig, count_parameters
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 
 
 BUDGET = 5_000_000  # the paper's parameter budget

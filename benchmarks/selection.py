@@ -19,7 +19,7 @@ from benchmarks import registry
 from benchmarks.registry import Entry
 from resnet.data import DataError
 from resnet.model import ConfigError
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 from tracking import names, query
 
 SOURCES = {"cifar10": "CIFAR-10 (official files, MD5-verified)",

@@ -24,8 +24,9 @@ from benchmarks.jobs.tags import describe, git_version
 from resnet.data import Dataset
 from resnet.flops import Flops, flops_per_image
 from resnet.model import ConfigError
-from resnet.train import (PIPELINES, ExecConfig, device_name, resolve_compile_mode, run_epoch, setup,
-                          synchronize)
+from resnet.config import PIPELINES, ExecConfig
+from resnet.setup import resolve_compile_mode, setup
+from resnet.train import device_name, run_epoch, synchronize
 from tracking import Tracker, names
 from tracking.speedlog import log_speed_run
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from benchmarks import registry
 from benchmarks.registry import Entry
 from benchmarks.selection import apply_overrides
-from resnet.train import ExecConfig
+from resnet.config import ExecConfig
 from tracking import connect, names
 
 GROUPS = ("table1", "paper")  # the paper's own entries: Table 1 and the final model's figures

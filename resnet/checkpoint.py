@@ -1,8 +1,10 @@
-"""Saving and loading training state safely: atomic writes, weights-only loads."""
+"""Training state that survives a crash: every random stream, atomic saves, weights-only loads."""
 from __future__ import annotations
 
 import os
+import random
 
+import numpy as np
 import torch
 
 from resnet.files import atomic_write
@@ -17,3 +19,23 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
 def load(path: str | os.PathLike) -> dict:
     """A checkpoint or weights file; only tensors and plain containers load, never code."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def rng_state(gen: torch.Generator) -> dict:
+    """Every random stream a run draws from, in types `torch.load(weights_only=True)` accepts."""
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "generator": gen.get_state(), "python": random.getstate(),
+             "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["generator"])
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,115 +1,27 @@
-"""The training recipe (TrainConfig), how it is executed (ExecConfig) and the loop.
+"""The training loop: one call of `train` is one run of a TrainConfig (resnet/config.py).
 
-TrainConfig holds what changes the mathematics and defaults to the authors' code:
-Adam lr 0.1, default betas, no weight decay, CosineAnnealingLR(T_max=200) stepped per
-epoch, batch 128, crop+flip. ExecConfig holds what must not change it: the input
-pipeline, precision, compilation, the device. One call of `train` is one run; each
-epoch is reported through `on_epoch` so callers can log or checkpoint it.
+`train` builds the run with resnet/setup.py, then steps it epoch by epoch (`run_pass` is one
+pass over a loader), evaluating the test set after every epoch; each epoch is reported through
+`on_epoch` so callers can log or checkpoint it. A non-finite training loss stops it (Diverged).
 """
 from __future__ import annotations
 
 import math
-import random
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
+from resnet.checkpoint import rng_state, set_rng_state
+from resnet.config import ExecConfig, TrainConfig
 from resnet.data import Dataset
 from resnet.graphs import GraphedStep
-from resnet.model import ConfigError, ResNetConfig, build_model, count_parameters
-from resnet.pipeline import DeviceLoader, reference_loader
-
-OPTIMIZERS = ("adam", "sgd")
-PIPELINES = ("fast", "reference")
-PRECISIONS = ("auto", "bf16", "fp32")
-# What --compile does: auto = cudagraph on CUDA with the fast pipeline and Adam, else inductor;
-# cudagraph = resnet.graphs (whole step, no compiler); the rest name torch.compile modes.
-COMPILE_MODES = ("auto", "cudagraph", "inductor", "reduce-overhead", "max-autotune")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 80              # passes over the training set
-    batch_size: int = 128         # images per step, train and test
-    optimizer: str = "adam"       # adam | sgd
-    lr: float = 0.1               # initial learning rate
-    momentum: float = 0.0         # SGD only
-    nesterov: bool = False        # SGD only
-    weight_decay: float = 0.0     # L2, as the optimiser's own weight_decay
-    t_max: int = 200              # CosineAnnealingLR period in epochs (the authors' 200, not `epochs`)
-    eta_min: float = 0.0          # CosineAnnealingLR floor
-    label_smoothing: float = 0.0  # cross-entropy label smoothing
-    crop_padding: int = 4         # RandomCrop(32, padding=crop_padding); 0 disables the crop
-    hflip: bool = True            # RandomHorizontalFlip(p=0.5)
-
-    def __post_init__(self):
-        for f in fields(self):
-            v = getattr(self, f.name)
-            want = {"int": int, "float": (int, float), "bool": bool, "str": str}[f.type]
-            if isinstance(v, bool) != (f.type == "bool") or not isinstance(v, want):
-                raise ConfigError(f"{f.name}: expected {f.type}, got {v!r}")
-        positive = ("epochs", "batch_size", "lr", "t_max")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)!r}")
-        for name in ("momentum", "weight_decay", "eta_min", "crop_padding"):
-            if getattr(self, name) < 0 or not math.isfinite(getattr(self, name)):
-                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
-            raise ConfigError("nesterov: needs optimizer=sgd and momentum > 0")
-        if not math.isfinite(self.lr):
-            raise ConfigError(f"lr: must be finite, got {self.lr!r}")
-
-
-@dataclass(frozen=True)
-class ExecConfig:
-    pipeline: str = "fast"        # fast (device-resident) | reference (the authors' DataLoader)
-    precision: str = "auto"       # auto = bf16 autocast on CUDA with the fast pipeline, else fp32
-    compile: bool = False         # compile the step (see compile_mode; docs/PERFORMANCE.md)
-    compile_mode: str = "auto"    # one of COMPILE_MODES
-    channels_last: bool = True    # NHWC activations (fast pipeline)
-    num_workers: int = 2          # reference pipeline's DataLoader workers
-    device: str = "auto"          # auto | cpu | cuda | cuda:N
-    deterministic: bool = False   # deterministic kernels: bitwise-repeatable runs and resumes
-
-    def __post_init__(self):
-        if self.pipeline not in PIPELINES:
-            raise ConfigError(f"pipeline: must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
-        if self.compile_mode not in COMPILE_MODES:
-            raise ConfigError(f"compile_mode: must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.num_workers < 0:
-            raise ConfigError(f"num_workers: must be >= 0, got {self.num_workers!r}")
-
-    def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            dev = torch.device(self.device)
-        except RuntimeError:
-            raise ConfigError(f"device: unknown device {self.device!r}; use auto, cpu or cuda") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device: {self.device} asked for but no CUDA GPU is available")
-        if dev.type not in ("cpu", "cuda"):
-            raise ConfigError(f"device: unsupported device {self.device!r}; use auto, cpu or cuda")
-        return dev
-
-    def dtype(self, device: torch.device) -> torch.dtype:
-        if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"
-                                         and self.pipeline == "fast"):
-            return torch.bfloat16
-        return torch.float32
+from resnet.model import ResNetConfig, count_parameters
+from resnet.setup import setup
 
 
 @dataclass(frozen=True)
@@ -156,33 +68,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                fused=device.type == "cuda")
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay)
-
-
-def _loaders(data: Dataset, cfg: TrainConfig, ex: ExecConfig, device, gen: torch.Generator):
-    if ex.pipeline == "reference":
-        pin = device.type == "cuda"
-        return (reference_loader(data.train_x, data.train_y, cfg.batch_size, train=True, pad=cfg.crop_padding,
-                                 flip=cfg.hflip, num_workers=ex.num_workers, pin_memory=pin),
-                reference_loader(data.test_x, data.test_y, cfg.batch_size, train=False,
-                                 num_workers=ex.num_workers, pin_memory=pin))
-    cl = ex.channels_last
-    return (DeviceLoader(data.train_x, data.train_y, cfg.batch_size, device, train=True, pad=cfg.crop_padding,
-                         flip=cfg.hflip, generator=gen, channels_last=cl),
-            DeviceLoader(data.test_x, data.test_y, cfg.batch_size, device, train=False, channels_last=cl))
-
-
 def run_epoch(model, loader, criterion, device, dtype, optimizer=None, sync_each_step=False):
     """One pass: (mean loss per image, accuracy in percent)."""
     return run_pass(model, loader, criterion, device, dtype, optimizer, sync_each_step)[:2]
@@ -222,90 +107,6 @@ def run_pass(model, loader, criterion, device, dtype, optimizer=None, sync_each_
             batch_sum += batch_loss
             correct += (out.argmax(1) == y).sum()
     return loss_sum.item() / seen, 100.0 * correct.item() / seen, batch_sum.item() / batches
-
-
-def resolve_compile_mode(ex: ExecConfig, device: torch.device, optimizer: torch.optim.Optimizer) -> str:
-    """The mode `auto` stands for here: cudagraph where it applies (CUDA, fast pipeline, Adam), else inductor."""
-    if ex.compile_mode != "auto":
-        return ex.compile_mode
-    graphable = device.type == "cuda" and ex.pipeline == "fast" and isinstance(optimizer, torch.optim.Adam)
-    return "cudagraph" if graphable else "inductor"
-
-
-def compile_step(model: nn.Module, ex: ExecConfig, device: torch.device, dtype: torch.dtype,
-                 optimizer: torch.optim.Optimizer, criterion: nn.Module):
-    """What run_epoch steps with under --compile: a GraphedStep or a torch.compile'd model.
-
-    Shapes are static (dynamic=False): an epoch has at most two batch sizes (the full
-    one and the last partial one), each compiled once, rather than slower symbolic kernels.
-    """
-    mode = resolve_compile_mode(ex, device, optimizer)
-    if mode == "cudagraph":
-        if ex.pipeline != "fast":
-            raise ConfigError("compile_mode: cudagraph needs the fast pipeline (the reference one feeds the "
-                              "GPU from worker threads); use inductor")
-        return GraphedStep(model, criterion, optimizer, dtype)
-    return torch.compile(model, mode=None if mode == "inductor" else mode, dynamic=False)
-
-
-@dataclass
-class Setup:
-    """What `train` steps with, before its first epoch."""
-    model: nn.Module
-    step_model: object        # the model, a torch.compile'd model or a GraphedStep
-    optimizer: torch.optim.Optimizer
-    criterion: nn.Module
-    train_loader: object
-    test_loader: object
-    device: torch.device
-    dtype: torch.dtype
-    sync_each_step: bool      # the reference pipeline reads the loss every step, as the authors did
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    generator: torch.Generator  # the device generator the fast pipeline's shuffles and crops draw from
-
-
-def setup(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, ex: ExecConfig, seed: int = 0) -> Setup:
-    """The pieces built as `train` builds them, for callers that time steps (`resbench speed`)."""
-    device = ex.torch_device()
-    dtype = ex.dtype(device)
-    seed_everything(seed)
-    if len(data.train_y) == 0 or len(data.test_y) == 0:
-        raise ConfigError("data: the training and test sets must each hold at least one image")
-    # Process-wide switches: set both ways, so one deterministic run does not bind later ones.
-    torch.use_deterministic_algorithms(ex.deterministic)
-    torch.backends.cudnn.deterministic = ex.deterministic
-    torch.backends.cudnn.benchmark = device.type == "cuda" and not ex.deterministic
-    model = build_model(model_cfg).to(device)
-    if ex.channels_last and ex.pipeline == "fast":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model.parameters(), cfg, device)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.t_max, eta_min=cfg.eta_min)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    step_model = compile_step(model, ex, device, dtype, optimizer, criterion) if ex.compile else model
-    gen = torch.Generator(device=device).manual_seed(seed)
-    train_loader, test_loader = _loaders(data, cfg, ex, device, gen)
-    return Setup(model, step_model, optimizer, criterion, train_loader, test_loader, device, dtype,
-                 ex.pipeline == "reference", scheduler, gen)
-
-
-def rng_state(gen: torch.Generator) -> dict:
-    """Every random stream a run draws from, in types `torch.load(weights_only=True)` accepts."""
-    np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "generator": gen.get_state(), "python": random.getstate(),
-             "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:])}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict, gen: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    gen.set_state(state["generator"])
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy(), *rest))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int = 0,

@@ -11,7 +11,7 @@ from benchmarks.registry import Entry, Paper, arch
 from benchmarks.report import build, render
 from benchmarks.reproduce import reproduce
 from resnet.model import ResNet
-from resnet.train import ExecConfig, TrainConfig
+from resnet.config import ExecConfig, TrainConfig
 
 CPU = ExecConfig(device="cpu")
 GOOD = Entry("tiny/good", "a tiny entry", arch(layers=2, blocks=(1, 1), channels=(8, 16)),

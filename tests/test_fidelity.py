@@ -26,7 +26,8 @@ from benchmarks.registry import BEST, FINAL, Entry, Paper, RegistryError, arch, 
 from benchmarks.report import build, cards, render, verdicts
 from resnet.data import synthetic
 from resnet.model import build_model, count_parameters
-from resnet.train import EpochStats, ExecConfig, TrainConfig, TrainResult, run_pass, train
+from resnet.config import ExecConfig, TrainConfig
+from resnet.train import EpochStats, TrainResult, run_pass, train
 from tests.conftest import fresh_uri
 from tests.test_verdicts import fake_runs
 from tracking import names

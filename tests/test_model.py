@@ -80,7 +80,7 @@ def test_deep_nets_shrink_the_map_as_the_convs_do():
 
 
 def test_nesterov_needs_sgd_with_momentum():
-    from resnet.train import TrainConfig
+    from resnet.config import TrainConfig
 
     with pytest.raises(ConfigError, match="^nesterov:"):
         TrainConfig(optimizer="sgd", nesterov=True)

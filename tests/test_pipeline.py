@@ -16,7 +16,9 @@ from torch import nn
 from resnet.data import synthetic
 from resnet.model import ResNetConfig, build_model
 from resnet.pipeline import MEAN, STD, DeviceLoader, _ArrayDataset, reference_transform
-from resnet.train import TrainConfig, make_optimizer, run_epoch
+from resnet.config import TrainConfig
+from resnet.setup import make_optimizer
+from resnet.train import run_epoch
 from tests.conftest import gpu
 
 PAD = 4

@@ -6,7 +6,7 @@ import pytest
 
 from benchmarks import registry
 from benchmarks.registry import Entry, Paper, RegistryError, arch, entry
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 
 ENTRIES = registry.entries()
 
@@ -57,7 +57,7 @@ def test_unknown_names_and_globs():
 def test_a_new_file_of_entries_is_discovered(tmp_path, monkeypatch):
     (tmp_path / "zz_mine.py").write_text(textwrap.dedent('''
         from benchmarks.registry import Paper, arch, entry
-        from resnet.train import TrainConfig
+        from resnet.config import TrainConfig
 
         @entry("mine/tiny", paper=Paper(accuracy=50.0))
         def tiny():
@@ -97,7 +97,7 @@ def test_an_entries_file_that_fails_names_its_file_and_line(tmp_path):
 
 ELSEWHERE = '''
 from benchmarks.registry import arch, entry
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 
 @entry("elsewhere/tiny")
 def tiny():

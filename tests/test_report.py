@@ -22,7 +22,8 @@ from benchmarks.registry import Entry, Paper, arch
 from benchmarks.report import build as report, figures, render, verdicts
 from benchmarks.reproduce import plan
 from benchmarks.reproduce import reproduce as reproduce_all
-from resnet.train import Diverged, ExecConfig, TrainConfig
+from resnet.config import ExecConfig, TrainConfig
+from resnet.train import Diverged
 from tests.conftest import fresh_uri
 from tracking import names
 

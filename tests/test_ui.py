@@ -15,7 +15,7 @@ from benchmarks import registry
 from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.jobs.train import train_job
 from benchmarks.registry import Entry, Paper, arch
-from resnet.train import ExecConfig, TrainConfig
+from resnet.config import ExecConfig, TrainConfig
 from tracking import TrackingError, connect, names, ui
 
 

@@ -14,7 +14,7 @@ import pytest
 from benchmarks import registry, selection
 from benchmarks.report import build, figures, render, verdicts
 from benchmarks.registry import Entry, Paper, RegistryError, arch, get
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 
 CIFAR = "cifar10"
 UI = "http://mlflow.example:5000"

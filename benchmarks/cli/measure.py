@@ -10,7 +10,7 @@ from benchmarks import registry
 from benchmarks.cli.options import data_options, exec_options, group, tracking_options, variant_options
 from benchmarks.jobs.spec import DataSpec
 from benchmarks.selection import Variant
-from resnet.train import ExecConfig
+from resnet.config import ExecConfig
 
 
 def _speed_config(pipelines, steps, warmup, batch_size, seed) -> dict:

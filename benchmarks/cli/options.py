@@ -18,7 +18,7 @@ from benchmarks.jobs.executor import KINDS, ExecutorConfig, parse_devices
 from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.selection import Variant
 from resnet.data import SYNTHETIC
-from resnet.train import COMPILE_MODES, PIPELINES, PRECISIONS, ExecConfig, TrainConfig
+from resnet.config import COMPILE_MODES, PIPELINES, PRECISIONS, ExecConfig, TrainConfig
 from tracking import names, resolve_uri
 
 
@@ -152,6 +152,8 @@ TRACKING = [
 ]
 tracking_options = group(TRACKING, lambda tracking_uri, experiment: {"tracking_uri": resolve_uri(tracking_uri),
                                                                      "experiment": experiment})
+SYSTEM_METRICS = click.option("--system-metrics/--no-system-metrics", default=None,
+                              help="Log CPU, memory and GPU use (MLflow's system metrics) [default: on for CUDA runs].")
 CHECKPOINTS = click.option("--checkpoint-dir", envvar="RESBENCH_CHECKPOINT_DIR", default=None,
                            help="Where runs keep per-epoch checkpoints for resuming [default: .resbench/checkpoints].")
 
@@ -160,14 +162,16 @@ def job_options(exec_fields: tuple[str, ...] = RUN_EXEC, checkpoints: bool = Tru
                 epochs_help: str = "Override every entry's epochs.") -> Callable:
     """Everything the jobs of a command share, as `job`: a JobSpec waiting for its entry and seed."""
     ex = [EXEC[f](None) for f in exec_fields]
-    options = _override_options(epochs_help) + DATA + ex + ([CHECKPOINTS] if checkpoints else []) + TRACKING
+    options = (_override_options(epochs_help) + DATA + ex + ([CHECKPOINTS] if checkpoints else []) + [SYSTEM_METRICS]
+               + TRACKING)
 
     def build(**raw) -> dict:
         data = _data(**{n: raw.pop(n) for n in _names(DATA)})
         overrides = _overrides(raw.pop("epochs"), raw.pop("sets"))
         store = {"tracking_uri": resolve_uri(raw.pop("tracking_uri")), "experiment": raw.pop("experiment")}
-        checkpoint_dir = raw.pop("checkpoint_dir", None)
-        return {"job": JobSpec.of(overrides, data=data, ex=ExecConfig(**raw), checkpoint_dir=checkpoint_dir, **store)}
+        checkpoint_dir, system_metrics = raw.pop("checkpoint_dir", None), raw.pop("system_metrics")
+        return {"job": JobSpec.of(overrides, data=data, ex=ExecConfig(**raw), checkpoint_dir=checkpoint_dir,
+                                  system_metrics=system_metrics, **store)}
 
     return group(options, build)
 

@@ -5,7 +5,7 @@ follows, on its card (Paper.notes). Table 1's own rows (benchmarks/entries/paper
 paper's "around 50 epochs"; these entries are what the code says beside them.
 """
 from benchmarks.registry import BEST, Paper, arch, entry
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 
 REPO = "github.com/Fieldwater/pytorch_cifar_resnet"
 ROW3_CODE = (

@@ -5,7 +5,7 @@ run (t_max = epochs) and label smoothing 0.1 — the usual strong CIFAR-10 ResNe
 aiming at 94.5% where the paper's best row reached 91.78%.
 """
 from benchmarks.registry import arch, entry
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 
 
 def modern(epochs: int) -> TrainConfig:

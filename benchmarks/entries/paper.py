@@ -7,7 +7,7 @@ best epoch's, so its rows are judged on best-epoch accuracy (BEST). The final mo
 is its last epoch's (FINAL; in the authors' notebook the last epoch is also the best).
 """
 from benchmarks.registry import BEST, FINAL, Paper, arch, entry
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 
 TABLE1 = TrainConfig(epochs=50)
 SGD_UNKNOWN = ("the authors never published their SGD settings: the momentum and weight decay of the paper's "

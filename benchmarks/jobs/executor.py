@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from resnet.train import ExecConfig
+from resnet.config import ExecConfig
 from tracking.store import require_shared_store
 
 KINDS = ("local", "ray")

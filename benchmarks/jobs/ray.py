@@ -21,7 +21,7 @@ from benchmarks.jobs import checkpoints
 from benchmarks.jobs.executor import ExecutorConfig, ExecutorError, import_ray
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.jobs.train import JobFailed, one_line, train_job
-from resnet.train import ExecConfig
+from resnet.config import ExecConfig
 from tracking.credentials import Credentials, redact
 
 WORKER_CHECKPOINTS = "~/.cache/resbench/checkpoints"  # on each worker of a cluster, unless told otherwise

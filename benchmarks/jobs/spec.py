@@ -15,7 +15,7 @@ from filelock import FileLock
 from benchmarks.selection import Variant
 from resnet.data import Dataset, default_data_dir
 from resnet.data import load as load_data
-from resnet.train import ExecConfig
+from resnet.config import ExecConfig
 from tracking import names
 
 
@@ -63,6 +63,7 @@ class JobSpec:
     tracking_uri: str = field(default=names.DEFAULT_URI, repr=False)  # may hold a password: never shown
     experiment: str = names.DEFAULT_EXPERIMENT
     checkpoint_dir: str | None = None                 # None: $RESBENCH_CHECKPOINT_DIR or .resbench/checkpoints
+    system_metrics: bool | None = None                # MLflow's system metrics; None: on when the run uses CUDA
 
     @classmethod
     def of(cls, overrides: dict | None = None, **fields) -> "JobSpec":

@@ -17,9 +17,11 @@ import torch
 from benchmarks import environment
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
+from resnet import data as data_mod
 from resnet.data import Dataset
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 from tracking import names
+from tracking.conventions import DataInput, Source
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,6 +37,35 @@ def git_version() -> tuple[str, bool]:
         return commit, dirty
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
+
+
+@lru_cache(maxsize=1)
+def git_remote() -> str:
+    """The checkout's `origin` remote, "" where there is none (tracking drops any credentials in it)."""
+    try:
+        return subprocess.run(["git", "config", "--get", "remote.origin.url"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def source() -> Source:
+    """MLflow's source tags for a run of this checkout: the runs table's Source column."""
+    return Source("resbench run", git_version()[0], git_remote())
+
+
+def data_input(spec: JobSpec, data: Dataset) -> DataInput:
+    """The run's training and test sets, for MLflow's dataset inputs: from the official download (its
+    URL), from files found in a folder (that folder), or generated."""
+    if data.source == data_mod.SYNTHETIC:
+        where = "resnet.data.synthetic"
+    elif data.source == "cifar10":
+        where = data_mod.URL
+    else:
+        root = Path(spec.data.data_dir).expanduser() if spec.data.data_dir else data_mod.default_data_dir()
+        where = str((root / data_mod.FOLDER).resolve())
+    return DataInput(data.source, data.checksum, where, len(data.train_y), len(data.test_y),
+                     spec.data.limit_train, spec.data.limit_test)
 
 
 def describe(entry: Entry) -> str:

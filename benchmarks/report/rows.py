@@ -23,7 +23,7 @@ from benchmarks.report.verdicts import (LEVEL, Interval, Verdict, accuracy_verdi
                                         params_verdict)
 from benchmarks.selection import Variant, counted, row_identity
 from resnet.flops import flops_per_image
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 
 
 @dataclass(frozen=True, eq=False)

@@ -3,7 +3,7 @@
 Found through $RESBENCH_ENTRIES_PATH, so it never appears in the suite's own registry.
 """
 from benchmarks.registry import arch, entry
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 
 
 @entry("test/tiny")
