@@ -1,7 +1,10 @@
 """Executors: runs spread over GPUs by the local executor, and over Ray tasks (one local Ray per module).
 
 Every Ray run lands in MLflow and in the report; a run that raises or whose worker dies is
-reported as failed and the next reproduce resumes it; Ctrl-C cancels the submitted tasks.
+reported as failed and the next reproduce resumes it; a worker killed mid-run is retried by Ray
+into the same run (on the same machine, or on another one from the store's checkpoint); Ctrl-C
+cancels the submitted tasks, their runs end KILLED and the next call resumes them. An existing
+cluster without token authentication is refused.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import signal
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,6 +22,7 @@ import torch
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
+from benchmarks import registry
 from benchmarks.cli.main import main
 from benchmarks.jobs import executor, local
 from benchmarks.jobs import ray as ray_jobs
@@ -25,12 +30,13 @@ from benchmarks.jobs.executor import ExecutorConfig, ExecutorError
 from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.registry import get
 from benchmarks.reproduce import reproduce
-from resnet.train import ExecConfig
-from tests.conftest import fresh_uri, gpu
+from resnet.config import ExecConfig
+from tests.conftest import ROOT, fresh_uri, gpu
 from tracking import TrackingError, names
 from tracking.store import require_shared_store
 
 ROW1 = get("table1/row1")
+TINY_ENTRIES = ROOT / "tests" / "entries"  # test/tiny, which Ray workers find through $RESBENCH_ENTRIES_PATH
 TINY = DataSpec("synthetic", None, limit_train=64, limit_test=32)
 CPU = ExecConfig(device="cpu")
 
@@ -79,6 +85,51 @@ def test_a_cluster_needs_a_tracking_server():
         require_shared_store("file:///tmp/mlruns", where)
     with pytest.raises(TrackingError, match="artifacts would stay on each worker's own disk"):
         require_shared_store("postgresql+psycopg2://u@db/mlflow", where)
+
+
+@pytest.mark.parametrize("env, home_token, problem", [
+    ({}, None, "RAY_AUTH_MODE is not set"),
+    ({"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": "t"}, None, "RAY_AUTH_MODE is 'disabled'"),
+    ({"RAY_AUTH_MODE": "token"}, None, "no token in RAY_AUTH_TOKEN or"),
+    ({"RAY_AUTH_MODE": "token"}, "", "no token in RAY_AUTH_TOKEN or"),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "t"}, None, None),
+    ({"RAY_AUTH_MODE": "token"}, "t\n", None),
+    ({"RAY_AUTH_MODE": "TOKEN", "RAY_AUTH_TOKEN_PATH": "{tmp}/elsewhere"}, None, None),
+])
+def test_ray_token_auth_is_on_only_with_the_mode_and_a_token(tmp_path, monkeypatch, env, home_token, problem):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v.format(tmp=tmp_path))
+    (tmp_path / "elsewhere").write_text("t")
+    if home_token is not None:
+        (tmp_path / ".ray").mkdir()
+        (tmp_path / ".ray" / "auth_token").write_text(home_token)
+    got = executor.ray_auth_problem()
+    assert got == problem if problem is None else problem in got
+    cfg, uri = ExecutorConfig(kind="ray", address="ray://head:10001"), "https://mlflow.lab"
+    if problem is None:
+        executor.check(cfg, CPU, uri)
+    else:
+        with pytest.raises(ExecutorError, match="export RAY_AUTH_MODE=token") as err:
+            executor.check(cfg, CPU, uri)
+        assert "\n" not in str(err.value)
+    executor.check(ExecutorConfig(kind="ray"), CPU, uri)  # a local Ray, started for the command: not asked
+
+
+def test_a_cluster_without_token_auth_is_refused_before_anything_is_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    res = CliRunner().invoke(main, ["reproduce", "--only", "table1/row1", "--seeds", "1", "--data", "synthetic",
+                                    "--tracking-uri", "http://127.0.0.1:1", "--executor", "ray",
+                                    "--address", "ray://127.0.0.1:1"])
+    assert res.exit_code == 2, res.output
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert line.startswith("error: --address ray://127.0.0.1:1: Ray token authentication is off")
+    assert "RAY_AUTH_MODE=token" in line and "ray get-auth-token --generate" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------- local
@@ -145,9 +196,17 @@ def test_local_executor_trains_on_the_gpus_given(tmp_path):
 @pytest.fixture(scope="module")
 def ray_session():
     ray = pytest.importorskip("ray", reason="Ray is missing: pip install -e '.[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(registry.ENV_PATH, str(TINY_ENTRIES))  # the workers inherit it
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     yield ray
     ray.shutdown()
+
+
+def tiny_job(tmp_path: Path, experiment: str, epochs: int = 3, images: int = 64) -> JobSpec:
+    return JobSpec.of({"epochs": epochs}, data=DataSpec("synthetic", None, limit_train=images, limit_test=32),
+                      ex=CPU, tracking_uri=fresh_uri(tmp_path), experiment=experiment,
+                      checkpoint_dir=str(tmp_path / "ckpt"))
 
 
 def test_ray_runs_land_in_mlflow_and_the_report(ray_session, tmp_path):
@@ -179,8 +238,8 @@ def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, 
         if spec.seed == 0:  # the worker process dies right after epoch 0's checkpoint
             save = checkpoints.Slot.save
 
-            def save_then_die(self, state):
-                save(self, state)
+            def save_then_die(self, state, run=None):
+                save(self, state, run)
                 os.kill(os.getpid(), signal.SIGKILL)
 
             checkpoints.Slot.save = save_then_die
@@ -209,34 +268,83 @@ def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, 
     assert sorted(m.step for m in client.get_metric_history(resumed.info.run_id, "test_acc")) == [0, 1]
 
 
-def test_ctrl_c_cancels_the_submitted_tasks(ray_session, tmp_path):
-    def sleeper(spec):
-        (tmp_path / f"started-{spec.seed}").touch()
-        try:
-            for _ in range(1200):  # Python code, as training is, so the interrupt lands at once
-                time.sleep(0.1)
-        except KeyboardInterrupt:  # what ray.cancel raises in a running task
-            (tmp_path / f"interrupted-{spec.seed}").touch()
-            raise
+@pytest.mark.parametrize("machine", ["same machine", "another machine"])
+def test_ray_retries_a_killed_worker_into_the_same_run(ray_session, tmp_path, machine):
+    """max_retries=1: the worker dies right after epoch 0 is logged; Ray's retry resumes that run, from this
+    machine's slot or, landing on "another machine" (another checkpoint folder), from the store's checkpoint."""
+    shared = tiny_job(tmp_path, "retry")
+    marker, other = tmp_path / "died-once", machine == "another machine"
 
+    def dies_once(spec):
+        from benchmarks.jobs.train import train_job
+        from tracking import RunLogger
+
+        first = not marker.exists()
+        if other:
+            spec = replace(spec, checkpoint_dir=str(Path(spec.checkpoint_dir) / ("a" if first else "b")))
+        if first:
+            log_metrics = RunLogger.log_metrics
+
+            def log_then_die(self, metrics, step=0):
+                log_metrics(self, metrics, step)
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)  # the worker process, outright
+
+            RunLogger.log_metrics = log_then_die
+        return train_job(spec)
+
+    log: list[str] = []
+    failed = ray_jobs.run_ray(ExecutorConfig(kind="ray", max_retries=1), [shared.job("test/tiny", 0)], log.append,
+                              task=dies_once)
+    assert failed == [] and marker.exists(), log
+    client, (run,) = runs_of(shared.tracking_uri, "retry")  # one run, no second one beside it
+    assert run.info.status == "FINISHED" and names.TAG_SUPERSEDED_BY not in run.data.tags
+    assert any(f"finished run {run.info.run_id}" in ln for ln in log), log
+    for key in names.EPOCH_METRICS[:5]:  # every epoch logged once
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == [0, 1, 2], key
+    if other:  # machine a's slot still holds its epoch 0; b resumed from the store and cleared its own
+        assert len(list((tmp_path / "ckpt" / "a").glob("*/state.pt"))) == 1
+        assert not list((tmp_path / "ckpt" / "b").glob("*/state.pt"))
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")] == []
+
+
+def test_ctrl_c_cancels_the_tasks_and_their_runs_end_killed_then_resume(ray_session, tmp_path):
+    """Real (tiny) training jobs: Ctrl-C once two have checkpointed an epoch; those two end KILLED, the
+    third never starts; the next call continues each KILLED run, every epoch logged once."""
+    shared = tiny_job(tmp_path, "ctrl-c", epochs=6, images=512)
+    specs = [shared.job("test/tiny", s) for s in range(3)]
     pressed: list[float] = []
 
+    def together(spec):  # the two running jobs train side by side, however late Ray starts the second worker
+        from benchmarks.jobs.train import train_job
+
+        (tmp_path / f"started-{spec.seed}").touch()
+        deadline = time.time() + 120
+        while len(list(tmp_path.glob("started-*"))) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        return train_job(spec)
+
     def log(msg: str) -> None:
-        if msg.startswith("submitted"):  # Ctrl-C once the first tasks run
-            deadline = time.time() + 60
-            while len(list(tmp_path.glob("started-*"))) < 2:
-                assert time.time() < deadline, "the tasks never started"
+        if msg.startswith("submitted"):  # Ctrl-C once the first two have checkpointed epoch 0
+            deadline = time.time() + 240
+            while len(list((tmp_path / "ckpt").glob("*/state.pt"))) < 2:
+                assert time.time() < deadline, "the runs never finished an epoch"
                 time.sleep(0.1)
             pressed.append(time.time())
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        shared = JobSpec(data=TINY, ex=CPU, tracking_uri="sqlite:///unused.db", experiment="x")
-        ray_jobs.run_ray(ExecutorConfig(kind="ray"), [shared.job(ROW1.name, s) for s in range(3)], log, task=sleeper)
-    assert time.time() - pressed[0] < 10  # the running tasks stopped well within the grace period
-    started = {p.name.split("-")[1] for p in tmp_path.glob("started-*")}
-    assert len(started) == 2  # two CPUs: the third waited, and was cancelled before it started
-    deadline = time.time() + 10
-    while {p.name.split("-")[1] for p in tmp_path.glob("interrupted-*")} != started:
-        assert time.time() < deadline, "running tasks were not interrupted"
-        time.sleep(0.1)
+        ray_jobs.run_ray(ExecutorConfig(kind="ray"), specs, log, task=together)
+    assert time.time() - pressed[0] < ray_jobs.CANCEL_GRACE_S  # they stopped when asked, not killed at the end
+    client, runs = runs_of(shared.tracking_uri, "ctrl-c")
+    assert sorted(r.info.status for r in runs) == ["KILLED", "KILLED"]  # two CPUs: the third was never started
+    killed = {r.data.tags[names.TAG_SEED]: r.info.run_id for r in runs}
+
+    lines: list[str] = []
+    assert ray_jobs.run_ray(ExecutorConfig(kind="ray"), specs, lines.append) == []
+    client, runs = runs_of(shared.tracking_uri, "ctrl-c")
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    by_seed = {r.data.tags[names.TAG_SEED]: r.info.run_id for r in runs}
+    assert all(by_seed[seed] == run_id for seed, run_id in killed.items())  # continued, not replaced
+    for run_id in by_seed.values():
+        assert sorted(m.step for m in client.get_metric_history(run_id, "test_acc")) == list(range(6))

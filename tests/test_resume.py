@@ -1,11 +1,15 @@
-"""Runs survive kills, Ctrl-C, full disks, divergence and concurrent writers without losing results."""
+"""Runs survive kills, Ctrl-C, full disks, divergence and concurrent writers without losing results,
+and a run killed on one machine is continued (or, without a checkpoint in the store, replaced) on another."""
 import errno
 import os
 import signal
 import subprocess
 import sys
+import shutil
 import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
@@ -81,6 +85,47 @@ def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, stat
     assert got == reference_curves  # bitwise, with --deterministic on CPU
     assert resumed.data.metrics[names.TEST_ACCURACY] == reference_metrics[names.TEST_ACCURACY]
     assert not list(tmp_path.glob(".resbench/checkpoints/*/state.pt"))  # cleared once finished
+
+
+@pytest.mark.parametrize("store_has_checkpoint", [True, False])
+def test_a_run_killed_on_one_machine_is_continued_on_another(tmp_path, straight, store_has_checkpoint):
+    """Two "machines": two checkpoint folders against one store. Machine a is killed once epoch 0 is in the
+    store; `reproduce` on machine b continues that run from the store's checkpoint, or, when the store has
+    none, closes it KILLED (superseded by the new run) and trains anew. Either way the report counts one run."""
+    uri = fresh_uri(tmp_path)
+    machine = lambda name: {**ENV, "RESBENCH_CHECKPOINT_DIR": str(tmp_path / name)}  # noqa: E731
+    child = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "run", *ARGS, "--tracking-uri", uri],
+                             cwd=tmp_path, env=machine("a"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client, deadline = MlflowClient(uri), time.time() + 180
+    while True:  # until epoch 0 is logged: its checkpoint went to the store just before
+        assert child.poll() is None and time.time() < deadline, "epoch 0 never reached the store"
+        found = runs(uri, names.DEFAULT_EXPERIMENT)[1]
+        if found and client.get_metric_history(found[0].info.run_id, "test_acc"):
+            break
+        time.sleep(0.05)
+    child.kill()
+    child.communicate(timeout=60)
+    (first,) = runs(uri, names.DEFAULT_EXPERIMENT)[1]
+    artifacts = Path(first.info.artifact_uri.removeprefix("file://"))
+    assert (artifacts / names.ARTIFACT_CHECKPOINT).is_file()
+    if not store_has_checkpoint:
+        shutil.rmtree(artifacts / "checkpoint")
+
+    proc = resbench("reproduce", "--only", "test/tiny", "--seeds", "1", *ARGS[1:], "--no-check", "--tracking-uri",
+                    uri, "--output", str(tmp_path / "out"), cwd=tmp_path, env=machine("b"))
+    assert proc.returncode == 0, proc.stderr
+    client, found = runs(uri, names.DEFAULT_EXPERIMENT)
+    done = [r for r in found if r.info.status == "FINISHED"]
+    assert len(done) == 1 and curves(client, done[0].info.run_id) == straight[0]  # bitwise, every epoch once
+    if store_has_checkpoint:
+        assert [r.info.run_id for r in found] == [first.info.run_id]  # the same run, continued
+    else:
+        old = client.get_run(first.info.run_id)
+        assert len(found) == 2 and old.info.status == "KILLED"
+        assert old.data.tags[names.TAG_SUPERSEDED_BY] == done[0].info.run_id
+    assert not (Path(done[0].info.artifact_uri.removeprefix("file://")) / "checkpoint").exists()
+    table = pd.read_csv(tmp_path / "out" / "report.csv").set_index("entry")
+    assert table.loc["test/tiny", "n"] == 1
 
 
 def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight, tiny_registered):
