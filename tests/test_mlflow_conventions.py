@@ -1,5 +1,6 @@
 """MLflow's own conventions as a run fills them in, read back through MlflowClient as the UI reads them:
 the experiment kind, the standard source tags, dataset inputs, the logged model, system metrics."""
+import dataclasses
 import json
 
 import mlflow
@@ -149,3 +150,66 @@ def test_system_metrics_switch(tracker, monkeypatch):
     system = {k for k in runs[True] if k.startswith(names.SYSTEM_METRICS_PREFIX)}
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= system
     assert not any(k.startswith(names.SYSTEM_METRICS_PREFIX) for k in runs[False])
+
+
+# Through the one train function (benchmarks/jobs/train.py), as `resbench run` trains.
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished job with system metrics switched on (every 0.2 s), and one left at the CPU default (off)."""
+    from benchmarks import registry
+    from benchmarks.jobs.spec import DataSpec, JobSpec
+    from benchmarks.jobs.train import train_job
+    from benchmarks.registry import Entry, Paper
+    from resnet.train import ExecConfig, TrainConfig
+    from tests.conftest import fresh_uri
+
+    tmp = tmp_path_factory.mktemp("job")
+    uri = fresh_uri(tmp)
+    entry = Entry("tiny/conventions", "tiny entry for the conventions test", arch(layers=2, blocks=(1, 1), channels=(8, 16)),
+                  TrainConfig(epochs=2), Paper(accuracy=50.0))
+    spec = JobSpec(entry=entry.name, data=DataSpec("synthetic", limit_train=64, limit_test=32),
+                   ex=ExecConfig(device="cpu"), tracking_uri=uri, experiment="job", checkpoint_dir=str(tmp / "ckpt"))
+    with pytest.MonkeyPatch.context() as mp, registry.temporary([entry]):
+        mp.chdir(tmp)
+        mp.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+        on = train_job(dataclasses.replace(spec, seed=0, system_metrics=True))
+        default = train_job(dataclasses.replace(spec, seed=1))
+    return uri, entry, MlflowClient(uri), on, default
+
+
+def test_a_trained_run_fills_in_mlflows_fields(trained):
+    uri, _, client, run_id, _ = trained
+    run = client.get_run(run_id)
+    tags = run.data.tags
+    assert tags[names.TAG_SOURCE_NAME] == "resbench run" and tags[names.TAG_SOURCE_TYPE] == "LOCAL"
+    assert tags.get(names.TAG_SOURCE_COMMIT, "unknown") == tags[names.TAG_GIT_COMMIT]  # "unknown" outside git
+    sets = _datasets(client, run_id)
+    assert {d.name for d in sets.values()} == {"synthetic"}
+    assert json.loads(sets[names.CONTEXT_TRAINING].profile)["images"] == 64
+    assert json.loads(sets[names.CONTEXT_EVALUATION].profile)["limit"] == 32
+    assert json.loads(sets[names.CONTEXT_TRAINING].profile)["checksum"] == tags[names.TAG_DATA_CHECKSUM]
+    (output,) = run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert logged.status == "READY" and output.step == 1  # the last epoch
+    assert {m.key: m.value for m in logged.metrics}[names.TEST_ACCURACY] == run.data.metrics[names.TEST_ACCURACY]
+
+
+def test_the_model_a_run_logged_gives_the_trained_networks_outputs(trained, tmp_path):
+    uri, entry, client, run_id, _ = trained
+    net = build_model(entry.model)
+    weights = client.download_artifacts(run_id, names.ARTIFACT_WEIGHTS, str(tmp_path))
+    net.load_state_dict(torch.load(weights, weights_only=True))
+    batch = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = net.eval()(batch)
+    with _use_tracking_uri(uri):
+        loaded = mlflow.pytorch.load_model(f"runs:/{run_id}/{names.MODEL_NAME}")
+    with torch.no_grad():
+        assert torch.allclose(loaded(batch), expected, atol=1e-5)
+
+
+def test_system_metrics_follow_the_jobs_switch(trained):
+    _, _, client, on, default = trained
+    assert any(k.startswith(names.SYSTEM_METRICS_PREFIX) for k in client.get_run(on).data.metrics)
+    assert not any(k.startswith(names.SYSTEM_METRICS_PREFIX) for k in client.get_run(default).data.metrics)

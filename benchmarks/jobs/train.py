@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -25,6 +26,7 @@ from benchmarks.jobs import checkpoints, curve, tags
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
 from resnet.data import Dataset
+from resnet.pipeline import MEAN, STD
 from resnet.train import Diverged, EpochStats, TrainConfig, TrainResult, train
 from tracking import RunLogger, Tracker, TrackingError, connect, handover, names
 from tracking.credentials import redact
@@ -78,11 +80,8 @@ def _uninterrupted():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        if caught and callable(previous):
-            # what the signal would have done (KeyboardInterrupt, as a rule), called here: a SIGINT raised
-            # again through the OS is swallowed by hosts that ignore it at the C level, Ray's workers among
-            # them, and ray.cancel's interrupt would be lost
-            previous(signal.SIGINT, None)
+        if caught:
+            signal.raise_signal(signal.SIGINT)  # to whichever handler was there: KeyboardInterrupt, as a rule
 
 
 def _held(write: Callable, *args, **kwargs):
@@ -91,18 +90,25 @@ def _held(write: Callable, *args, **kwargs):
         return write(*args, **kwargs)
 
 
+def _input_example(data: Dataset) -> np.ndarray:
+    """Two images as the network takes them (normalised float32, N x 3 x 32 x 32), for the logged model."""
+    images = np.concatenate([data.test_x[:2], data.train_x[:2]])[:2].astype(np.float32) / 255
+    return ((images - np.array(MEAN, np.float32).reshape(1, 3, 1, 1))
+            / np.array(STD, np.float32).reshape(1, 3, 1, 1)).astype(np.float32)
+
+
 def _open_run(tracker: Tracker, slot: checkpoints.Slot, params: dict, run_tags: dict,
-              name: str) -> tuple[RunLogger, dict | None]:
+              name: str, system_metrics: bool) -> tuple[RunLogger, dict | None]:
     """The run to log into and the state to resume from: the unfinished run of this identity and seed
     (this machine's, or one another machine left in the store: checkpoints.resume_point), or a new one.
     Any other unfinished run of it is closed KILLED as superseded: one (entry, identity, seed), one run."""
     identity = checkpoints.identity_tags(run_tags)
     run_id, state = checkpoints.resume_point(tracker, slot, identity)
     if run_id is not None:
-        run = tracker.reopen(run_id)
+        run = tracker.reopen(run_id, system_metrics=system_metrics)
     else:
         with _uninterrupted():  # the run and the slot's record of it, both or neither
-            run = tracker.start_run(name, params, run_tags)
+            run = tracker.start_run(name, params, run_tags, source=tags.source(), system_metrics=system_metrics)
             slot.bind(run.run_id)
     handover.supersede(tracker, [r for r in handover.unfinished(tracker, identity) if r != run.run_id], run.run_id)
     return run, state
@@ -116,9 +122,12 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
     data = data if data is not None else spec.data.load()
     slot = checkpoints.Slot(spec.checkpoint_dir or checkpoints.default_dir(), slot_key(entry, spec, data))
     with slot:
+        # MLflow's system-metrics monitor: on by default where GPU use is worth watching
+        system_metrics = spec.system_metrics if spec.system_metrics is not None else device.type == "cuda"
         run, state = _open_run(tracker, slot, tags.params(entry, cfg, spec, data),
-                               tags.tags(entry, cfg, spec, data, device), spec.name)
+                               tags.tags(entry, cfg, spec, data, device), spec.name, system_metrics)
         with run:
+            _held(run.log_datasets, tags.data_input(spec, data))  # again on a resume: MLflow keeps one of each
             accs: list[float] = []  # test accuracy per epoch, for the collapse judgement
             # epochs this run already logged: a state from the store may be older, and an epoch is logged once
             logged = run.logged_steps("test_acc")
@@ -167,6 +176,8 @@ def _log_results(run: RunLogger, entry: Entry, cfg: TrainConfig, spec: JobSpec, 
         **({names.TEST_LOSS_BATCHMEAN_FINAL: last.test_loss_batchmean} if last.test_loss_batchmean is not None else {}),
         names.WALL_SECONDS: history["epoch_seconds"].sum(),
     })
+    # the network as an MLflow model, linked to the metrics just logged (seconds: torch.export)
+    _held(run.log_model, result.model, _input_example(data), step=last.epoch)
     config = {"entry": entry.name, "model": entry.model.flat(), "train": asdict(cfg), "exec": asdict(spec.ex),
               "seed": spec.seed, "data": asdict(spec.data) | {"source": data.source, "checksum": data.checksum}}
     _held(run.log_dict, config, names.ARTIFACT_CONFIG)
