@@ -18,7 +18,7 @@ from benchmarks.jobs.executor import KINDS, ExecutorConfig, parse_devices
 from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.selection import Variant
 from resnet.data import SYNTHETIC
-from resnet.train import COMPILE_MODES, PIPELINES, PRECISIONS, ExecConfig, TrainConfig
+from resnet.config import COMPILE_MODES, PIPELINES, PRECISIONS, ExecConfig, TrainConfig
 from tracking import names, resolve_uri
 
 

@@ -15,7 +15,7 @@ from filelock import FileLock
 from benchmarks.selection import Variant
 from resnet.data import Dataset, default_data_dir
 from resnet.data import load as load_data
-from resnet.train import ExecConfig
+from resnet.config import ExecConfig
 from tracking import names
 
 

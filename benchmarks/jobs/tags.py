@@ -19,7 +19,7 @@ from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
 from resnet import data as data_mod
 from resnet.data import Dataset
-from resnet.train import TrainConfig
+from resnet.config import TrainConfig
 from tracking import names
 from tracking.conventions import DataInput, Source
 

@@ -27,7 +27,8 @@ from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
 from resnet.data import Dataset
 from resnet.pipeline import MEAN, STD
-from resnet.train import Diverged, EpochStats, TrainConfig, TrainResult, train
+from resnet.config import TrainConfig
+from resnet.train import Diverged, EpochStats, TrainResult, train
 from tracking import RunLogger, Tracker, TrackingError, connect, handover, names
 from tracking.credentials import redact
 
@@ -80,8 +81,11 @@ def _uninterrupted():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        if caught:
-            signal.raise_signal(signal.SIGINT)  # to whichever handler was there: KeyboardInterrupt, as a rule
+        if caught and callable(previous):
+            # what the signal would have done (KeyboardInterrupt, as a rule), called here: a SIGINT raised
+            # again through the OS is swallowed by hosts that ignore it at the C level, Ray's workers among
+            # them, and ray.cancel's interrupt would be lost
+            previous(signal.SIGINT, None)
 
 
 def _held(write: Callable, *args, **kwargs):
