@@ -19,8 +19,7 @@ import pandas as pd
 import torch
 
 from benchmarks.registry import Entry, RegistryError
-from benchmarks.report.cards import duration
-from benchmarks.report.verdicts import params_verdict
+from benchmarks.text import duration, params_verdict
 from resnet.data import synthetic
 from resnet.config import ExecConfig, TrainConfig
 from resnet.setup import setup

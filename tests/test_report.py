@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from benchmarks import registry, selection
+from benchmarks import registry, selection, text
 from benchmarks.cli.main import main
 from benchmarks.jobs import train as train_mod
 from benchmarks.jobs.spec import DataSpec, JobSpec
@@ -224,7 +224,7 @@ def test_every_format_is_written(store, tmp_path):
     ("2.79M", 2_797_610, False), (None, 123, True),
 ])
 def test_params_note_compares_at_the_printed_precision(printed, computed, agrees):
-    assert (verdicts.params_note(printed, computed) == "") == agrees
+    assert (text.params_note(printed, computed) == "") == agrees
 
 
 def test_report_command_errors_are_one_line(store, tmp_path):

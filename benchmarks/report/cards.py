@@ -19,8 +19,9 @@ from benchmarks import collapse
 from benchmarks import deviations as known_deviations
 from benchmarks.registry import BEST, BUDGET, FINAL, Entry
 from benchmarks.report.rows import Row
-from benchmarks.report.verdicts import ALPHA, METRIC_TEXT, PERCENT, Interval, params_note, t_quantile
+from benchmarks.report.verdicts import ALPHA, METRIC_TEXT, PERCENT, Interval, t_quantile
 from benchmarks.selection import SOURCES
+from benchmarks.text import duration, params_note
 
 NOT_RECORDED = "not recorded"
 
@@ -53,14 +54,6 @@ def _values(runs: pd.DataFrame, col: str, count: bool = False) -> str:
     if len(counts) <= 1:
         return counts.index[0] if len(counts) else NOT_RECORDED
     return ", ".join(f"{v} ({c} run{'s' * (c > 1)})" for v, c in counts.items())
-
-
-def duration(seconds) -> str:
-    """Seconds as people read them: 45 s, 12.5 min, 3.2 h; "—" for none."""
-    if seconds is None or pd.isna(seconds):
-        return "—"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 \
-        else f"{seconds / 3600:.1f} h"
 
 
 def _bf16(run: pd.Series) -> bool:

@@ -17,13 +17,12 @@ from functools import lru_cache
 import pandas as pd
 
 from benchmarks import registry
-from benchmarks.registry import Entry
-from benchmarks.registry import BEST
-from benchmarks.report.verdicts import (LEVEL, Interval, Verdict, accuracy_verdict, interval, params_note,
-                                        params_verdict)
+from benchmarks.registry import BEST, Entry
+from benchmarks.report.verdicts import LEVEL, Interval, Verdict, accuracy_verdict, interval
 from benchmarks.selection import Variant, counted, row_identity
-from resnet.flops import flops_per_image
+from benchmarks.text import params_note, params_verdict
 from resnet.config import TrainConfig
+from resnet.flops import flops_per_image
 
 
 @dataclass(frozen=True, eq=False)

@@ -150,30 +150,3 @@ def accuracy_verdict(iv: Interval, paper: float | None, tolerance: float, source
         return Verdict(INCONCLUSIVE, f"{INCONCLUSIVE} (one run)",
                        f"one run gives no interval of the {what}; run more seeds", metric)
     return Verdict(INCONCLUSIVE, INCONCLUSIVE, f"{the} straddles an edge of {band}; more seeds narrow it", metric)
-
-
-def params_note(printed: str | None, computed: int) -> str:
-    """Empty when the computed count agrees with the print at the print's own precision."""
-    if not printed:
-        return ""
-    text = printed.strip()
-    if text.endswith("M"):
-        digits = len(text[:-1].partition(".")[2])
-        value = float(text[:-1])
-        if round(computed / 1e6, digits) == value:
-            return ""
-        shown = f"{computed / 1e6:.{digits}f}M"
-        if int(computed / 10 ** (6 - digits)) / 10 ** digits == value:
-            return f"computed {computed:,} is {shown}; the paper's {text} truncates it"
-        return f"computed {computed:,} ({shown}) disagrees with the paper's {text}"
-    if int(text.replace(",", "")) == computed:
-        return ""
-    return f"computed {computed:,} disagrees with the paper's {text}"
-
-
-def params_verdict(printed: str | None, computed: int) -> str:
-    """matches | matches (truncated print) | differs | not printed."""
-    if not printed:
-        return "not printed"
-    note = params_note(printed, computed)
-    return "matches" if not note else "matches (truncated print)" if "truncates" in note else "differs"
