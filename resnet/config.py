@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-import torch
+from typing import TYPE_CHECKING
 
 from resnet.model import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where a device is resolved: configs alone (the registry, `list`) need none
+    import torch
 
 OPTIMIZERS = ("adam", "sgd")
 PIPELINES = ("fast", "reference")
@@ -83,6 +86,8 @@ class ExecConfig:
             raise ConfigError(f"num_workers: must be >= 0, got {self.num_workers!r}")
 
     def torch_device(self) -> torch.device:
+        import torch
+
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         try:
@@ -96,6 +101,8 @@ class ExecConfig:
         return dev
 
     def dtype(self, device: torch.device) -> torch.dtype:
+        import torch
+
         if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"
                                          and self.pipeline == "fast"):
             return torch.bfloat16

@@ -46,7 +46,7 @@ def counted(cfg: ResNetConfig) -> Flops:
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
-    from resnet.model import ResNet
+    from resnet.network import ResNet
 
     def count(backward: bool) -> int:
         with torch.device("meta"):

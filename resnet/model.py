@@ -3,15 +3,21 @@
 N residual layers (``len(blocks)``), B_i blocks per layer, C_i channels, F_i conv
 kernel, K_i skip-connection kernel and P average-pool kernel. The definition follows
 the authors' published code, so row 6 of Table 1 has exactly 4,902,186 parameters.
+
+This module is the configuration and its arithmetic (feature-map sizes, block shapes, the
+parameter count); it imports no torch, so listing and checking entries is instant. The torch
+modules themselves are resnet/network.py's, built by `build_model`.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
+
+    from resnet.network import ResNet
 
 IMAGE_SIZE = 32  # CIFAR-10 images are 32x32
 
@@ -98,50 +104,10 @@ class ResNetConfig:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int, conv_kernel: int, skip_kernel: int):
-        super().__init__()
-        pad = conv_kernel // 2
-        self.conv1 = nn.Conv2d(c_in, c_out, conv_kernel, stride, pad, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, conv_kernel, 1, pad, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, skip_kernel, stride, 0, bias=False), nn.BatchNorm2d(c_out))
+def build_model(cfg: ResNetConfig) -> "ResNet":
+    """The network (resnet/network.py, imported here: configs, counts and checks need no torch)."""
+    from resnet.network import ResNet
 
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
-class ResNet(nn.Module):
-    def __init__(self, cfg: ResNetConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.conv1 = nn.Conv2d(3, cfg.channels[0], 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cfg.channels[0])
-        layers, c_in = [], cfg.channels[0]
-        for i in range(cfg.layers):
-            blocks = []
-            for j in range(cfg.blocks[i]):
-                stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(BasicBlock(c_in, cfg.channels[i], stride, cfg.conv_kernel[i], cfg.skip_kernel[i]))
-                c_in = cfg.channels[i]
-            layers.append(nn.Sequential(*blocks))
-        self.layers = nn.Sequential(*layers)
-        self.linear = nn.Linear(cfg.pooled_features, cfg.num_classes)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layers(out)
-        out = F.avg_pool2d(out, self.cfg.pool_kernel)
-        return self.linear(torch.flatten(out, 1))
-
-
-def build_model(cfg: ResNetConfig) -> ResNet:
     return ResNet(cfg)
 
 

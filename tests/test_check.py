@@ -10,7 +10,7 @@ from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.registry import Entry, Paper, arch
 from benchmarks.report import build, render
 from benchmarks.reproduce import reproduce
-from resnet.model import ResNet
+from resnet.network import ResNet
 from resnet.config import ExecConfig, TrainConfig
 
 CPU = ExecConfig(device="cpu")

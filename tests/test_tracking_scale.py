@@ -199,3 +199,40 @@ def _meta_model(cfg: ResNetConfig):
 
     with torch.device("meta"):
         return build_model(cfg)
+
+
+def _imported_by(code: str, modules: tuple[str, ...]) -> set[str]:
+    """Which of `modules` a fresh interpreter has imported after running `code` (output discarded)."""
+    probe = (f"import sys, io, contextlib\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+             f"    try:\n        {code}\n    except SystemExit:\n        pass\n"
+             f"print(','.join(m for m in {modules!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return set(filter(None, out.stdout.rstrip("\n").split("\n")[-1].split(",")))
+
+
+def test_help_and_list_import_neither_torch_nor_mlflow():
+    """`resbench --help` and `resbench list` answer at once: no torch, MLflow, pandas (help) or report."""
+    heavy = ("torch", "mlflow", "pandas", "matplotlib", "benchmarks.report.build")
+    assert _imported_by("from benchmarks.cli.main import main; main(['--help'])", heavy) == set()
+    assert _imported_by("from benchmarks.cli.main import main; main(['list'])", heavy) == {"pandas"}
+
+
+def test_report_to_stdout_imports_no_torch_and_draws_nothing(generated, tmp_path):
+    uri, _, _ = generated
+    args = ["report", "--data", "synthetic", "--epochs", str(EPOCHS), "--limit-train", "64", "--limit-test", "32",
+            "--tracking-uri", uri, "--experiment", "t"]
+    assert _imported_by(f"from benchmarks.cli.main import main; main({args!r})", ("torch", "matplotlib")) == set()
+
+
+def test_command_list_matches_the_commands():
+    """`--help` lists the commands from main.COMMANDS without importing them: the lines must be theirs."""
+    import click
+
+    from benchmarks.cli.main import COMMANDS, main
+
+    ctx = click.Context(main)
+    for name, (_, _, line) in COMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert command.name == name
+        assert click.Command(name, help=line).get_short_help_str(300) == command.get_short_help_str(300), name

@@ -19,8 +19,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tracking import conventions, models, names
-from tracking.credentials import redact
+from tracking import conventions, names
+from tracking.credentials import printed_redacted, redact
 
 
 SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
@@ -214,6 +214,8 @@ class RunLogger:
         """The trained network as the run's logged model (tracking/models.py); returns its model id.
 
         Log the final metrics first: the model is linked to the run's latest values."""
+        from tracking import models  # torch and mlflow.pytorch: only a run that trained a model needs them
+
         with store_errors(self.run_id):
             return models.log_model(self.client, self.run_id, model, input_example, step)
 
@@ -269,7 +271,7 @@ class RunLogger:
         if self.monitor is not None:  # its last samples go in before the run ends
             self.monitor.finish()
             self.monitor = None
-        with store_errors(self.run_id):
+        with store_errors(self.run_id), printed_redacted():  # MLflow prints the run's link: no password in it
             self.client.set_terminated(self.run_id, status=status)
         self.status = status
 

@@ -1,5 +1,5 @@
-"""Commands that show: `list` (the registered entries), `report` (Table 1 from the runs in MLflow),
-`deviations` (every known departure from the authors' run) and `ui` (the MLflow UI on the store)."""
+"""Commands that show: `report` (Table 1 from the runs in MLflow), `deviations` (every known departure
+from the authors' run) and `ui` (the MLflow UI on the store). `list` is catalog.py's."""
 from __future__ import annotations
 
 import json
@@ -14,34 +14,6 @@ from benchmarks.report.render import FORMATS
 from benchmarks.selection import Variant
 
 SUFFIXES = {f".{ext}": name for name, ext in FORMATS.items()}
-
-
-@click.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--max-params", type=click.FloatRange(min=0), default=None,
-              help="Only entries with at most this many parameters, e.g. 5e6 (the paper's budget).")
-@click.option("--group", "groups", multiple=True, help="Only entries of this group (repeatable).")
-def list_cmd(fmt, max_params, groups):
-    """Every registered entry: architecture, parameters, FLOPs and the paper's figures."""
-    import pandas as pd
-
-    rows = [r for r in (registry.describe_entry(e) for e in registry.entries())
-            if (max_params is None or r["params"] <= max_params) and (not groups or r["group"] in groups)]
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("no entries match")
-        return
-    df = pd.DataFrame(rows).drop(columns=["description", "group", "train_gflops"])
-    for col in ("blocks", "channels", "F", "K"):
-        df[col] = df[col].map(lambda v, c=col: ",".join(map(str, v)) if len(set(v)) > 1 or c in ("blocks", "channels")
-                              else str(v[0]))
-    df["params"] = df["params"].map("{:,}".format)
-    df["fits_5M"] = df["fits_5M"].map({True: "yes", False: "NO"})
-    df["paper_acc"] = df["paper_acc"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}%")
-    df = df.fillna("")
-    click.echo(df.to_string(index=False))
 
 
 @click.command()

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; no display on the hosts that write reports
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from resnet.files import atomic_write  # noqa: E402
+from resnet.files import atomic_write
 
 REFERENCE = Path(__file__).resolve().parent.parent / "reference" / "final-model-curve.csv"
 REFERENCE_SOURCE = "github.com/Fieldwater/pytorch_cifar_resnet, Project1.ipynb"
@@ -24,13 +20,24 @@ ADAM, SGD, LONG = "paper/final", "paper/sgd", "paper/epochs120"
 PAPER_STOP = 80  # the epoch at which the paper stopped, having seen the 120-epoch run overfit
 
 
+def _pyplot():
+    """matplotlib on its file-only backend, imported when a figure is drawn: reports that draw none
+    (to stdout, CSV, JSON) do not pay for it. No display on the hosts that write reports."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     try:
         with atomic_write(path, "wb") as f:
             fig.savefig(f, dpi=110, bbox_inches="tight", format="png")
     finally:
-        plt.close(fig)
+        _pyplot().close(fig)
     return path
 
 
@@ -40,7 +47,7 @@ def _marker(df: pd.DataFrame) -> str | None:
 
 
 def _epoch_axis(ax, last_epoch) -> None:
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(_pyplot().MaxNLocator(integer=True))
     if last_epoch is not None and last_epoch < 5:  # a lone point would get a ±0.05 axis
         ax.set_xlim(-0.5, max(last_epoch, 1) + 0.5)
 
@@ -54,7 +61,7 @@ def accuracy_panels(curves: pd.DataFrame, order: list[str], path: str | Path, ti
     """
     cols = min(4, max(1, len(order)))
     rows = -(-len(order) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.7 * rows), sharey=True, squeeze=False)
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(3.4 * cols, 2.7 * rows), sharey=True, squeeze=False)
     for ax, name in zip(axes.flat, order):
         df = curves[curves["entry"] == name]
         if len(df):
@@ -90,7 +97,7 @@ def runs_vs_reference(curves: pd.DataFrame, reference: pd.DataFrame, path: str |
     `curves` has columns run_id, epoch, train_acc, test_acc, train_loss, test_loss (it may be
     empty); `reference` has the same columns but run_id.
     """
-    fig, (acc, loss) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (acc, loss) = _pyplot().subplots(1, 2, figsize=(10, 3.8))
     m = _marker(curves) if len(curves) else None
     for ax, kind, unit in ((acc, "acc", "accuracy (%)"), (loss, "loss", "cross-entropy")):
         for split, colour in (("train", "tab:blue"), ("test", "tab:orange")):
@@ -117,7 +124,7 @@ def _mean(df: pd.DataFrame, key: str) -> pd.Series:
 def _axes(ax, unit: str) -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel(unit)
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(_pyplot().MaxNLocator(integer=True))
     low, high = ax.dataLim.y0, ax.dataLim.y1
     if unit == "cross-entropy" and low > 0 and high / low > 100:
         ax.set_yscale("log")  # one blown-up loss would flatten every other curve to a line at zero
@@ -128,7 +135,7 @@ def _axes(ax, unit: str) -> None:
 
 def optimizers(curves: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
     """Accuracy and loss against epoch for each optimiser (mean over its runs): train dashed, test solid."""
-    fig, (acc, loss) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (acc, loss) = _pyplot().subplots(1, 2, figsize=(10, 3.8))
     colours = dict(zip(curves, ("tab:blue", "tab:red", "tab:green")))
     for ax, kind, unit in ((acc, "acc", "accuracy (%)"), (loss, "loss", "cross-entropy")):
         for label, df in curves.items():
@@ -144,7 +151,7 @@ def optimizers(curves: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
 
 def long_run(curves: pd.DataFrame, path: Path, title: str, stop: int = PAPER_STOP) -> Path:
     """Accuracy and loss of the long run (mean over runs), with a marker where the paper stopped."""
-    fig, (acc, loss) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (acc, loss) = _pyplot().subplots(1, 2, figsize=(10, 3.8))
     last = int(curves["epoch"].max())
     marker = "o" if curves["epoch"].nunique() <= 5 else None
     for ax, kind, unit in ((acc, "acc", "accuracy (%)"), (loss, "loss", "cross-entropy")):
