@@ -180,8 +180,6 @@ def _log_results(run: RunLogger, entry: Entry, cfg: TrainConfig, spec: JobSpec, 
         **({names.TEST_LOSS_BATCHMEAN_FINAL: last.test_loss_batchmean} if last.test_loss_batchmean is not None else {}),
         names.WALL_SECONDS: history["epoch_seconds"].sum(),
     })
-    # the network as an MLflow model, linked to the metrics just logged (seconds: torch.export)
-    _held(run.log_model, result.model, _input_example(data), step=last.epoch)
     config = {"entry": entry.name, "model": entry.model.flat(), "train": asdict(cfg), "exec": asdict(spec.ex),
               "seed": spec.seed, "data": asdict(spec.data) | {"source": data.source, "checksum": data.checksum}}
     _held(run.log_dict, config, names.ARTIFACT_CONFIG)
@@ -194,3 +192,6 @@ def _log_results(run: RunLogger, entry: Entry, cfg: TrainConfig, spec: JobSpec, 
         weights = Path(tmp) / Path(names.ARTIFACT_WEIGHTS).name
         torch.save({k: v.detach().cpu() for k, v in result.model.state_dict().items()}, weights)
         _held(run.log_artifact, weights, str(Path(names.ARTIFACT_WEIGHTS).parent))
+    # last: the network as an MLflow model, linked to the metrics above (seconds: torch.export); the
+    # weights are in the store already should it fail
+    _held(run.log_model, result.model, _input_example(data), step=last.epoch)
