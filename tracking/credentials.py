@@ -1,7 +1,8 @@
 """Secrets of the tracking store: kept out of everything shown, and handed to workers in the open nowhere.
 
 `redact` masks the password in any URI inside a text (`postgresql://u:pw@db/x`, `http://u:pw@host`,
-`?password=...`): reports, run links, error messages and logs show its result, never the raw URI.
+`?password=...`): reports, run links, error messages and logs show its result, never the raw URI;
+`printed_redacted` does it to what MLflow itself prints.
 `Credentials` carries the driver's MLflow credentials and TLS settings to a Ray task as an argument
 whose repr names the variables but never their values; the task sets them in its environment for
 the job and puts the previous values back afterwards. Ray's `runtime_env` would write them into
@@ -9,9 +10,11 @@ its own log files, readable by every user of the machine.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, redirect_stdout
 
 # what MLflow's client reads to reach an authenticated (and TLS) server
 FORWARDED = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
@@ -28,6 +31,18 @@ def redact(text: str) -> str:
     if not text:
         return text
     return _QUERY.sub(rf"\g<head>{MASK}", _USERINFO.sub(rf"\g<head>:{MASK}@", text))
+
+
+@contextmanager
+def printed_redacted():
+    """What the block prints on stdout, with passwords masked: MLflow prints each ended run's link
+    (`View run ... at: URI`) with the tracking URI as given, password and all."""
+    buffer = io.StringIO()
+    try:
+        with redirect_stdout(buffer):
+            yield
+    finally:
+        sys.stdout.write(redact(buffer.getvalue()))
 
 
 class Credentials:

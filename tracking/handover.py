@@ -18,7 +18,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 
 from tracking import names
-from tracking.credentials import redact
+from tracking.credentials import printed_redacted, redact
 from tracking.store import RunLogger, Tracker, store_errors
 
 UNFINISHED = ("RUNNING", "KILLED", "FAILED")
@@ -92,7 +92,7 @@ def drop(run: RunLogger) -> None:
 
 def supersede(tracker: Tracker, run_ids: list[str], by: str) -> None:
     """Close `run_ids` as KILLED, each tagged as superseded by the run `by`."""
-    with store_errors(tracker.uri):
+    with store_errors(tracker.uri), printed_redacted():
         for run_id in run_ids:
             tracker.client.set_tag(run_id, names.TAG_SUPERSEDED_BY, by)
             tracker.client.set_terminated(run_id, status="KILLED")
