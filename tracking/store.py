@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tracking import conventions, names
-from tracking.credentials import redact
+from tracking.credentials import printed_redacted, redact
 
 
 SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
@@ -271,7 +271,7 @@ class RunLogger:
         if self.monitor is not None:  # its last samples go in before the run ends
             self.monitor.finish()
             self.monitor = None
-        with store_errors(self.run_id):
+        with store_errors(self.run_id), printed_redacted():  # MLflow prints the run's link: no password in it
             self.client.set_terminated(self.run_id, status=status)
         self.status = status
 
