@@ -5,7 +5,8 @@ and its Ray tasks all call it, so every run is opened, resumed, logged and faile
 params and tags once (jobs/tags.py), one batched metrics call per epoch, then the summary metrics
 and the artifacts (config.json and learning_curve.png through MLflow's log_dict/log_figure, the
 final weights as a file). Every epoch is checkpointed (jobs/checkpoints.py) before it is logged;
-a run killed part way is continued by the next call with the same identity.
+a run killed part way is continued by the next call with the same identity, on this machine or
+(from the checkpoint kept in the store) another, and never has a second unfinished run beside it.
 """
 from __future__ import annotations
 
