@@ -2,9 +2,10 @@
 
 A checkpoint slot lives on the disk of the machine that wrote it, so a Ray retry or a later
 `reproduce` that lands on another machine finds none. The store is what every machine shares:
-each epoch's checkpoint is also logged as the run's artifact `names.ARTIFACT_CHECKPOINT` (the
-same path each time, so only the latest is kept), and `unfinished` finds the runs of one identity
-that were left RUNNING, KILLED or FAILED (not diverged) for a new machine to resume from it.
+the checkpoint is also logged (`share`, as often as the caller's budget allows) as the run's
+artifact `names.ARTIFACT_CHECKPOINT` (the same path each time, so only the latest is kept), and
+`unfinished` finds the runs of one identity left RUNNING, KILLED or FAILED (not diverged) for a
+new machine to resume from it. Checkpoints load weights-only: one from the store runs no code.
 Runs it cannot resume are closed KILLED with `names.TAG_SUPERSEDED_BY` naming the run that
 replaces them, so one identity and seed never has two runs going.
 """
