@@ -6,7 +6,7 @@ By default each run is what `resbench run ENTRY --data synthetic --epochs 80 --l
 For benchmarks and tests of the reading side (`list`, `report`, `reproduce`'s plan) at scale,
 without training anything. Each run carries the tags and params a real run records (entry,
 identity, config hash, data source and checksum, machine and software) and a deterministic,
-plausible learning curve of the seven per-epoch metrics, written through `tracking` with one
+plausible learning curve of the per-epoch metrics, written through `tracking` with one
 `log_batch` per 1,000 values; no artifacts. Runs go round-robin over the chosen entries with
 one seed per lap, so every run is a distinct (entry, seed) that a report counts.
 """
@@ -70,8 +70,9 @@ def params_and_tags(entry: Entry, seed: int, spec: StoreSpec) -> tuple[dict, dic
             names.TAG_OVERRIDES: ",".join([k for k, v in asdict(train).items() if getattr(entry.train, k) != v]
                                           + [k for k in ("limit_train", "limit_test") if getattr(spec, k)]),
             names.TAG_DATA_SOURCE: spec.data, names.TAG_DATA_CHECKSUM: spec.checksum,
-            names.TAG_IDENTITY: entry.identity(train, spec.checksum, spec.limit_train, spec.limit_test), names.TAG_ENTRY_VERSION: entry.version,
-            **MACHINE, names.TAG_DESCRIPTION: f"{entry.name}: {entry.description}" + (f" Paper: {claim}." if claim else "")}
+            names.TAG_IDENTITY: entry.identity(train, spec.checksum, spec.limit_train, spec.limit_test),
+            names.TAG_ENTRY_VERSION: entry.version, **MACHINE,
+            names.TAG_DESCRIPTION: f"{entry.name}: {entry.description}" + (f" Paper: {claim}." if claim else "")}
     for tag, value in ((names.TAG_PAPER_ACCURACY, p.accuracy), (names.TAG_PAPER_PARAMS, p.params),
                        (names.TAG_PAPER_EPOCHS, p.epochs), (names.TAG_PAPER_TEST_LOSS, p.test_loss)):
         if value is not None:
@@ -80,17 +81,18 @@ def params_and_tags(entry: Entry, seed: int, spec: StoreSpec) -> tuple[dict, dic
 
 
 def curve(epochs: int, target: float, images: int, rng: random.Random) -> list[dict[str, float]]:
-    """Seven per-epoch metrics rising towards `target`% test accuracy, cosine lr from 0.1 over T_max 200."""
+    """The per-epoch metrics (names.EPOCH_METRICS) rising towards `target`% test accuracy; lr cosine from 0.1."""
     rows = []
     for e in range(epochs):
         rise = 1 - math.exp(-(e + 1) / (epochs / 5))
         test_acc = 10 + (target - 10) * rise + rng.gauss(0, 0.4)
         train_acc = min(99.9, test_acc + 8 * rise + rng.gauss(0, 0.3))
         seconds = 11.0 + rng.gauss(0, 0.2)
+        test_loss = 2.3 * (1 - rise) + 0.3 + abs(rng.gauss(0, 0.02))
         rows.append({"train_loss": 2.3 * (1 - rise) + 0.05 + abs(rng.gauss(0, 0.01)),
-                     "train_acc": train_acc, "test_loss": 2.3 * (1 - rise) + 0.3 + abs(rng.gauss(0, 0.02)),
-                     "test_acc": test_acc, "lr": 0.05 * (1 + math.cos(math.pi * e / 200)),
-                     "epoch_seconds": seconds, "images_per_second": images / seconds})
+                     "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
+                     "lr": 0.05 * (1 + math.cos(math.pi * e / 200)), "epoch_seconds": seconds,
+                     "images_per_second": images / seconds, names.TEST_LOSS_BATCHMEAN: test_loss * 1.01})
     return rows
 
 
@@ -107,6 +109,7 @@ def generate(uri: str, experiment: str, spec: StoreSpec, log=None) -> list[str]:
             run.log_metrics({names.PARAM_COUNT: entry.param_count, names.TEST_ACCURACY: history[-1]["test_acc"],
                              names.BEST_TEST_ACCURACY: max(h["test_acc"] for h in history),
                              names.TEST_LOSS: history[-1]["test_loss"],
+                             names.TEST_LOSS_BATCHMEAN_FINAL: history[-1][names.TEST_LOSS_BATCHMEAN],
                              names.WALL_SECONDS: sum(h["epoch_seconds"] for h in history)})
         ids.append(run.run_id)
         if log and (i + 1) % 100 == 0:

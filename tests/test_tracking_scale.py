@@ -185,7 +185,8 @@ def test_parameters_and_flops_by_formula_match_counting(name):
 def test_formulas_on_odd_shapes():
     for cfg in (ResNetConfig(layers=3, blocks=(1, 3, 2), channels=(8, 16, 32), conv_kernel=(3, 5, 7), skip_kernel=1,
                              pool_kernel=2),
-                ResNetConfig(layers=2, blocks=(2, 1), channels=(4, 4), conv_kernel=(1, 3), skip_kernel=1, pool_kernel=1),
+                ResNetConfig(layers=2, blocks=(2, 1), channels=(4, 4), conv_kernel=(1, 3), skip_kernel=1,
+                             pool_kernel=1),
                 ResNetConfig(layers=1, blocks=(2,), channels=(6,), conv_kernel=(5,), skip_kernel=(3,),
                              pool_kernel=8, num_classes=7)):
         assert count_parameters(cfg) == count_parameters(_meta_model(cfg))

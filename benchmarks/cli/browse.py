@@ -46,7 +46,9 @@ def report(fmt, output, variant: Variant, data_source, group, rank, ui_url, trac
     entries = build.group_entries(group)
     for e in entries:
         variant.train(e)
-    r = build.build(selection.load_runs(tracking_uri, experiment), tracking_uri, experiment, variant, data_source,
+    # a group's table lists only that group's runs: the store is asked for those alone
+    runs = selection.load_runs(tracking_uri, experiment, entries=[f"{group}/*"] if group else None)
+    r = build.build(runs, tracking_uri, experiment, variant, data_source,
                     entries, group=group, rank=rank, ui_url=ui_url)
     if output is None:
         click.echo(render.render(r, fmt or "markdown"), nl=False)
