@@ -6,7 +6,7 @@ the authors' published code, so row 6 of Table 1 has exactly 4,902,186 parameter
 
 This module is the configuration and its arithmetic (feature-map sizes, block shapes, the
 parameter count); it imports no torch, so listing and checking entries is instant. The torch
-modules themselves are resnet/network.py's, built by `build_model`.
+modules themselves are resnet/network.py's, built by `resnet.network.build_model`.
 """
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from torch import nn
-
-    from resnet.network import ResNet
 
 IMAGE_SIZE = 32  # CIFAR-10 images are 32x32
 
@@ -102,13 +100,6 @@ class ResNetConfig:
     def flat(self) -> dict[str, object]:
         """Plain values for logging and tables: tuples as lists."""
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
-
-
-def build_model(cfg: ResNetConfig) -> "ResNet":
-    """The network (resnet/network.py, imported here: configs, counts and checks need no torch)."""
-    from resnet.network import ResNet
-
-    return ResNet(cfg)
 
 
 @dataclass(frozen=True)

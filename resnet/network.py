@@ -55,3 +55,8 @@ class ResNet(nn.Module):
         out = self.layers(out)
         out = F.avg_pool2d(out, self.cfg.pool_kernel)
         return self.linear(torch.flatten(out, 1))
+
+
+def build_model(cfg: ResNetConfig) -> ResNet:
+    """The network for `cfg`, on the CPU in fp32."""
+    return ResNet(cfg)

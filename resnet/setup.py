@@ -16,7 +16,8 @@ from torch import nn
 from resnet.config import ExecConfig, TrainConfig
 from resnet.data import Dataset
 from resnet.graphs import GraphedStep
-from resnet.model import ConfigError, ResNetConfig, build_model
+from resnet.model import ConfigError, ResNetConfig
+from resnet.network import build_model
 from resnet.pipeline import DeviceLoader, reference_loader
 
 

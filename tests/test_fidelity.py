@@ -25,7 +25,8 @@ from benchmarks.jobs.train import train_job
 from benchmarks.registry import BEST, FINAL, Entry, Paper, RegistryError, arch, get
 from benchmarks.report import build, cards, render, verdicts
 from resnet.data import synthetic
-from resnet.model import build_model, count_parameters
+from resnet.model import count_parameters
+from resnet.network import build_model
 from resnet.config import ExecConfig, TrainConfig
 from resnet.train import EpochStats, TrainResult, run_pass, train
 from tests.conftest import fresh_uri

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from benchmarks.registry import arch
-from resnet.model import build_model
+from resnet.network import build_model
 from tracking import connect, names
 from tracking.conventions import DataInput, Source
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from benchmarks import registry
-from resnet.model import ConfigError, ResNetConfig, build_model, count_parameters
+from resnet.model import ConfigError, ResNetConfig, count_parameters
+from resnet.network import build_model
 
 ENTRIES = registry.entries()
 

@@ -14,7 +14,8 @@ from PIL import Image
 from torch import nn
 
 from resnet.data import synthetic
-from resnet.model import ResNetConfig, build_model
+from resnet.model import ResNetConfig
+from resnet.network import build_model
 from resnet.pipeline import MEAN, STD, DeviceLoader, _ArrayDataset, reference_transform
 from resnet.config import TrainConfig
 from resnet.setup import make_optimizer

@@ -196,7 +196,7 @@ def test_formulas_on_odd_shapes():
 def _meta_model(cfg: ResNetConfig):
     import torch
 
-    from resnet.model import build_model
+    from resnet.network import build_model
 
     with torch.device("meta"):
         return build_model(cfg)
