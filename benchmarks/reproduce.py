@@ -28,7 +28,7 @@ from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry, RegistryError
 from benchmarks.report import build, render
 from resnet.data import Dataset
-from tracking import connect
+from tracking.store import connect
 
 
 @dataclass(frozen=True)

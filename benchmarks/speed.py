@@ -27,7 +27,8 @@ from resnet.model import ConfigError
 from resnet.config import PIPELINES, ExecConfig
 from resnet.setup import resolve_compile_mode, setup
 from resnet.train import device_name, run_epoch, synchronize
-from tracking import Tracker, names
+from tracking import names
+from tracking.store import Tracker
 from tracking.speedlog import log_speed_run
 
 

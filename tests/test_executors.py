@@ -32,7 +32,8 @@ from benchmarks.registry import get
 from benchmarks.reproduce import reproduce
 from resnet.config import ExecConfig
 from tests.conftest import ROOT, fresh_uri, gpu
-from tracking import TrackingError, names
+from tracking import names
+from tracking.store import TrackingError
 from tracking.store import require_shared_store
 
 ROW1 = get("table1/row1")
@@ -277,7 +278,7 @@ def test_ray_retries_a_killed_worker_into_the_same_run(ray_session, tmp_path, ma
 
     def dies_once(spec):
         from benchmarks.jobs.train import train_job
-        from tracking import RunLogger
+        from tracking.store import RunLogger
 
         first = not marker.exists()
         if other:

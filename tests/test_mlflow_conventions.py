@@ -13,7 +13,8 @@ from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from benchmarks.registry import arch
 from resnet.network import build_model
-from tracking import connect, names
+from tracking import names
+from tracking.store import connect
 from tracking.conventions import DataInput, Source
 
 KIND = {names.TAG_EXPERIMENT_KIND: names.EXPERIMENT_KIND}

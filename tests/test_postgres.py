@@ -31,7 +31,8 @@ from mlflow.tracking import MlflowClient
 from benchmarks.cli.main import main
 from tests.shared_server import (Server, answers, free_port, readme_block, readme_setup, self_signed, start_caddy,
                                  start_python_proxy, start_server, stop, substituted, wait_until)
-from tracking import TrackingError, connect, names
+from tracking import names
+from tracking.store import TrackingError, connect
 
 _BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
 PG_BIN = Path(_BIN[-1]).parent if _BIN[-1] else None

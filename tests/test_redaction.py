@@ -17,7 +17,8 @@ from benchmarks.cli.main import main
 from benchmarks.jobs import local
 from benchmarks.jobs.executor import ExecutorConfig
 from benchmarks.jobs.spec import JobSpec
-from tracking import TrackingError, connect, ui
+from tracking import ui
+from tracking.store import TrackingError, connect
 from tracking.credentials import redact
 
 SECRET = "s3cret-Pa55"

@@ -18,7 +18,8 @@ from benchmarks import registry
 from benchmarks.cli.main import main
 from resnet import checkpoint
 from tests.conftest import ROOT, fresh_uri, resbench
-from tracking import RunLogger, names
+from tracking import names
+from tracking.store import RunLogger
 
 ARGS = ["test/tiny", "--epochs", "3", "--data", "synthetic", "--limit-train", "256", "--limit-test", "64",
         "--device", "cpu", "--deterministic"]

@@ -24,7 +24,8 @@ from benchmarks.storegen import StoreSpec, generate
 from resnet import flops
 from resnet.model import ResNetConfig, count_parameters
 from tests.conftest import fresh_uri, resbench
-from tracking import connect, names, query
+from tracking import names, query
+from tracking.store import connect
 
 EPOCHS = 3
 SPEC = StoreSpec(runs=20, epochs=EPOCHS)  # 10 entries (table1/*, paper/*) x seeds 0 and 1

@@ -16,7 +16,8 @@ from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.jobs.train import train_job
 from benchmarks.registry import Entry, Paper, arch
 from resnet.config import ExecConfig, TrainConfig
-from tracking import TrackingError, connect, names, ui
+from tracking import names, ui
+from tracking.store import TrackingError, connect
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ def expected() -> tuple[type[Exception], ...]:
     from benchmarks.registry import RegistryError
     from resnet.data import DataError
     from resnet.model import ConfigError
-    from tracking import TrackingError
+    from tracking.store import TrackingError
 
     return ConfigError, DataError, RegistryError, TrackingError, SlotBusy, ExecutorError, OSError
 

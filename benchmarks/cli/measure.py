@@ -43,7 +43,7 @@ speed_options = group([
 def speed(name, sc, ex: ExecConfig, data: DataSpec, tracking_uri, experiment):
     """Time training steps and a test pass of NAME per pipeline, print the table, log a speed run."""
     from benchmarks import speed as speed_mod
-    from tracking import connect
+    from tracking.store import connect
 
     entry = registry.get(name)
     ex.torch_device()

@@ -19,7 +19,8 @@ from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.selection import Variant
 from resnet.data import SYNTHETIC
 from resnet.config import COMPILE_MODES, PIPELINES, PRECISIONS, ExecConfig, TrainConfig
-from tracking import names, resolve_uri
+from tracking import names
+from tracking.store import resolve_uri
 
 
 class Assignment(click.ParamType):

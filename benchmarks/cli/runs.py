@@ -29,7 +29,7 @@ def _echo_err(msg: str) -> None:
 def run(names_, seed, job: JobSpec):
     """Train each entry NAME (names or globs such as 'table1/*') and log it to MLflow."""
     from benchmarks.jobs.local import run_inline
-    from tracking import connect
+    from tracking.store import connect
 
     chosen = registry.select(names_)
     for e in chosen:  # check every override before anything trains

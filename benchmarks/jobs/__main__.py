@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks.jobs.local import URI_ENV
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.jobs.train import JobFailed, one_line, train_job
-from tracking import TrackingError
+from tracking.store import TrackingError
 
 
 def main(argv: list[str]) -> int:

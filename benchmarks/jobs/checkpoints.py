@@ -22,7 +22,8 @@ from filelock import FileLock, Timeout
 
 from resnet import checkpoint
 from resnet.files import atomic_write
-from tracking import RunLogger, Tracker, handover, names
+from tracking import handover, names
+from tracking.store import RunLogger, Tracker
 
 ENV_DIR = "RESBENCH_CHECKPOINT_DIR"
 DEFAULT_DIR = ".resbench/checkpoints"

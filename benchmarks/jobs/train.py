@@ -30,7 +30,8 @@ from resnet.data import Dataset
 from resnet.pipeline import MEAN, STD
 from resnet.config import TrainConfig
 from resnet.train import Diverged, EpochStats, TrainResult, train
-from tracking import RunLogger, Tracker, TrackingError, connect, handover, names
+from tracking import handover, names
+from tracking.store import RunLogger, Tracker, TrackingError, connect
 from tracking.credentials import redact
 
 
