@@ -146,6 +146,17 @@ def assert_nowhere(secret: str, ray_temp: Path, uri: str, experiment: str, artif
     assert not [ln for ln in log if secret in ln]
 
 
+def reproduce_on_ray(tiny, uri: str, experiment: str, epochs: int, tmp_path) -> list[str]:
+    """One seed of `tiny` through `reproduce` on Ray into `uri`; the lines it logged (it must not fail)."""
+    shared = JobSpec.of({"epochs": epochs}, data=TINY, ex=ExecConfig(device="cpu"), tracking_uri=uri,
+                        experiment=experiment, checkpoint_dir=str(tmp_path / "ckpt"))
+    log: list[str] = []
+    _, failed = reproduce([tiny], 1, shared, tmp_path / "out", placement=ExecutorConfig(kind="ray"), check=False,
+                          log=log.append)
+    assert failed == [], log
+    return log
+
+
 def test_credentials_reach_ray_tasks_as_an_argument_and_land_in_no_file(ray_session, server, tmp_path, monkeypatch,
                                                                         tiny):
     ray, ray_temp = ray_session
@@ -154,12 +165,7 @@ def test_credentials_reach_ray_tasks_as_an_argument_and_land_in_no_file(ray_sess
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", CANARY)
-    shared = JobSpec.of({"epochs": 2}, data=TINY, ex=ExecConfig(device="cpu"), tracking_uri=url,
-                        experiment="canary-env", checkpoint_dir=str(tmp_path / "ckpt"))
-    log: list[str] = []
-    _, failed = reproduce([tiny], 1, shared, tmp_path / "out", placement=ExecutorConfig(kind="ray"), check=False,
-                          log=log.append)
-    assert failed == [], log
+    log = reproduce_on_ray(tiny, url, "canary-env", 2, tmp_path)
     client = MlflowClient(url)
     (run,) = client.search_runs([client.get_experiment_by_name("canary-env").experiment_id])
     # the worker created and finished it on a server that refuses anyone without the canary
@@ -177,12 +183,7 @@ def test_a_password_inside_the_tracking_uri_is_shown_nowhere(ray_session, server
     for k in FORWARDED:
         monkeypatch.delenv(k, raising=False)
     with_password = url.replace("http://", f"http://admin:{CANARY}@")
-    shared = JobSpec.of({"epochs": 1}, data=TINY, ex=ExecConfig(device="cpu"), tracking_uri=with_password,
-                        experiment="canary-uri", checkpoint_dir=str(tmp_path / "ckpt"))
-    log: list[str] = []
-    _, failed = reproduce([tiny], 1, shared, tmp_path / "out", placement=ExecutorConfig(kind="ray"), check=False,
-                          log=log.append)
-    assert failed == [], log
+    log = reproduce_on_ray(tiny, with_password, "canary-uri", 1, tmp_path)
     report = (tmp_path / "out" / "report.md").read_text()
     assert f"http://admin:***@{url.removeprefix('http://')}" in report  # where the runs are, shown masked
     assert_nowhere(CANARY, ray_temp, with_password, "canary-uri", artifacts, tmp_path / "out", log)

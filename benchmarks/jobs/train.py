@@ -27,7 +27,7 @@ from benchmarks.jobs import checkpoints, curve, tags
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
 from resnet.data import Dataset
-from resnet.pipeline import MEAN, STD
+from resnet.pipeline import DeviceLoader
 from resnet.config import TrainConfig
 from resnet.train import Diverged, EpochStats, TrainResult, train
 from tracking import handover, names
@@ -97,10 +97,12 @@ def _held(write: Callable, *args, **kwargs):
 
 
 def _input_example(data: Dataset) -> np.ndarray:
-    """Two images as the network takes them (normalised float32, N x 3 x 32 x 32), for the logged model."""
-    images = np.concatenate([data.test_x[:2], data.train_x[:2]])[:2].astype(np.float32) / 255
-    return ((images - np.array(MEAN, np.float32).reshape(1, 3, 1, 1))
-            / np.array(STD, np.float32).reshape(1, 3, 1, 1)).astype(np.float32)
+    """Two images as the network takes them (the test pipeline's normalised float32 batch, N x 3 x 32 x 32), for
+    the logged model; a training image makes up the pair when the test set holds one."""
+    images = np.concatenate([data.test_x[:2], data.train_x[:2]])[:2]
+    labels = np.concatenate([data.test_y[:2], data.train_y[:2]])[:2]
+    batch, _ = next(iter(DeviceLoader(images, labels, 2, torch.device("cpu"), train=False)))
+    return batch.numpy()
 
 
 def _open_run(tracker: Tracker, slot: checkpoints.Slot, params: dict, run_tags: dict,
