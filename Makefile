@@ -7,7 +7,7 @@ RESBENCH := $(VENV)/bin/resbench
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 ARGS    ?=
 
-.PHONY: install test reproduce report ui clean gpu-kit
+.PHONY: install test lint reproduce report ui clean gpu-kit
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml
 
 test: install
 	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 reproduce: install
 	$(RESBENCH) reproduce $(ARGS)

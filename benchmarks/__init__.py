@@ -1,4 +1,5 @@
-"""The benchmark suite: registered entries, the jobs that train them, the report and the `resbench` CLI.
+"""The benchmark suite: registered entries, the jobs that train them, the report and the `resbench`
+CLI.
 
 A run is one `JobSpec` (`benchmarks.jobs.spec`), built once at the command line's edge
 (`benchmarks.cli.options`) and trained by `benchmarks.jobs.train.train_job`, whichever way it runs:

@@ -21,14 +21,15 @@ slow start. Runs shorter than K epochs are not judged. `benchmarks/jobs/train.py
 run once its K-th epoch is done (tracking/names.py: TAG_COLLAPSED, TAG_COLLAPSE_EPOCHS); the
 report counts collapsed runs in their rows' verdicts and names them.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-CHANCE = 10.0                 # percent: CIFAR-10's ten classes
-MARGIN = 2.5                  # points above chance still counted as chance (measured: 9.2-10.3 vs >= 18.9)
-THRESHOLD = CHANCE + MARGIN   # 12.5 %
-EPOCHS = 3                    # K: the first epochs that must all be at or below THRESHOLD
+CHANCE = 10.0  # percent: CIFAR-10's ten classes
+MARGIN = 2.5  # points above chance still counted as chance (measured: 9.2-10.3 vs >= 18.9)
+THRESHOLD = CHANCE + MARGIN  # 12.5 %
+EPOCHS = 3  # K: the first epochs that must all be at or below THRESHOLD
 
 
 def collapsed(test_accuracies: Sequence[float]) -> bool | None:
@@ -41,6 +42,10 @@ def collapsed(test_accuracies: Sequence[float]) -> bool | None:
 
 def describe() -> str:
     """The definition in one sentence, for the report and the cards."""
-    return (f"a run is collapsed when its test accuracy is still at most {THRESHOLD:g}% (chance, {CHANCE:g}%, plus "
-            f"{MARGIN:g} points) at every one of its first {EPOCHS} epochs; runs shorter than {EPOCHS} epochs are "
-            f"not judged")
+    return (
+        f"a run is collapsed when its test accuracy is still at most {THRESHOLD:g}% (chance, "
+        f"{CHANCE:g}%, plus "
+        f"{MARGIN:g} points) at every one of its first {EPOCHS} epochs; runs shorter than {EPOCHS} "
+        f"epochs are "
+        f"not judged"
+    )

@@ -4,6 +4,7 @@ Every training run records them as tags (jobs/tags.py), so each row's reproducib
 card in the report can say which GPU, driver, CUDA, cuDNN and library versions produced its
 numbers; `resbench check` prints the same facts before a long run starts.
 """
+
 from __future__ import annotations
 
 import platform
@@ -22,8 +23,13 @@ from tracking.store import mlflow_version
 def gpu_driver() -> str:
     """The NVIDIA driver version, from nvidia-smi (torch only knows the CUDA driver API level)."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=15, check=True).stdout.split()
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=True,
+        ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out[0] if out else "unknown"

@@ -13,6 +13,7 @@ then any `*.py` in the folders listed in $RESBENCH_ENTRIES_PATH (entries kept ou
 A file that cannot be executed (a syntax error, say) is a RegistryError naming the file and line.
 `temporary()` gives tests a registry of their own for a block, restored afterwards.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -25,15 +26,14 @@ import pkgutil
 import stat
 import sys
 import traceback
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
+from resnet.config import TrainConfig
 from resnet.flops import flops_per_image
 from resnet.model import ConfigError, ResNetConfig, count_parameters
-from resnet.config import TrainConfig
-
 
 BUDGET = 5_000_000  # the paper's parameter budget
 ENV_PATH = "RESBENCH_ENTRIES_PATH"
@@ -43,7 +43,10 @@ class RegistryError(LookupError):
     """An unknown, duplicate or malformed entry."""
 
 
-BEST, FINAL = "best", "final"  # which epoch's test accuracy a paper figure is: the best one, or the last one
+BEST, FINAL = (
+    "best",
+    "final",
+)  # which epoch's test accuracy a paper figure is: the best one, or the last one
 METRICS = (BEST, FINAL)
 
 
@@ -51,14 +54,16 @@ METRICS = (BEST, FINAL)
 class Paper:
     """What the paper printed for this entry (None where it printed nothing)."""
 
-    accuracy: float | None = None   # test accuracy, percent
-    params: str | None = None       # parameter count exactly as printed ("4.9M", "4,902,186")
+    accuracy: float | None = None  # test accuracy, percent
+    params: str | None = None  # parameter count exactly as printed ("4.9M", "4,902,186")
     epochs: int | None = None
-    test_loss: float | None = None  # as the authors computed it: per-batch mean losses averaged over batches
-    num: int | None = None          # the row number in Table 1
-    tolerance: float = 1.0          # accuracy points either side of `accuracy` that count as reproduced
-    metric: str = FINAL             # `accuracy` is the best epoch's (BEST) or the last epoch's (FINAL)
-    notes: tuple[str, ...] = ()     # sources and caveats behind the claim, shown on the entry's card
+    test_loss: float | None = (
+        None  # as the authors computed it: per-batch mean losses averaged over batches
+    )
+    num: int | None = None  # the row number in Table 1
+    tolerance: float = 1.0  # accuracy points either side of `accuracy` that count as reproduced
+    metric: str = FINAL  # `accuracy` is the best epoch's (BEST) or the last epoch's (FINAL)
+    notes: tuple[str, ...] = ()  # sources and caveats behind the claim, shown on the entry's card
 
     def __post_init__(self):
         if self.metric not in METRICS:
@@ -69,12 +74,12 @@ class Paper:
 
 @dataclass(frozen=True)
 class Entry:
-    name: str                       # "group/name", unique
-    description: str                # one line
+    name: str  # "group/name", unique
+    description: str  # one line
     model: ResNetConfig
     train: TrainConfig
     paper: Paper = field(default_factory=Paper)
-    version: int = 1                # bump when code the configs don't capture changes what the entry computes
+    version: int = 1  # bump when code the configs don't capture changes what the entry computes
 
     @property
     def group(self) -> str:
@@ -87,19 +92,35 @@ class Entry:
     def config_hash(self, train: TrainConfig | None = None) -> str:
         return config_hash(self.model, train or self.train)
 
-    def identity(self, train: TrainConfig, data_checksum: str, limit_train: int = 0, limit_test: int = 0) -> str:
-        return identity(self.config_hash(train), data_checksum, self.version, limit_train, limit_test)
+    def identity(
+        self, train: TrainConfig, data_checksum: str, limit_train: int = 0, limit_test: int = 0
+    ) -> str:
+        return identity(
+            self.config_hash(train), data_checksum, self.version, limit_train, limit_test
+        )
 
 
 def describe_entry(e: Entry) -> dict:
     """One entry as plain values: architecture, budget columns, recipe and the paper's figures."""
     m, flops = e.model, flops_per_image(e.model)
     return {
-        "name": e.name, "group": e.group, "N": m.layers, "blocks": list(m.blocks), "channels": list(m.channels),
-        "F": list(m.conv_kernel), "K": list(m.skip_kernel), "P": m.pool_kernel, "optimizer": e.train.optimizer,
-        "epochs": e.train.epochs, "params": e.param_count, "fits_5M": e.param_count <= BUDGET,
-        "mflops": round(flops.forward / 1e6, 1), "train_gflops": round(flops.train / 1e9, 3),
-        "paper_params": e.paper.params, "paper_acc": e.paper.accuracy, "paper_metric": e.paper.metric,
+        "name": e.name,
+        "group": e.group,
+        "N": m.layers,
+        "blocks": list(m.blocks),
+        "channels": list(m.channels),
+        "F": list(m.conv_kernel),
+        "K": list(m.skip_kernel),
+        "P": m.pool_kernel,
+        "optimizer": e.train.optimizer,
+        "epochs": e.train.epochs,
+        "params": e.param_count,
+        "fits_5M": e.param_count <= BUDGET,
+        "mflops": round(flops.forward / 1e6, 1),
+        "train_gflops": round(flops.train / 1e9, 3),
+        "paper_params": e.paper.params,
+        "paper_acc": e.paper.accuracy,
+        "paper_metric": e.paper.metric,
         "description": e.description,
     }
 
@@ -110,17 +131,32 @@ def config_hash(model: ResNetConfig, train: TrainConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def identity(config: str, data_checksum: str, version: int = 1, limit_train: int = 0, limit_test: int = 0) -> str:
-    """Identity of a run: its config hash, the data it read (checksum and limits), the entry's version."""
+def identity(
+    config: str, data_checksum: str, version: int = 1, limit_train: int = 0, limit_test: int = 0
+) -> str:
+    """Identity of a run: its config hash, the data it read (checksum and limits), the entry's
+    version."""
     blob = json.dumps([config, data_checksum, int(version), int(limit_train), int(limit_test)])
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def arch(layers: int = 4, blocks=(2, 2, 2, 2), channels=(64, 128, 256, 512), conv_kernel=3,
-         skip_kernel=1, pool_kernel: int = 4) -> ResNetConfig:
+def arch(
+    layers: int = 4,
+    blocks=(2, 2, 2, 2),
+    channels=(64, 128, 256, 512),
+    conv_kernel=3,
+    skip_kernel=1,
+    pool_kernel: int = 4,
+) -> ResNetConfig:
     """A ResNetConfig in the paper's terms: N, B_i, C_i, F_i, K_i, P (scalars for every layer)."""
-    return ResNetConfig(layers=layers, blocks=blocks, channels=channels, conv_kernel=conv_kernel,
-                        skip_kernel=skip_kernel, pool_kernel=pool_kernel)
+    return ResNetConfig(
+        layers=layers,
+        blocks=blocks,
+        channels=channels,
+        conv_kernel=conv_kernel,
+        skip_kernel=skip_kernel,
+        pool_kernel=pool_kernel,
+    )
 
 
 _ENTRIES: dict[str, Entry] = {}
@@ -134,7 +170,8 @@ def _add(e: Entry) -> None:
 
 
 def entry(name: str, paper: Paper | None = None, version: int = 1) -> Callable:
-    """Register the decorated function's configs under `name`; `version` is the entry's code version."""
+    """Register the decorated function's configs under `name`; `version` is the entry's code
+    version."""
 
     def decorate(fn: Callable[[], tuple[ResNetConfig, TrainConfig]]):
         if name in _ENTRIES:
@@ -155,7 +192,8 @@ def entry(name: str, paper: Paper | None = None, version: int = 1) -> Callable:
 
 
 def _broken(path: str, e: Exception) -> RegistryError:
-    """A file of entries that cannot be executed, as one line naming the file, the line and the message."""
+    """A file of entries that cannot be executed, as one line naming the file, the line and the
+    message."""
     if isinstance(e, SyntaxError):
         return RegistryError(f"{e.filename or path}:{e.lineno}: {type(e).__name__}: {e.msg}")
     frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
@@ -164,7 +202,8 @@ def _broken(path: str, e: Exception) -> RegistryError:
 
 
 def _execute(path: Path, module: str, reload: bool = False) -> None:
-    """Run one file of entries (a module of the package, or a file elsewhere); its decorators register."""
+    """Run one file of entries (a module of the package, or a file elsewhere); its decorators
+    register."""
     try:
         if module in sys.modules and reload:
             importlib.reload(sys.modules[module])
@@ -188,7 +227,9 @@ def _discover(reload: bool = False) -> None:
 
     mods = sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: (m.name != "paper", m.name))
     for mod in mods:
-        _execute(Path(mod.module_finder.path) / f"{mod.name}.py", f"{pkg.__name__}.{mod.name}", reload)
+        _execute(
+            Path(mod.module_finder.path) / f"{mod.name}.py", f"{pkg.__name__}.{mod.name}", reload
+        )
     for folder in filter(None, os.environ.get(ENV_PATH, "").split(os.pathsep)):
         for path in sorted(_trusted(Path(folder)).glob("*.py")):
             load_file(_trusted(path))
@@ -202,8 +243,9 @@ def _trusted(path: Path) -> Path:
     folder), would let them run code as you. Sticky parents such as /tmp cannot be used to swap.
     """
     if not path.is_absolute():
-        raise RegistryError(f"${ENV_PATH}: {path} is relative; list absolute folders "
-                            f"(their *.py files run as code)")
+        raise RegistryError(
+            f"${ENV_PATH}: {path} is relative; list absolute folders (their *.py files run as code)"
+        )
     real = path.resolve()
     for p in [real, *real.parents]:
         if not p.exists():
@@ -216,8 +258,10 @@ def _trusted(path: Path) -> Path:
             problem = f"writable by other users (mode {stat.S_IMODE(st.st_mode):04o})"
         else:
             continue
-        raise RegistryError(f"${ENV_PATH}: {p} is {problem}; its *.py files run as your code, "
-                            f"so only you (or root) may own and write it")
+        raise RegistryError(
+            f"${ENV_PATH}: {p} is {problem}; its *.py files run as your code, "
+            f"so only you (or root) may own and write it"
+        )
     return path
 
 
@@ -259,7 +303,9 @@ def get(name: str) -> Entry:
     _discover()
     if name not in _ENTRIES:
         close = [n for n in _ENTRIES if name in n] or list(_ENTRIES)[:3]
-        raise RegistryError(f"unknown entry {name!r} (try: {', '.join(close)}; `resbench list` shows all)")
+        raise RegistryError(
+            f"unknown entry {name!r} (try: {', '.join(close)}; `resbench list` shows all)"
+        )
     return _ENTRIES[name]
 
 

@@ -1,4 +1,5 @@
-"""`resbench reproduce`: train every selected entry and seed not yet finished, then write the report.
+"""`resbench reproduce`: train every selected entry and seed not yet finished, then write the
+report.
 
 An (entry, seed) is done when the store holds a FINISHED run of it with the same identity
 (config hash, data checksum and limits, entry version); one whose identity changed is trained
@@ -9,6 +10,7 @@ on a broken one (`check=False` skips it). Each job is a `JobSpec` trained by `tr
 after another in this process, as child processes, or as Ray tasks (benchmarks/jobs/). A run that
 fails, diverges or loses its worker is reported and the rest go on. Last, the report is written.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +23,7 @@ import torch
 
 from benchmarks import check as preflight_mod
 from benchmarks import registry, selection
-from benchmarks.jobs import executor
-from benchmarks.jobs import local
+from benchmarks.jobs import executor, local
 from benchmarks.jobs import ray as ray_jobs
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry, RegistryError
@@ -33,7 +34,9 @@ from tracking.store import connect
 
 @dataclass(frozen=True)
 class Job:
-    """One (entry, seed) still to train, and why: "new", or "identity changed" (a finished run of another)."""
+    """One (entry, seed) still to train, and why: "new", or "identity changed" (a finished run of
+    another)."""
+
     entry: Entry
     seed: int
     why: str = "new"
@@ -43,8 +46,15 @@ class Job:
         return f"{self.entry.name} seed={self.seed}"
 
 
-def plan(entries: list[Entry], seeds: int, runs: pd.DataFrame, variant: selection.Variant, source: str,
-         force: bool, checksum: str | None = None) -> tuple[list[Job], int]:
+def plan(
+    entries: list[Entry],
+    seeds: int,
+    runs: pd.DataFrame,
+    variant: selection.Variant,
+    source: str,
+    force: bool,
+    checksum: str | None = None,
+) -> tuple[list[Job], int]:
     """(jobs still to run, how many are already done).
 
     Done means a FINISHED run of the same identity, given the data's `checksum`; without one,
@@ -56,37 +66,69 @@ def plan(entries: list[Entry], seeds: int, runs: pd.DataFrame, variant: selectio
         if checksum is not None:
             mine = mine[mine["identity"].eq(variant.identity(e, checksum))]
         finished = set(selection.counted(mine)["seed"])
-        before = set(runs.loc[runs["entry"].eq(e.name) & runs["status"].eq("FINISHED")
-                              & runs["config_hash"].eq(variant.config_hash(e)), "seed"])
+        before = set(
+            runs.loc[
+                runs["entry"].eq(e.name)
+                & runs["status"].eq("FINISHED")
+                & runs["config_hash"].eq(variant.config_hash(e)),
+                "seed",
+            ]
+        )
         for seed in range(seeds):
             if seed in finished and not force:
                 done += 1
             else:
-                todo.append(Job(e, seed, "identity changed" if seed in before and seed not in finished else "new"))
+                todo.append(
+                    Job(
+                        e,
+                        seed,
+                        "identity changed" if seed in before and seed not in finished else "new",
+                    )
+                )
     return todo, done
 
 
 def _preflight(todo: list[Job], shared: JobSpec, ray: bool, data: Dataset, log) -> None:
-    """Check every entry about to train (raises CheckError on a broken one) and log the time it will take."""
+    """Check every entry about to train (raises CheckError on a broken one) and log the time it will
+    take."""
     planned = Counter(job.entry.name for job in todo)
     entries = list({job.entry.name: job.entry for job in todo}.values())
     ex = shared.ex
-    if ray and not torch.cuda.is_available():  # the workers have the devices; this driver checks on its CPU
+    if (
+        ray and not torch.cuda.is_available()
+    ):  # the workers have the devices; this driver checks on its CPU
         ex = dataclasses.replace(ex, device="cpu")
-    preflight_mod.preflight(entries, shared.variant.train, ex, len(data.train_y), len(data.test_y),
-                            runs_of=lambda e: planned[e.name], steps=1, log=log)
+    preflight_mod.preflight(
+        entries,
+        shared.variant.train,
+        ex,
+        len(data.train_y),
+        len(data.test_y),
+        runs_of=lambda e: planned[e.name],
+        steps=1,
+        log=log,
+    )
 
 
 def _registered(entries: list[Entry]) -> None:
-    """Jobs name their entry; a worker finds it in the registry, so it must be the one registered."""
+    """Jobs name their entry; a worker finds it in the registry, so it must be the one
+    registered."""
     for e in entries:
         if registry.get(e.name) != e:
             raise RegistryError(f"entry {e.name!r} differs from the one registered under that name")
 
 
-def reproduce(entries: list[Entry], seeds: int, shared: JobSpec, output: Path, *, force: bool = False,
-              placement: executor.ExecutorConfig = executor.ExecutorConfig(), check: bool = True,
-              log=print) -> tuple[list[Path], list[str]]:
+def reproduce(
+    entries: list[Entry],
+    seeds: int,
+    shared: JobSpec,
+    output: Path,
+    *,
+    force: bool = False,
+    placement: executor.ExecutorConfig = executor.ExecutorConfig(),
+    check: bool = True,
+    log=print,
+) -> tuple[list[Path], list[str]]:
     """Run what is missing and write the report; returns (files written, runs that failed).
 
     `shared` is what every job shares (overrides, data, execution, store, checkpoints); each
@@ -98,14 +140,20 @@ def reproduce(entries: list[Entry], seeds: int, shared: JobSpec, output: Path, *
         variant.train(e)
     if placement.kind != "ray":  # with Ray the workers' devices matter, not this driver's
         shared.ex.torch_device()
-    executor.check(placement, shared.ex, shared.tracking_uri)  # e.g. a Ray cluster with a local store: refused first
-    connect(shared.tracking_uri, shared.experiment)  # creates the store once, before any child could race to
+    executor.check(
+        placement, shared.ex, shared.tracking_uri
+    )  # e.g. a Ray cluster with a local store: refused first
+    connect(
+        shared.tracking_uri, shared.experiment
+    )  # creates the store once, before any child could race to
     data = shared.data.load()
     runs = selection.load_runs(shared.tracking_uri, shared.experiment)
     todo, done = plan(entries, seeds, runs, variant, data.source, force, data.checksum)
     changed = sum(job.why == "identity changed" for job in todo)
-    log(f"{len(entries)} entries x {seeds} seed(s) on {data.source}: {done} already finished, {len(todo)} to run"
-        + (f" ({changed} because their identity changed)" if changed else ""))
+    log(
+        f"{len(entries)} entries x {seeds} seed(s) on {data.source}: {done} already finished, "
+        f"{len(todo)} to run" + (f" ({changed} because their identity changed)" if changed else "")
+    )
     if check and todo:
         _preflight(todo, shared, placement.kind == "ray", data, log)
     specs, source = [shared.job(job.entry.name, job.seed) for job in todo], data.source
@@ -115,6 +163,11 @@ def reproduce(entries: list[Entry], seeds: int, shared: JobSpec, output: Path, *
         failed = run(placement, specs, log)
     else:
         failed = local.run_inline(specs, data, log)
-    r = build.build(selection.load_runs(shared.tracking_uri, shared.experiment), shared.tracking_uri,
-                    shared.experiment, variant, source)
+    r = build.build(
+        selection.load_runs(shared.tracking_uri, shared.experiment),
+        shared.tracking_uri,
+        shared.experiment,
+        variant,
+        source,
+    )
     return render.write(r, output), failed

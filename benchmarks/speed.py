@@ -8,6 +8,7 @@ timed is what a training epoch does, per-step host syncs of the reference pipeli
 included. The reference pipeline always runs as the authors ran it (fp32, no compilation);
 precision, compilation and layout options apply to the fast one.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,25 +19,25 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from benchmarks.registry import Entry
 from benchmarks.jobs.spec import DataSpec
 from benchmarks.jobs.tags import describe, git_version
+from benchmarks.registry import Entry
+from resnet.config import PIPELINES, ExecConfig
 from resnet.data import Dataset
 from resnet.flops import Flops, flops_per_image
 from resnet.model import ConfigError
-from resnet.config import PIPELINES, ExecConfig
 from resnet.setup import resolve_compile_mode, setup
 from resnet.train import device_name, run_epoch, synchronize
 from tracking import names
-from tracking.store import Tracker
 from tracking.speedlog import log_speed_run
+from tracking.store import Tracker
 
 
 @dataclass(frozen=True)
 class SpeedConfig:
-    steps: int = 100                          # timed training steps per pipeline
-    warmup: int = 20                          # untimed training steps first
-    batch_size: int = 0                       # 0: the entry's own
+    steps: int = 100  # timed training steps per pipeline
+    warmup: int = 20  # untimed training steps first
+    batch_size: int = 0  # 0: the entry's own
     pipelines: tuple[str, ...] = ("fast", "reference")
     seed: int = 0
 
@@ -45,8 +46,10 @@ class SpeedConfig:
             raise ConfigError("steps and warmup must be >= 1 and batch_size >= 0")
         bad = [p for p in self.pipelines if p not in PIPELINES]
         if bad or not self.pipelines or len(set(self.pipelines)) != len(self.pipelines):
-            raise ConfigError(f"pipelines: expected distinct names from {', '.join(PIPELINES)}, "
-                              f"got {','.join(self.pipelines) or '(none)'}")
+            raise ConfigError(
+                f"pipelines: expected distinct names from {', '.join(PIPELINES)}, "
+                f"got {','.join(self.pipelines) or '(none)'}"
+            )
 
 
 def parse_pipelines(text: str) -> tuple[str, ...]:
@@ -54,11 +57,17 @@ def parse_pipelines(text: str) -> tuple[str, ...]:
 
 
 def exec_for(pipeline: str, fast: ExecConfig) -> ExecConfig:
-    """The fast pipeline runs as asked; the reference one as the authors ran it, on the same device."""
+    """The fast pipeline runs as asked; the reference one as the authors ran it, on the same
+    device."""
     if pipeline == "fast":
         return dataclasses.replace(fast, pipeline="fast")
-    return ExecConfig(pipeline="reference", precision="fp32", compile=False, device=fast.device,
-                      num_workers=fast.num_workers)
+    return ExecConfig(
+        pipeline="reference",
+        precision="fp32",
+        compile=False,
+        device=fast.device,
+        num_workers=fast.num_workers,
+    )
 
 
 class _Stream:
@@ -71,7 +80,9 @@ class _Stream:
         try:
             x, y = next(self.it)
         except StopIteration:
-            self.it = iter(self.loader)  # a new epoch: reshuffle (and, for the reference, new workers)
+            self.it = iter(
+                self.loader
+            )  # a new epoch: reshuffle (and, for the reference, new workers)
             x, y = next(self.it)
         self.images += len(y)
         return x, y
@@ -88,12 +99,23 @@ class _Stream:
 
 def measure(entry: Entry, data: Dataset, ex: ExecConfig, sc: SpeedConfig, flops: Flops) -> dict:
     """Time one pipeline; returns one row of the table."""
-    cfg = entry.train if not sc.batch_size else dataclasses.replace(entry.train, batch_size=sc.batch_size)
+    cfg = (
+        entry.train
+        if not sc.batch_size
+        else dataclasses.replace(entry.train, batch_size=sc.batch_size)
+    )
     s = setup(entry.model, cfg, data, ex, seed=sc.seed)
 
     def epoch(loader, training: bool, s=s):
-        return run_epoch(s.step_model, loader, s.criterion, s.device, s.dtype,
-                         s.optimizer if training else None, s.sync_each_step and training)
+        return run_epoch(
+            s.step_model,
+            loader,
+            s.criterion,
+            s.device,
+            s.dtype,
+            s.optimizer if training else None,
+            s.sync_each_step and training,
+        )
 
     stream = _Stream(s.train_loader)
     epoch(s.test_loader, False)  # starts workers, compiles or captures the test shapes
@@ -112,13 +134,19 @@ def measure(entry: Entry, data: Dataset, ex: ExecConfig, sc: SpeedConfig, flops:
     t_test = time.perf_counter() - t0
     train_ips, test_ips = images / t_train, len(data.test_y) / t_test
     row = {
-        "pipeline": ex.pipeline, "device": device_name(s.device),
+        "pipeline": ex.pipeline,
+        "device": device_name(s.device),
         "precision": "bf16" if s.dtype == torch.bfloat16 else "fp32",
         "compile": resolve_compile_mode(ex, s.device, s.optimizer) if ex.compile else "off",
-        "channels_last": ex.channels_last and ex.pipeline == "fast", "batch": cfg.batch_size,
-        "steps": sc.steps, "train_images_per_second": train_ips, "ms_per_step": 1000 * t_train / sc.steps,
-        "test_images_per_second": test_ips, "train_tflops": flops.train * train_ips / 1e12,
-        "run_seconds_estimate": cfg.epochs * (len(data.train_y) / train_ips + len(data.test_y) / test_ips),
+        "channels_last": ex.channels_last and ex.pipeline == "fast",
+        "batch": cfg.batch_size,
+        "steps": sc.steps,
+        "train_images_per_second": train_ips,
+        "ms_per_step": 1000 * t_train / sc.steps,
+        "test_images_per_second": test_ips,
+        "train_tflops": flops.train * train_ips / 1e12,
+        "run_seconds_estimate": cfg.epochs
+        * (len(data.train_y) / train_ips + len(data.test_y) / test_ips),
     }
     del s, stream
     gc.collect()
@@ -127,7 +155,9 @@ def measure(entry: Entry, data: Dataset, ex: ExecConfig, sc: SpeedConfig, flops:
     return row
 
 
-def speed_table(entry: Entry, data: Dataset, fast: ExecConfig, sc: SpeedConfig) -> tuple[pd.DataFrame, Flops]:
+def speed_table(
+    entry: Entry, data: Dataset, fast: ExecConfig, sc: SpeedConfig
+) -> tuple[pd.DataFrame, Flops]:
     """One row per pipeline, plus the fast/reference ratios on the fast row."""
     flops = flops_per_image(entry.model)
     rows = [measure(entry, data, exec_for(p, fast), sc, flops) for p in sc.pipelines]
@@ -140,37 +170,68 @@ def speed_table(entry: Entry, data: Dataset, fast: ExecConfig, sc: SpeedConfig) 
 
 
 def format_table(df: pd.DataFrame, flops: Flops) -> str:
-    show = pd.DataFrame({
-        "pipeline": df["pipeline"], "device": df["device"], "precision": df["precision"],
-        "compile": df["compile"], "batch": df["batch"],
-        "train img/s": df["train_images_per_second"].map("{:,.0f}".format),
-        "ms/step": df["ms_per_step"].map("{:.2f}".format),
-        "test img/s": df["test_images_per_second"].map("{:,.0f}".format),
-        "GFLOP/img": f"{flops.train / 1e9:.3f}",
-        "TFLOP/s": df["train_tflops"].map("{:.2f}".format),
-        "est. run s": df["run_seconds_estimate"].map("{:,.0f}".format),
-    })
+    show = pd.DataFrame(
+        {
+            "pipeline": df["pipeline"],
+            "device": df["device"],
+            "precision": df["precision"],
+            "compile": df["compile"],
+            "batch": df["batch"],
+            "train img/s": df["train_images_per_second"].map("{:,.0f}".format),
+            "ms/step": df["ms_per_step"].map("{:.2f}".format),
+            "test img/s": df["test_images_per_second"].map("{:,.0f}".format),
+            "GFLOP/img": f"{flops.train / 1e9:.3f}",
+            "TFLOP/s": df["train_tflops"].map("{:.2f}".format),
+            "est. run s": df["run_seconds_estimate"].map("{:,.0f}".format),
+        }
+    )
     if "speedup_train" in df:
         show["x reference"] = df["speedup_train"].map("{:.2f}x".format)
-    note = (f"FLOPs per image (torch.utils.flop_counter): forward {flops.forward / 1e9:.3f} G, "
-            f"training step (forward + backward) {flops.train / 1e9:.3f} G")
+    note = (
+        f"FLOPs per image (torch.utils.flop_counter): forward {flops.forward / 1e9:.3f} G, "
+        f"training step (forward + backward) {flops.train / 1e9:.3f} G"
+    )
     return show.to_string(index=False) + "\n" + note
 
 
-def log_speed(tracker: Tracker, entry: Entry, data: Dataset, spec: DataSpec, fast: ExecConfig, sc: SpeedConfig,
-              df: pd.DataFrame, flops: Flops) -> str:
+def log_speed(
+    tracker: Tracker,
+    entry: Entry,
+    data: Dataset,
+    spec: DataSpec,
+    fast: ExecConfig,
+    sc: SpeedConfig,
+    df: pd.DataFrame,
+    flops: Flops,
+) -> str:
     commit, dirty = git_version()
     device = fast.torch_device()
-    params = {"entry": entry.name, "batch_size": int(df["batch"].iloc[0]), "steps": sc.steps,
-              "warmup": sc.warmup, "pipelines": ",".join(sc.pipelines), "seed": sc.seed,
-              **{k: v for k, v in dataclasses.asdict(fast).items() if k != "pipeline"},
-              "data": data.source, "train_images": len(data.train_y), "test_images": len(data.test_y),
-              "limit_train": spec.limit_train, "limit_test": spec.limit_test}
-    tags = {names.TAG_ENTRY: entry.name, names.TAG_GROUP: entry.group, names.TAG_DATA_SOURCE: data.source,
-            names.TAG_DATA_CHECKSUM: data.checksum, names.TAG_GIT_COMMIT: commit, names.TAG_GIT_DIRTY: dirty,
-            names.TAG_TORCH: torch.__version__, names.TAG_CUDA: torch.version.cuda or "none",
-            names.TAG_DEVICE: device_name(device),
-            names.TAG_DESCRIPTION: f"Speed of {describe(entry)}"}
+    params = {
+        "entry": entry.name,
+        "batch_size": int(df["batch"].iloc[0]),
+        "steps": sc.steps,
+        "warmup": sc.warmup,
+        "pipelines": ",".join(sc.pipelines),
+        "seed": sc.seed,
+        **{k: v for k, v in dataclasses.asdict(fast).items() if k != "pipeline"},
+        "data": data.source,
+        "train_images": len(data.train_y),
+        "test_images": len(data.test_y),
+        "limit_train": spec.limit_train,
+        "limit_test": spec.limit_test,
+    }
+    tags = {
+        names.TAG_ENTRY: entry.name,
+        names.TAG_GROUP: entry.group,
+        names.TAG_DATA_SOURCE: data.source,
+        names.TAG_DATA_CHECKSUM: data.checksum,
+        names.TAG_GIT_COMMIT: commit,
+        names.TAG_GIT_DIRTY: dirty,
+        names.TAG_TORCH: torch.__version__,
+        names.TAG_CUDA: torch.version.cuda or "none",
+        names.TAG_DEVICE: device_name(device),
+        names.TAG_DESCRIPTION: f"Speed of {describe(entry)}",
+    }
     metrics = {names.FLOPS_FORWARD: flops.forward, names.FLOPS_TRAIN: flops.train}
     for row in df.to_dict("records"):
         metrics.update({f"{row['pipeline']}.{m}": row[m] for m in names.SPEED_METRICS})
@@ -178,5 +239,8 @@ def log_speed(tracker: Tracker, entry: Entry, data: Dataset, spec: DataSpec, fas
         fast_row = df.set_index("pipeline").loc["fast"]
         metrics[names.SPEEDUP_TRAIN] = fast_row["speedup_train"]
         metrics[names.SPEEDUP_TEST] = fast_row["speedup_test"]
-    rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in df.to_dict("records")]
+    rows = [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in df.to_dict("records")
+    ]
     return log_speed_run(tracker, f"speed {entry.name}", params, tags, metrics, rows)

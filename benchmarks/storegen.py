@@ -10,6 +10,7 @@ plausible learning curve of the per-epoch metrics, written through `tracking` wi
 `log_batch` per 1,000 values; no artifacts. Runs go round-robin over the chosen entries with
 one seed per lap, so every run is a distinct (entry, seed) that a report counts.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,11 +27,21 @@ from tracking.store import connect
 GROUPS = ("table1", "paper")  # the paper's own entries: Table 1 and the final model's figures
 CIFAR10_CHECKSUM = "c58f30108f718f92721af3b95e74349a"  # stands in for the official files' digest
 # What a run on one GPU machine would record about itself (environment.describe's tags).
-MACHINE = {names.TAG_DEVICE: "NVIDIA H100 80GB HBM3", names.TAG_GPU_DRIVER: "570.86.15", names.TAG_GPU_COUNT: "1",
-           names.TAG_CUDA: "13.0", names.TAG_CUDNN: "9.24.0", names.TAG_CPU: "AMD EPYC",
-           names.TAG_PLATFORM: "Linux-6.8-x86_64-with-glibc2.36", names.TAG_PYTHON: "3.11.7",
-           names.TAG_TORCH: "2.14.1+cu130", names.TAG_TORCHVISION: "0.29.1", names.TAG_MLFLOW: "3.17.2",
-           names.TAG_GIT_COMMIT: "0" * 40, names.TAG_GIT_DIRTY: "False"}
+MACHINE = {
+    names.TAG_DEVICE: "NVIDIA H100 80GB HBM3",
+    names.TAG_GPU_DRIVER: "570.86.15",
+    names.TAG_GPU_COUNT: "1",
+    names.TAG_CUDA: "13.0",
+    names.TAG_CUDNN: "9.24.0",
+    names.TAG_CPU: "AMD EPYC",
+    names.TAG_PLATFORM: "Linux-6.8-x86_64-with-glibc2.36",
+    names.TAG_PYTHON: "3.11.7",
+    names.TAG_TORCH: "2.14.1+cu130",
+    names.TAG_TORCHVISION: "0.29.1",
+    names.TAG_MLFLOW: "3.17.2",
+    names.TAG_GIT_COMMIT: "0" * 40,
+    names.TAG_GIT_DIRTY: "False",
+}
 
 
 @dataclass(frozen=True)
@@ -39,11 +50,11 @@ class StoreSpec:
 
     runs: int
     epochs: int | None = 80
-    entries: tuple[str, ...] = ()   # entry names; () = every entry of GROUPS, in registry order
-    data: str = "synthetic"         # or "cifar10" (with CIFAR10_CHECKSUM)
+    entries: tuple[str, ...] = ()  # entry names; () = every entry of GROUPS, in registry order
+    data: str = "synthetic"  # or "cifar10" (with CIFAR10_CHECKSUM)
     limit_train: int = 64
     limit_test: int = 32
-    seed: int = 0                   # of the curves' noise
+    seed: int = 0  # of the curves' noise
 
     @property
     def checksum(self) -> str:
@@ -54,35 +65,74 @@ class StoreSpec:
 
 
 def chosen(spec: StoreSpec) -> list[Entry]:
-    return registry.select(spec.entries) if spec.entries else [e for e in registry.entries() if e.group in GROUPS]
+    return (
+        registry.select(spec.entries)
+        if spec.entries
+        else [e for e in registry.entries() if e.group in GROUPS]
+    )
 
 
 def params_and_tags(entry: Entry, seed: int, spec: StoreSpec) -> tuple[dict, dict]:
     """The params and tags `resbench run` logs for `entry` at `seed` with the spec's data flags."""
-    train = entry.train if spec.epochs is None else apply_overrides(entry.train, {"epochs": spec.epochs})
-    params = {**entry.model.flat(), **asdict(train), **asdict(ExecConfig(device="cuda")), "seed": seed,
-              "data": spec.data, "limit_train": spec.limit_train, "limit_test": spec.limit_test,
-              "train_images": spec.limit_train or 50_000, "test_images": spec.limit_test or 10_000}
+    train = (
+        entry.train
+        if spec.epochs is None
+        else apply_overrides(entry.train, {"epochs": spec.epochs})
+    )
+    params = {
+        **entry.model.flat(),
+        **asdict(train),
+        **asdict(ExecConfig(device="cuda")),
+        "seed": seed,
+        "data": spec.data,
+        "limit_train": spec.limit_train,
+        "limit_test": spec.limit_test,
+        "train_images": spec.limit_train or 50_000,
+        "test_images": spec.limit_test or 10_000,
+    }
     p = entry.paper
-    claim = ", ".join(x for x in (p.accuracy is not None and f"{p.accuracy:.2f}% test accuracy",
-                                  p.params and f"{p.params} parameters", p.epochs and f"{p.epochs} epochs") if x)
-    tags = {names.TAG_ENTRY: entry.name, names.TAG_GROUP: entry.group, names.TAG_SEED: seed, names.TAG_KIND: "train",
-            names.TAG_CONFIG_HASH: entry.config_hash(train), names.TAG_ENTRY_HASH: entry.config_hash(),
-            names.TAG_OVERRIDES: ",".join([k for k, v in asdict(train).items() if getattr(entry.train, k) != v]
-                                          + [k for k in ("limit_train", "limit_test") if getattr(spec, k)]),
-            names.TAG_DATA_SOURCE: spec.data, names.TAG_DATA_CHECKSUM: spec.checksum,
-            names.TAG_IDENTITY: entry.identity(train, spec.checksum, spec.limit_train, spec.limit_test),
-            names.TAG_ENTRY_VERSION: entry.version, **MACHINE,
-            names.TAG_DESCRIPTION: f"{entry.name}: {entry.description}" + (f" Paper: {claim}." if claim else "")}
-    for tag, value in ((names.TAG_PAPER_ACCURACY, p.accuracy), (names.TAG_PAPER_PARAMS, p.params),
-                       (names.TAG_PAPER_EPOCHS, p.epochs), (names.TAG_PAPER_TEST_LOSS, p.test_loss)):
+    claim = ", ".join(
+        x
+        for x in (
+            p.accuracy is not None and f"{p.accuracy:.2f}% test accuracy",
+            p.params and f"{p.params} parameters",
+            p.epochs and f"{p.epochs} epochs",
+        )
+        if x
+    )
+    tags = {
+        names.TAG_ENTRY: entry.name,
+        names.TAG_GROUP: entry.group,
+        names.TAG_SEED: seed,
+        names.TAG_KIND: "train",
+        names.TAG_CONFIG_HASH: entry.config_hash(train),
+        names.TAG_ENTRY_HASH: entry.config_hash(),
+        names.TAG_OVERRIDES: ",".join(
+            [k for k, v in asdict(train).items() if getattr(entry.train, k) != v]
+            + [k for k in ("limit_train", "limit_test") if getattr(spec, k)]
+        ),
+        names.TAG_DATA_SOURCE: spec.data,
+        names.TAG_DATA_CHECKSUM: spec.checksum,
+        names.TAG_IDENTITY: entry.identity(train, spec.checksum, spec.limit_train, spec.limit_test),
+        names.TAG_ENTRY_VERSION: entry.version,
+        **MACHINE,
+        names.TAG_DESCRIPTION: f"{entry.name}: {entry.description}"
+        + (f" Paper: {claim}." if claim else ""),
+    }
+    for tag, value in (
+        (names.TAG_PAPER_ACCURACY, p.accuracy),
+        (names.TAG_PAPER_PARAMS, p.params),
+        (names.TAG_PAPER_EPOCHS, p.epochs),
+        (names.TAG_PAPER_TEST_LOSS, p.test_loss),
+    ):
         if value is not None:
             tags[tag] = value
     return params, tags
 
 
 def curve(epochs: int, target: float, images: int, rng: random.Random) -> list[dict[str, float]]:
-    """The per-epoch metrics (names.EPOCH_METRICS) rising towards `target`% test accuracy; lr cosine from 0.1."""
+    """The per-epoch metrics (names.EPOCH_METRICS) rising towards `target`% test accuracy; lr cosine
+    from 0.1."""
     rows = []
     for e in range(epochs):
         rise = 1 - math.exp(-(e + 1) / (epochs / 5))
@@ -90,28 +140,44 @@ def curve(epochs: int, target: float, images: int, rng: random.Random) -> list[d
         train_acc = min(99.9, test_acc + 8 * rise + rng.gauss(0, 0.3))
         seconds = 11.0 + rng.gauss(0, 0.2)
         test_loss = 2.3 * (1 - rise) + 0.3 + abs(rng.gauss(0, 0.02))
-        rows.append({"train_loss": 2.3 * (1 - rise) + 0.05 + abs(rng.gauss(0, 0.01)),
-                     "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
-                     "lr": 0.05 * (1 + math.cos(math.pi * e / 200)), "epoch_seconds": seconds,
-                     "images_per_second": images / seconds, names.TEST_LOSS_BATCHMEAN: test_loss * 1.01})
+        rows.append(
+            {
+                "train_loss": 2.3 * (1 - rise) + 0.05 + abs(rng.gauss(0, 0.01)),
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "lr": 0.05 * (1 + math.cos(math.pi * e / 200)),
+                "epoch_seconds": seconds,
+                "images_per_second": images / seconds,
+                names.TEST_LOSS_BATCHMEAN: test_loss * 1.01,
+            }
+        )
     return rows
 
 
 def generate(uri: str, experiment: str, spec: StoreSpec, log=None) -> list[str]:
-    """Write spec.runs finished runs into `experiment` at `uri` (created if needed); their run ids."""
+    """Write spec.runs finished runs into `experiment` at `uri` (created if needed); their run
+    ids."""
     tracker, entries, rng = connect(uri, experiment), chosen(spec), random.Random(spec.seed)
     ids = []
     for i in range(spec.runs):
         entry, seed = entries[i % len(entries)], i // len(entries)
         params, tags = params_and_tags(entry, seed, spec)
-        history = curve(int(params["epochs"]), entry.paper.accuracy or 88.0, params["train_images"], rng)
+        history = curve(
+            int(params["epochs"]), entry.paper.accuracy or 88.0, params["train_images"], rng
+        )
         with tracker.start_run(f"{entry.name} seed={seed}", params, tags) as run:
             run.log_epochs(history)
-            run.log_metrics({names.PARAM_COUNT: entry.param_count, names.TEST_ACCURACY: history[-1]["test_acc"],
-                             names.BEST_TEST_ACCURACY: max(h["test_acc"] for h in history),
-                             names.TEST_LOSS: history[-1]["test_loss"],
-                             names.TEST_LOSS_BATCHMEAN_FINAL: history[-1][names.TEST_LOSS_BATCHMEAN],
-                             names.WALL_SECONDS: sum(h["epoch_seconds"] for h in history)})
+            run.log_metrics(
+                {
+                    names.PARAM_COUNT: entry.param_count,
+                    names.TEST_ACCURACY: history[-1]["test_acc"],
+                    names.BEST_TEST_ACCURACY: max(h["test_acc"] for h in history),
+                    names.TEST_LOSS: history[-1]["test_loss"],
+                    names.TEST_LOSS_BATCHMEAN_FINAL: history[-1][names.TEST_LOSS_BATCHMEAN],
+                    names.WALL_SECONDS: sum(h["epoch_seconds"] for h in history),
+                }
+            )
         ids.append(run.run_id)
         if log and (i + 1) % 100 == 0:
             log(f"{i + 1}/{spec.runs} runs written")

@@ -5,6 +5,7 @@ keep every valid variant under the parameter budget, and write them as an ordina
 of entries (one decorated function each) under `benchmarks/entries/`, so they are
 registered, listed, run and reported like any other row.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,16 +27,33 @@ def _variants(base: ResNetConfig, hp: str):
     n, b, c = base.layers, list(base.blocks), list(base.channels)
     if hp == "N":
         if n > 1:
-            yield "N", n - 1, dict(layers=n - 1, blocks=b[:-1], channels=c[:-1], conv_kernel=base.conv_kernel[:-1],
-                                   skip_kernel=base.skip_kernel[:-1])
-        yield "N", n + 1, dict(layers=n + 1, blocks=b + [1], channels=c + [2 * c[-1]],
-                               conv_kernel=base.conv_kernel + base.conv_kernel[-1:],
-                               skip_kernel=base.skip_kernel + base.skip_kernel[-1:])
+            yield (
+                "N",
+                n - 1,
+                dict(
+                    layers=n - 1,
+                    blocks=b[:-1],
+                    channels=c[:-1],
+                    conv_kernel=base.conv_kernel[:-1],
+                    skip_kernel=base.skip_kernel[:-1],
+                ),
+            )
+        yield (
+            "N",
+            n + 1,
+            dict(
+                layers=n + 1,
+                blocks=b + [1],
+                channels=c + [2 * c[-1]],
+                conv_kernel=base.conv_kernel + base.conv_kernel[-1:],
+                skip_kernel=base.skip_kernel + base.skip_kernel[-1:],
+            ),
+        )
     elif hp == "B":
         for i in range(n):
             for d in (-1, 1):
                 if b[i] + d >= 1:
-                    blocks = b[:i] + [b[i] + d] + b[i + 1:]
+                    blocks = b[:i] + [b[i] + d] + b[i + 1 :]
                     yield "B", "-".join(map(str, blocks)), dict(blocks=blocks)
     elif hp == "C":
         for s in CHANNEL_SCALES:
@@ -59,11 +77,15 @@ def _fit_pool(fields: dict, base: ResNetConfig) -> dict:
     return {**fields, "pool_kernel": min(fields.get("pool_kernel", base.pool_kernel), max(side, 1))}
 
 
-def enumerate_sweep(base: Entry, vary=HYPERPARAMETERS, max_params: int = BUDGET) -> list[tuple[str, ResNetConfig]]:
+def enumerate_sweep(
+    base: Entry, vary=HYPERPARAMETERS, max_params: int = BUDGET
+) -> list[tuple[str, ResNetConfig]]:
     """(name suffix, config) for the base and each valid one-at-a-time variant within budget."""
     unknown = set(vary) - set(HYPERPARAMETERS)
     if unknown:
-        raise ConfigError(f"vary: unknown hyperparameter {sorted(unknown)[0]!r}; use {', '.join(HYPERPARAMETERS)}")
+        raise ConfigError(
+            f"vary: unknown hyperparameter {sorted(unknown)[0]!r}; use {', '.join(HYPERPARAMETERS)}"
+        )
     out, seen = [("base", base.model)], {base.model}
     for hp in vary:
         for label, value, fields in _variants(base.model, hp):
@@ -92,12 +114,15 @@ def render(group: str, base: Entry, variants: list[tuple[str, ResNetConfig]], co
     for i, (suffix, cfg) in enumerate(variants):
         what = f"{base.name} itself" if suffix == "base" else f"{base.name} with {suffix}"
         lines += [
-            "", "",
+            "",
+            "",
             f'@entry("{group}/{suffix}")',
             f"def v{i:03d}():",
             f'    """Sweep {group}: {what} ({count_parameters(cfg):,} parameters)."""',
-            f"    return arch(layers={cfg.layers}, blocks={list(cfg.blocks)}, channels={list(cfg.channels)},",
-            f"                conv_kernel={list(cfg.conv_kernel)}, skip_kernel={list(cfg.skip_kernel)}, "
+            f"    return arch(layers={cfg.layers}, blocks={list(cfg.blocks)}, "
+            f"channels={list(cfg.channels)},",
+            f"                conv_kernel={list(cfg.conv_kernel)}, "
+            f"skip_kernel={list(cfg.skip_kernel)}, "
             f"pool_kernel={cfg.pool_kernel}), TRAIN",
         ]
     return "\n".join(lines) + "\n"
@@ -105,7 +130,9 @@ def render(group: str, base: Entry, variants: list[tuple[str, ResNetConfig]], co
 
 def write(group: str, text: str, out_dir: Path = ENTRIES_DIR) -> Path:
     if not re.fullmatch(r"[a-z][a-z0-9_]*", group):
-        raise ConfigError(f"group: {group!r} must be lower-case letters, digits and _, starting with a letter")
+        raise ConfigError(
+            f"group: {group!r} must be lower-case letters, digits and _, starting with a letter"
+        )
     path = Path(out_dir) / f"sweep_{group}.py"
     with atomic_write(path) as f:
         f.write(text)

@@ -1,4 +1,5 @@
 """Training state that survives a crash: every random stream, atomic saves, weights-only loads."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,12 @@ def load(path: str | os.PathLike) -> dict:
 def rng_state(gen: torch.Generator) -> dict:
     """Every random stream a run draws from, in types `torch.load(weights_only=True)` accepts."""
     np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "generator": gen.get_state(), "python": random.getstate(),
-             "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:])}
+    state = {
+        "torch": torch.get_rng_state(),
+        "generator": gen.get_state(),
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

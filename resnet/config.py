@@ -6,16 +6,18 @@ default betas, no weight decay, CosineAnnealingLR(T_max=200) stepped per epoch, 
 crop+flip. ExecConfig holds what must not change it: the input pipeline, precision,
 compilation, the device. Both check their values when built.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-
 from typing import TYPE_CHECKING
 
 from resnet.model import ConfigError
 
-if TYPE_CHECKING:  # torch is imported where a device is resolved: configs alone (the registry, `list`) need none
+if (
+    TYPE_CHECKING
+):  # torch is imported where a device is resolved: configs alone (the registry, `list`) need none
     import torch
 
 OPTIMIZERS = ("adam", "sgd")
@@ -28,18 +30,18 @@ COMPILE_MODES = ("auto", "cudagraph", "inductor", "reduce-overhead", "max-autotu
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 80              # passes over the training set
-    batch_size: int = 128         # images per step, train and test
-    optimizer: str = "adam"       # adam | sgd
-    lr: float = 0.1               # initial learning rate
-    momentum: float = 0.0         # SGD only
-    nesterov: bool = False        # SGD only
-    weight_decay: float = 0.0     # L2, as the optimiser's own weight_decay
-    t_max: int = 200              # CosineAnnealingLR period in epochs (the authors' 200, not `epochs`)
-    eta_min: float = 0.0          # CosineAnnealingLR floor
+    epochs: int = 80  # passes over the training set
+    batch_size: int = 128  # images per step, train and test
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 0.1  # initial learning rate
+    momentum: float = 0.0  # SGD only
+    nesterov: bool = False  # SGD only
+    weight_decay: float = 0.0  # L2, as the optimiser's own weight_decay
+    t_max: int = 200  # CosineAnnealingLR period in epochs (the authors' 200, not `epochs`)
+    eta_min: float = 0.0  # CosineAnnealingLR floor
     label_smoothing: float = 0.0  # cross-entropy label smoothing
-    crop_padding: int = 4         # RandomCrop(32, padding=crop_padding); 0 disables the crop
-    hflip: bool = True            # RandomHorizontalFlip(p=0.5)
+    crop_padding: int = 4  # RandomCrop(32, padding=crop_padding); 0 disables the crop
+    hflip: bool = True  # RandomHorizontalFlip(p=0.5)
 
     def __post_init__(self):
         for f in fields(self):
@@ -57,7 +59,9 @@ class TrainConfig:
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise ConfigError(
+                f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
             raise ConfigError("nesterov: needs optimizer=sgd and momentum > 0")
         if not math.isfinite(self.lr):
@@ -66,22 +70,29 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ExecConfig:
-    pipeline: str = "fast"        # fast (device-resident) | reference (the authors' DataLoader)
-    precision: str = "auto"       # auto = bf16 autocast on CUDA with the fast pipeline, else fp32
-    compile: bool = False         # compile the step (see compile_mode; docs/PERFORMANCE.md)
-    compile_mode: str = "auto"    # one of COMPILE_MODES
-    channels_last: bool = True    # NHWC activations (fast pipeline)
-    num_workers: int = 2          # reference pipeline's DataLoader workers
-    device: str = "auto"          # auto | cpu | cuda | cuda:N
-    deterministic: bool = False   # deterministic kernels: bitwise-repeatable runs and resumes
+    pipeline: str = "fast"  # fast (device-resident) | reference (the authors' DataLoader)
+    precision: str = "auto"  # auto = bf16 autocast on CUDA with the fast pipeline, else fp32
+    compile: bool = False  # compile the step (see compile_mode; docs/PERFORMANCE.md)
+    compile_mode: str = "auto"  # one of COMPILE_MODES
+    channels_last: bool = True  # NHWC activations (fast pipeline)
+    num_workers: int = 2  # reference pipeline's DataLoader workers
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    deterministic: bool = False  # deterministic kernels: bitwise-repeatable runs and resumes
 
     def __post_init__(self):
         if self.pipeline not in PIPELINES:
-            raise ConfigError(f"pipeline: must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
+            raise ConfigError(
+                f"pipeline: must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}"
+            )
         if self.compile_mode not in COMPILE_MODES:
-            raise ConfigError(f"compile_mode: must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
+            raise ConfigError(
+                f"compile_mode: must be one of {', '.join(COMPILE_MODES)}, got "
+                f"{self.compile_mode!r}"
+            )
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise ConfigError(
+                f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.num_workers < 0:
             raise ConfigError(f"num_workers: must be >= 0, got {self.num_workers!r}")
 
@@ -93,7 +104,9 @@ class ExecConfig:
         try:
             dev = torch.device(self.device)
         except RuntimeError:
-            raise ConfigError(f"device: unknown device {self.device!r}; use auto, cpu or cuda") from None
+            raise ConfigError(
+                f"device: unknown device {self.device!r}; use auto, cpu or cuda"
+            ) from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device: {self.device} asked for but no CUDA GPU is available")
         if dev.type not in ("cpu", "cuda"):
@@ -103,7 +116,8 @@ class ExecConfig:
     def dtype(self, device: torch.device) -> torch.dtype:
         import torch
 
-        if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"
-                                         and self.pipeline == "fast"):
+        if self.precision == "bf16" or (
+            self.precision == "auto" and device.type == "cuda" and self.pipeline == "fast"
+        ):
             return torch.bfloat16
         return torch.float32

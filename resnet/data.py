@@ -4,6 +4,7 @@ Everything is returned as uint8 NCHW arrays plus int64 labels; augmentation and
 normalisation belong to the training pipelines. CIFAR-10's python files are pickles,
 so they are read with an unpickler that only builds numpy arrays and plain containers.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,15 +44,21 @@ class Dataset:
     train_y: np.ndarray  # int64 [N]
     test_x: np.ndarray
     test_y: np.ndarray
-    source: str          # "cifar10", "cifar10-jpeg-rebuild", "cifar10-unverified", "synthetic"
-    checksum: str        # digest of the files (or generator settings) the arrays came from
+    source: str  # "cifar10", "cifar10-jpeg-rebuild", "cifar10-unverified", "synthetic"
+    checksum: str  # digest of the files (or generator settings) the arrays came from
 
-    def limit(self, train: int | None, test: int | None) -> "Dataset":
+    def limit(self, train: int | None, test: int | None) -> Dataset:
         """The first `train` / `test` images (None or 0 keeps all)."""
         tr = slice(None, train or None)
         te = slice(None, test or None)
-        return Dataset(self.train_x[tr], self.train_y[tr], self.test_x[te], self.test_y[te],
-                       self.source, self.checksum)
+        return Dataset(
+            self.train_x[tr],
+            self.train_y[tr],
+            self.test_x[te],
+            self.test_y[te],
+            self.source,
+            self.checksum,
+        )
 
 
 def default_data_dir() -> Path:
@@ -73,15 +80,21 @@ MAX_ARRAY_BYTES = MAX_IMAGES * IMAGE_BYTES
 def _checked_layout(shape, dtype) -> int:
     """The byte size of an array of `shape` and `dtype`, refused before anything is allocated
     unless it is a plain numeric array no bigger than one batch."""
-    if not (isinstance(dtype, np.dtype) and dtype.kind in "biuf" and dtype.subdtype is None
-            and dtype.names is None):
+    if not (
+        isinstance(dtype, np.dtype)
+        and dtype.kind in "biuf"
+        and dtype.subdtype is None
+        and dtype.names is None
+    ):
         raise pickle.UnpicklingError(f"refusing an array of dtype {dtype!r}")
     if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
         raise pickle.UnpicklingError(f"refusing an array of shape {shape!r}")
     nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if nbytes > MAX_ARRAY_BYTES:
-        raise pickle.UnpicklingError(f"refusing an array of shape {shape} ({nbytes:,} bytes; "
-                                     f"a batch holds at most {MAX_ARRAY_BYTES:,})")
+        raise pickle.UnpicklingError(
+            f"refusing an array of shape {shape} ({nbytes:,} bytes; "
+            f"a batch holds at most {MAX_ARRAY_BYTES:,})"
+        )
     return nbytes
 
 
@@ -125,10 +138,13 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Builds only what CIFAR-10 batches hold: bounded numeric arrays and builtin containers."""
 
     _ALLOWED = {
-        ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1, ("numpy", "ndarray"): _NdarrayName,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1,
+        ("numpy", "ndarray"): _NdarrayName,
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy.core.multiarray", "scalar"): None, ("numpy._core.multiarray", "scalar"): None,
+        ("numpy.core.multiarray", "scalar"): None,
+        ("numpy._core.multiarray", "scalar"): None,
     }
 
     def find_class(self, module, name):
@@ -140,8 +156,10 @@ class _ArrayUnpickler(pickle.Unpickler):
 def _check_size(path: Path) -> None:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise DataError(f"{path} is {size:,} bytes, more than a CIFAR-10 batch "
-                        f"(at most {MAX_FILE_BYTES:,}); delete it to download a fresh copy")
+        raise DataError(
+            f"{path} is {size:,} bytes, more than a CIFAR-10 batch "
+            f"(at most {MAX_FILE_BYTES:,}); delete it to download a fresh copy"
+        )
 
 
 def _checked_batch(d) -> tuple[np.ndarray, np.ndarray]:
@@ -149,9 +167,16 @@ def _checked_batch(d) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(d, dict) or "data" not in d or "labels" not in d:
         raise ValueError("not a dict with 'data' and 'labels'")
     x, labels = d["data"], d["labels"]
-    if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 2
-            and x.shape[1] == IMAGE_BYTES and 0 < x.shape[0] <= MAX_IMAGES):
-        raise ValueError(f"'data' is not a uint8 array of at most {MAX_IMAGES} rows of {IMAGE_BYTES} bytes")
+    if not (
+        isinstance(x, np.ndarray)
+        and x.dtype == np.uint8
+        and x.ndim == 2
+        and x.shape[1] == IMAGE_BYTES
+        and 0 < x.shape[0] <= MAX_IMAGES
+    ):
+        raise ValueError(
+            f"'data' is not a uint8 array of at most {MAX_IMAGES} rows of {IMAGE_BYTES} bytes"
+        )
     # Length first, then types: a short pickle can nest lists that expand enormously if converted.
     if not isinstance(labels, (list, tuple)) or len(labels) != len(x):
         raise ValueError(f"'labels' is not a list of {len(x)} labels, one per image")
@@ -167,8 +192,10 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             return _checked_batch(_ArrayUnpickler(f, encoding="latin1").load())
     except Exception as e:  # truncated or foreign files fail in many ways
         why = " ".join(str(e).split())  # one line, whatever the parser said
-        raise DataError(f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {why}); "
-                        f"delete it to download a fresh copy") from None
+        raise DataError(
+            f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {why}); "
+            f"delete it to download a fresh copy"
+        ) from None
 
 
 def _download(root: Path) -> None:
@@ -178,8 +205,10 @@ def _download(root: Path) -> None:
         download_and_extract_archive(URL, str(root), filename=ARCHIVE, md5=ARCHIVE_MD5)
     except Exception as e:
         raise DataError(
-            f"CIFAR-10 is not in {root / FOLDER} and downloading {URL} failed ({type(e).__name__}: {e}); "
-            f"copy cifar-10-batches-py/ there, or point --data-dir / ${ENV_DATA_DIR} at a copy") from None
+            f"CIFAR-10 is not in {root / FOLDER} and downloading {URL} failed ({type(e).__name__}: "
+            f"{e}); "
+            f"copy cifar-10-batches-py/ there, or point --data-dir / ${ENV_DATA_DIR} at a copy"
+        ) from None
 
 
 def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
@@ -196,8 +225,10 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
         _download(root)
         missing = [n for n in FILE_MD5 if not (folder / n).is_file()]
     if missing:
-        raise DataError(f"CIFAR-10 files missing in {folder}: {', '.join(missing)}; "
-                        f"point --data-dir / ${ENV_DATA_DIR} at a folder holding {FOLDER}/")
+        raise DataError(
+            f"CIFAR-10 files missing in {folder}: {', '.join(missing)}; "
+            f"point --data-dir / ${ENV_DATA_DIR} at a folder holding {FOLDER}/"
+        )
     from torchvision.datasets.utils import calculate_md5
 
     for n in FILE_MD5:
@@ -212,8 +243,14 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
     train = [_read_batch(folder / n) for n in TRAIN_FILES]
     test_x, test_y = _read_batch(folder / "test_batch")
     checksum = hashlib.md5("".join(digests[n] for n in sorted(digests)).encode()).hexdigest()
-    return Dataset(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
-                   test_x, test_y, source, checksum)
+    return Dataset(
+        np.concatenate([x for x, _ in train]),
+        np.concatenate([y for _, y in train]),
+        test_x,
+        test_y,
+        source,
+        checksum,
+    )
 
 
 def synthetic(n_train: int = 50_000, n_test: int = 10_000, seed: int = 0) -> Dataset:
@@ -231,11 +268,18 @@ def synthetic(n_train: int = 50_000, n_test: int = 10_000, seed: int = 0) -> Dat
 
     train_x, train_y = make(n_train)
     test_x, test_y = make(n_test)
-    return Dataset(train_x, train_y, test_x, test_y, SYNTHETIC, f"synthetic-{n_train}-{n_test}-{seed}")
+    return Dataset(
+        train_x, train_y, test_x, test_y, SYNTHETIC, f"synthetic-{n_train}-{n_test}-{seed}"
+    )
 
 
-def load(data: str, data_dir=None, limit_train: int | None = None, limit_test: int | None = None,
-         download: bool = True) -> Dataset:
+def load(
+    data: str,
+    data_dir=None,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    download: bool = True,
+) -> Dataset:
     """The named source ("cifar10" or "synthetic"), cut to the limits."""
     if data == SYNTHETIC:
         return synthetic(limit_train or 50_000, limit_test or 10_000)

@@ -4,6 +4,7 @@ Everything resbench writes for others to read (checkpoints, reports, figures, ge
 files) goes through `atomic_write`: a temporary file beside the target, flushed and fsynced, then
 renamed over it. A crash or a full disk leaves the previous file intact and no temporary file.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ counted. A convolution's forward, its input gradient and its weight gradient eac
 and no torch, so `resbench list` answers at once; `counted` runs the counter itself on a model
 built on the meta device, and tests/test_model.py checks the two agree on every entry.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ _BATCH = 2
 @dataclass(frozen=True)
 class Flops:
     forward: int  # one image through the network (a test step)
-    train: int    # forward + backward of one image (a training step, the optimiser excluded)
+    train: int  # forward + backward of one image (a training step, the optimiser excluded)
 
 
 def _conv(c_in: int, c_out: int, kernel: int, out_side: int) -> int:
@@ -32,7 +33,9 @@ def flops_per_image(cfg: ResNetConfig) -> Flops:
     stem = _conv(3, cfg.channels[0], 3, IMAGE_SIZE)
     rest = 0
     for b in block_shapes(cfg):
-        rest += _conv(b.c_in, b.c_out, b.conv_kernel, b.out_side) + _conv(b.c_out, b.c_out, b.conv_kernel, b.out_side)
+        rest += _conv(b.c_in, b.c_out, b.conv_kernel, b.out_side) + _conv(
+            b.c_out, b.c_out, b.conv_kernel, b.out_side
+        )
         if b.projected:
             rest += _conv(b.c_in, b.c_out, b.skip_kernel, b.out_side)
     rest += 2 * cfg.pooled_features * cfg.num_classes  # the linear layer
@@ -41,7 +44,8 @@ def flops_per_image(cfg: ResNetConfig) -> Flops:
 
 
 def counted(cfg: ResNetConfig) -> Flops:
-    """The same, counted by torch.utils.flop_counter on a model built on the meta device (slow: imports torch)."""
+    """The same, counted by torch.utils.flop_counter on a model built on the meta device (slow:
+    imports torch)."""
     import torch
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode

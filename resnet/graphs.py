@@ -16,6 +16,7 @@ tensors. What a replay cannot see is handled explicitly:
 
 No torch.compile is involved, so there is nothing to compile: capture costs milliseconds.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -30,7 +31,7 @@ from resnet.model import ConfigError
 @dataclass
 class _Graph:
     graph: torch.cuda.CUDAGraph
-    x: torch.Tensor     # static input, refilled before each replay
+    x: torch.Tensor  # static input, refilled before each replay
     y: torch.Tensor
     loss: torch.Tensor  # static outputs, overwritten by each replay
     out: torch.Tensor
@@ -39,14 +40,26 @@ class _Graph:
 class GraphedStep:
     """Runs training and test steps of `model` as replayed CUDA graphs (fused Adam only)."""
 
-    def __init__(self, model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-                 dtype: torch.dtype, eager_runs: int = 2):
+    def __init__(
+        self,
+        model: nn.Module,
+        criterion: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        dtype: torch.dtype,
+        eager_runs: int = 2,
+    ):
         device = next(model.parameters()).device
         if device.type != "cuda":
-            raise ConfigError("compile_mode: cudagraph needs a CUDA device; use inductor on the CPU")
-        if not isinstance(optimizer, torch.optim.Adam) or not all(g.get("fused") for g in optimizer.param_groups):
-            raise ConfigError("compile_mode: cudagraph captures only the fused Adam step (its learning rate can "
-                              "live on the device); use inductor for other optimisers")
+            raise ConfigError(
+                "compile_mode: cudagraph needs a CUDA device; use inductor on the CPU"
+            )
+        if not isinstance(optimizer, torch.optim.Adam) or not all(
+            g.get("fused") for g in optimizer.param_groups
+        ):
+            raise ConfigError(
+                "compile_mode: cudagraph captures only the fused Adam step (its learning rate can "
+                "live on the device); use inductor for other optimisers"
+            )
         self.model, self.criterion, self.optimizer, self.dtype = model, criterion, optimizer, dtype
         self.eager_runs = eager_runs
         self.side = torch.cuda.Stream(device)
@@ -55,14 +68,16 @@ class GraphedStep:
         self.lr = [torch.tensor(float(g["lr"]), device=device) for g in optimizer.param_groups]
         self.lr_value = [float(g["lr"]) for g in optimizer.param_groups]
 
-    def train(self, mode: bool = True) -> "GraphedStep":
+    def train(self, mode: bool = True) -> GraphedStep:
         self.model.train(mode)
         return self
 
     def _compute(self, x, y, training: bool):
-        # The autocast weight cache must be off under capture; each weight is cast once per step anyway.
-        autocast = torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype != torch.float32,
-                                  cache_enabled=False)
+        # The autocast weight cache must be off under capture; each weight is cast once per step
+        # anyway.
+        autocast = torch.autocast(
+            "cuda", dtype=self.dtype, enabled=self.dtype != torch.float32, cache_enabled=False
+        )
         with torch.set_grad_enabled(training):
             with autocast:
                 out = self.model(x)
@@ -93,18 +108,20 @@ class GraphedStep:
         if training:
             self._sync_lr()
             self.optimizer.zero_grad(set_to_none=True)  # gradients then live in the graph's pool
-            for g, lr in zip(groups, self.lr):
+            for g, lr in zip(groups, self.lr, strict=False):
                 g["lr"], g["capturable"] = lr, True
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph):
                 loss, out = self._compute(static_x, static_y, training)
         finally:
-            for g, (lr, capturable) in zip(groups, saved):
+            for g, (lr, capturable) in zip(groups, saved, strict=True):
                 g["lr"], g["capturable"] = lr, capturable
         return _Graph(graph, static_x, static_y, loss, out)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, training: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step on (x, y); returns (loss, logits), valid until the next step."""
         key = (training, tuple(x.shape), x.stride())
         entry = self.graphs.get(key)

@@ -8,6 +8,7 @@ This module is the configuration and its arithmetic (feature-map sizes, block sh
 parameter count); it imports no torch, so listing and checking entries is instant. The torch
 modules themselves are resnet/network.py's, built by `resnet.network.build_model`.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,12 +49,12 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
 class ResNetConfig:
     """One architecture. Scalars for F, K are broadcast to every layer."""
 
-    layers: int = 4                              # N: residual layers
-    blocks: tuple[int, ...] = (2, 2, 2, 2)       # B_i: blocks in layer i
+    layers: int = 4  # N: residual layers
+    blocks: tuple[int, ...] = (2, 2, 2, 2)  # B_i: blocks in layer i
     channels: tuple[int, ...] = (64, 128, 256, 512)  # C_i: channels of layer i
     conv_kernel: tuple[int, ...] = (3, 3, 3, 3)  # F_i: conv kernel in layer i (odd)
     skip_kernel: tuple[int, ...] = (1, 1, 1, 1)  # K_i: shortcut conv kernel in layer i
-    pool_kernel: int = 4                         # P: average-pool kernel (and stride)
+    pool_kernel: int = 4  # P: average-pool kernel (and stride)
     num_classes: int = 10
 
     def __post_init__(self):
@@ -66,27 +67,42 @@ class ResNetConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ConfigError(f"{name}: must be an int, got {v!r}")
-        for name in ("blocks", "channels", "conv_kernel", "skip_kernel", "pool_kernel", "num_classes"):
+        for name in (
+            "blocks",
+            "channels",
+            "conv_kernel",
+            "skip_kernel",
+            "pool_kernel",
+            "num_classes",
+        ):
             values = getattr(self, name)
             if any(v < 1 for v in (values if isinstance(values, tuple) else (values,))):
                 raise ConfigError(f"{name}: sizes must be positive, got {values!r}")
         if any(f % 2 == 0 for f in self.conv_kernel):
-            raise ConfigError(f"conv_kernel: must be odd so padding F//2 keeps the size, got {self.conv_kernel}")
+            raise ConfigError(
+                f"conv_kernel: must be odd so padding F//2 keeps the size, got {self.conv_kernel}"
+            )
         size = IMAGE_SIZE
         for i in range(1, n):
             main = _conv_out(size, self.conv_kernel[i], 2, self.conv_kernel[i] // 2)
             skip = _conv_out(size, self.skip_kernel[i], 2, 0)
             if main < 1 or skip != main:
                 raise ConfigError(
-                    f"skip_kernel: K={self.skip_kernel[i]} in layer {i + 1} gives a {skip}x{skip} shortcut "
-                    f"for a {main}x{main} block output on a {size}x{size} input")
+                    f"skip_kernel: K={self.skip_kernel[i]} in layer {i + 1} gives a {skip}x{skip} "
+                    f"shortcut "
+                    f"for a {main}x{main} block output on a {size}x{size} input"
+                )
             size = main
         if self.pool_kernel > size:
-            raise ConfigError(f"pool_kernel: P={self.pool_kernel} is larger than the last feature map ({size}x{size})")
+            raise ConfigError(
+                f"pool_kernel: P={self.pool_kernel} is larger than the last feature map "
+                f"({size}x{size})"
+            )
 
     @property
     def final_map(self) -> int:
-        """Side of the last feature map before pooling (each later layer's first conv has stride 2)."""
+        """Side of the last feature map before pooling (each later layer's first conv has stride
+        2)."""
         size = IMAGE_SIZE
         for f in self.conv_kernel[1:]:
             size = _conv_out(size, f, 2, f // 2)
@@ -99,12 +115,16 @@ class ResNetConfig:
 
     def flat(self) -> dict[str, object]:
         """Plain values for logging and tables: tuples as lists."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in fields(self)
+        }
 
 
 @dataclass(frozen=True)
 class BlockShape:
-    """One BasicBlock as ResNet builds it: channels in and out, stride, kernels, and its input's side."""
+    """One BasicBlock as ResNet builds it: channels in and out, stride, kernels, and its input's
+    side."""
 
     c_in: int
     c_out: int
@@ -124,12 +144,19 @@ class BlockShape:
 
 
 def block_shapes(cfg: ResNetConfig) -> list[BlockShape]:
-    """Every block of the network `cfg` describes, in order, exactly as ResNet.__init__ lays them out."""
+    """Every block of the network `cfg` describes, in order, exactly as ResNet.__init__ lays them
+    out."""
     shapes, c_in, side = [], cfg.channels[0], IMAGE_SIZE
     for i in range(cfg.layers):
         for j in range(cfg.blocks[i]):
-            shape = BlockShape(c_in, cfg.channels[i], 2 if i > 0 and j == 0 else 1, cfg.conv_kernel[i],
-                               cfg.skip_kernel[i], side)
+            shape = BlockShape(
+                c_in,
+                cfg.channels[i],
+                2 if i > 0 and j == 0 else 1,
+                cfg.conv_kernel[i],
+                cfg.skip_kernel[i],
+                side,
+            )
             shapes.append(shape)
             c_in, side = cfg.channels[i], shape.out_side
     return shapes
@@ -146,7 +173,7 @@ def count_parameters(model_or_cfg: nn.Module | ResNetConfig) -> int:
     cfg = model_or_cfg
     total = 3 * cfg.channels[0] * 3 * 3 + 2 * cfg.channels[0]  # stem conv + BatchNorm
     for b in block_shapes(cfg):
-        total += (b.c_in + b.c_out) * b.c_out * b.conv_kernel ** 2 + 2 * 2 * b.c_out
+        total += (b.c_in + b.c_out) * b.c_out * b.conv_kernel**2 + 2 * 2 * b.c_out
         if b.projected:
-            total += b.c_in * b.c_out * b.skip_kernel ** 2 + 2 * b.c_out
+            total += b.c_in * b.c_out * b.skip_kernel**2 + 2 * b.c_out
     return total + cfg.pooled_features * cfg.num_classes + cfg.num_classes

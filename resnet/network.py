@@ -5,6 +5,7 @@ block of every layer after the first at stride 2, with a K_i x K_i conv + BatchN
 the shape changes), average pooling over P x P and one linear layer. `resnet.model.block_shapes`
 lays the blocks out the same way; tests check the parameter count against this module.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,7 +26,8 @@ class BasicBlock(nn.Module):
         self.shortcut = nn.Sequential()
         if stride != 1 or c_in != c_out:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, skip_kernel, stride, 0, bias=False), nn.BatchNorm2d(c_out))
+                nn.Conv2d(c_in, c_out, skip_kernel, stride, 0, bias=False), nn.BatchNorm2d(c_out)
+            )
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -44,7 +46,11 @@ class ResNet(nn.Module):
             blocks = []
             for j in range(cfg.blocks[i]):
                 stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(BasicBlock(c_in, cfg.channels[i], stride, cfg.conv_kernel[i], cfg.skip_kernel[i]))
+                blocks.append(
+                    BasicBlock(
+                        c_in, cfg.channels[i], stride, cfg.conv_kernel[i], cfg.skip_kernel[i]
+                    )
+                )
                 c_in = cfg.channels[i]
             layers.append(nn.Sequential(*blocks))
         self.layers = nn.Sequential(*layers)

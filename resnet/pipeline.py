@@ -6,6 +6,7 @@ the whole uint8 dataset on the device, pads it once, and per image draws a crop 
 in [0, 2*pad] on each axis and a flip with probability 1/2, exactly the distribution of
 RandomCrop(32, padding=pad) + RandomHorizontalFlip.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,9 +20,19 @@ STD = (0.2023, 0.1994, 0.2010)
 class DeviceLoader:
     """Batches from uint8 tensors already on `device`; no host round trip per step."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device, *,
-                 train: bool, pad: int = 4, flip: bool = True, generator: torch.Generator | None = None,
-                 channels_last: bool = False):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        device: torch.device,
+        *,
+        train: bool,
+        pad: int = 4,
+        flip: bool = True,
+        generator: torch.Generator | None = None,
+        channels_last: bool = False,
+    ):
         self.device, self.batch_size, self.train = device, batch_size, train
         self.pad, self.flip, self.generator = (pad if train else 0), (flip and train), generator
         self.channels_last = channels_last
@@ -55,10 +66,13 @@ class DeviceLoader:
 
     def __iter__(self):
         n = len(self.y)
-        order = (torch.randperm(n, device=self.device, generator=self.generator) if self.train
-                 else torch.arange(n, device=self.device))
+        order = (
+            torch.randperm(n, device=self.device, generator=self.generator)
+            if self.train
+            else torch.arange(n, device=self.device)
+        )
         for i in range(0, n, self.batch_size):
-            idx = order[i:i + self.batch_size]
+            idx = order[i : i + self.batch_size]
             x = self.x[idx]
             if self.train:
                 x = self.augment(x)
@@ -96,13 +110,23 @@ def reference_transform(train: bool, pad: int = 4, flip: bool = True):
     return T.Compose(steps + [T.ToTensor(), T.Normalize(MEAN, STD)])
 
 
-def reference_loader(x: np.ndarray, y: np.ndarray, batch_size: int, *, train: bool, pad: int = 4,
-                     flip: bool = True, num_workers: int = 2, pin_memory: bool = False):
+def reference_loader(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    *,
+    train: bool,
+    pad: int = 4,
+    flip: bool = True,
+    num_workers: int = 2,
+    pin_memory: bool = False,
+):
     """The authors' loader: torchvision transforms, shuffled train, `num_workers` processes.
 
     Workers are not persistent (as the authors ran it): each epoch's workers are seeded
     from the main RNG, so restoring that RNG on resume replays the same augmentation.
     """
     ds = _ArrayDataset(x, y, reference_transform(train, pad, flip))
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=train, num_workers=num_workers,
-                                       pin_memory=pin_memory)
+    return torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=train, num_workers=num_workers, pin_memory=pin_memory
+    )

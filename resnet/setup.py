@@ -4,6 +4,7 @@
 (`resbench speed`, `resbench check`), so all of them step with exactly the same model,
 optimiser, schedule, loss, loaders and (under --compile) compiled step.
 """
+
 from __future__ import annotations
 
 import random
@@ -29,35 +30,81 @@ def seed_everything(seed: int) -> None:
 
 def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                fused=device.type == "cuda")
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
+        )
+    return torch.optim.SGD(
+        params,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+    )
 
 
 def _loaders(data: Dataset, cfg: TrainConfig, ex: ExecConfig, device, gen: torch.Generator):
     if ex.pipeline == "reference":
         pin = device.type == "cuda"
-        return (reference_loader(data.train_x, data.train_y, cfg.batch_size, train=True, pad=cfg.crop_padding,
-                                 flip=cfg.hflip, num_workers=ex.num_workers, pin_memory=pin),
-                reference_loader(data.test_x, data.test_y, cfg.batch_size, train=False,
-                                 num_workers=ex.num_workers, pin_memory=pin))
+        return (
+            reference_loader(
+                data.train_x,
+                data.train_y,
+                cfg.batch_size,
+                train=True,
+                pad=cfg.crop_padding,
+                flip=cfg.hflip,
+                num_workers=ex.num_workers,
+                pin_memory=pin,
+            ),
+            reference_loader(
+                data.test_x,
+                data.test_y,
+                cfg.batch_size,
+                train=False,
+                num_workers=ex.num_workers,
+                pin_memory=pin,
+            ),
+        )
     cl = ex.channels_last
-    return (DeviceLoader(data.train_x, data.train_y, cfg.batch_size, device, train=True, pad=cfg.crop_padding,
-                         flip=cfg.hflip, generator=gen, channels_last=cl),
-            DeviceLoader(data.test_x, data.test_y, cfg.batch_size, device, train=False, channels_last=cl))
+    return (
+        DeviceLoader(
+            data.train_x,
+            data.train_y,
+            cfg.batch_size,
+            device,
+            train=True,
+            pad=cfg.crop_padding,
+            flip=cfg.hflip,
+            generator=gen,
+            channels_last=cl,
+        ),
+        DeviceLoader(
+            data.test_x, data.test_y, cfg.batch_size, device, train=False, channels_last=cl
+        ),
+    )
 
 
-def resolve_compile_mode(ex: ExecConfig, device: torch.device, optimizer: torch.optim.Optimizer) -> str:
-    """The mode `auto` stands for here: cudagraph where it applies (CUDA, fast pipeline, Adam), else inductor."""
+def resolve_compile_mode(
+    ex: ExecConfig, device: torch.device, optimizer: torch.optim.Optimizer
+) -> str:
+    """The mode `auto` stands for here: cudagraph where it applies (CUDA, fast pipeline, Adam), else
+    inductor."""
     if ex.compile_mode != "auto":
         return ex.compile_mode
-    graphable = device.type == "cuda" and ex.pipeline == "fast" and isinstance(optimizer, torch.optim.Adam)
+    graphable = (
+        device.type == "cuda" and ex.pipeline == "fast" and isinstance(optimizer, torch.optim.Adam)
+    )
     return "cudagraph" if graphable else "inductor"
 
 
-def compile_step(model: nn.Module, ex: ExecConfig, device: torch.device, dtype: torch.dtype,
-                 optimizer: torch.optim.Optimizer, criterion: nn.Module):
+def compile_step(
+    model: nn.Module,
+    ex: ExecConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+):
     """What run_epoch steps with under --compile: a GraphedStep or a torch.compile'd model.
 
     Shapes are static (dynamic=False): an epoch has at most two batch sizes (the full
@@ -66,8 +113,10 @@ def compile_step(model: nn.Module, ex: ExecConfig, device: torch.device, dtype: 
     mode = resolve_compile_mode(ex, device, optimizer)
     if mode == "cudagraph":
         if ex.pipeline != "fast":
-            raise ConfigError("compile_mode: cudagraph needs the fast pipeline (the reference one feeds the "
-                              "GPU from worker threads); use inductor")
+            raise ConfigError(
+                "compile_mode: cudagraph needs the fast pipeline (the reference one feeds the "
+                "GPU from worker threads); use inductor"
+            )
         return GraphedStep(model, criterion, optimizer, dtype)
     return torch.compile(model, mode=None if mode == "inductor" else mode, dynamic=False)
 
@@ -75,20 +124,25 @@ def compile_step(model: nn.Module, ex: ExecConfig, device: torch.device, dtype: 
 @dataclass
 class Setup:
     """What `train` steps with, before its first epoch."""
+
     model: nn.Module
-    step_model: object        # the model, a torch.compile'd model or a GraphedStep
+    step_model: object  # the model, a torch.compile'd model or a GraphedStep
     optimizer: torch.optim.Optimizer
     criterion: nn.Module
     train_loader: object
     test_loader: object
     device: torch.device
     dtype: torch.dtype
-    sync_each_step: bool      # the reference pipeline reads the loss every step, as the authors did
+    sync_each_step: bool  # the reference pipeline reads the loss every step, as the authors did
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    generator: torch.Generator  # the device generator the fast pipeline's shuffles and crops draw from
+    generator: (
+        torch.Generator
+    )  # the device generator the fast pipeline's shuffles and crops draw from
 
 
-def setup(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, ex: ExecConfig, seed: int = 0) -> Setup:
+def setup(
+    model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, ex: ExecConfig, seed: int = 0
+) -> Setup:
     """The pieces built as `train` builds them, for callers that time steps (`resbench speed`)."""
     device = ex.torch_device()
     dtype = ex.dtype(device)
@@ -103,10 +157,25 @@ def setup(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, ex: ExecConf
     if ex.channels_last and ex.pipeline == "fast":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), cfg, device)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.t_max, eta_min=cfg.eta_min)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=cfg.t_max, eta_min=cfg.eta_min
+    )
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    step_model = compile_step(model, ex, device, dtype, optimizer, criterion) if ex.compile else model
+    step_model = (
+        compile_step(model, ex, device, dtype, optimizer, criterion) if ex.compile else model
+    )
     gen = torch.Generator(device=device).manual_seed(seed)
     train_loader, test_loader = _loaders(data, cfg, ex, device, gen)
-    return Setup(model, step_model, optimizer, criterion, train_loader, test_loader, device, dtype,
-                 ex.pipeline == "reference", scheduler, gen)
+    return Setup(
+        model,
+        step_model,
+        optimizer,
+        criterion,
+        train_loader,
+        test_loader,
+        device,
+        dtype,
+        ex.pipeline == "reference",
+        scheduler,
+        gen,
+    )

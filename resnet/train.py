@@ -4,14 +4,15 @@
 pass over a loader), evaluating the test set after every epoch; each epoch is reported through
 `on_epoch` so callers can log or checkpoint it. A non-finite training loss stops it (Diverged).
 """
+
 from __future__ import annotations
 
 import math
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -26,13 +27,13 @@ from resnet.setup import setup
 
 @dataclass(frozen=True)
 class EpochStats:
-    epoch: int                # 0-based, as the authors' notebook counts
-    train_loss: float         # mean cross-entropy per training image
-    train_acc: float          # percent
-    test_loss: float          # mean cross-entropy per test image
-    test_acc: float           # percent
-    lr: float                 # learning rate used during this epoch
-    epoch_seconds: float      # train + test wall time
+    epoch: int  # 0-based, as the authors' notebook counts
+    train_loss: float  # mean cross-entropy per training image
+    train_acc: float  # percent
+    test_loss: float  # mean cross-entropy per test image
+    test_acc: float  # percent
+    lr: float  # learning rate used during this epoch
+    epoch_seconds: float  # train + test wall time
     images_per_second: float  # training images per second
     # The authors' test loss: each batch's mean cross-entropy averaged over batches, so the short
     # last batch weighs as much as a full one (None in checkpoints written before it was kept).
@@ -74,7 +75,8 @@ def run_epoch(model, loader, criterion, device, dtype, optimizer=None, sync_each
 
 
 def run_pass(model, loader, criterion, device, dtype, optimizer=None, sync_each_step=False):
-    """One pass: (mean loss per image, accuracy in percent, mean over batches of each batch's mean loss).
+    """One pass: (mean loss per image, accuracy in percent, mean over batches of each batch's mean
+    loss).
 
     The last is how the authors' code averaged its losses (`test_loss / len(testloader)`); it
     differs from the per-image mean when the last batch is short. Sums stay on the device and
@@ -85,7 +87,7 @@ def run_pass(model, loader, criterion, device, dtype, optimizer=None, sync_each_
     loss_sum, batch_sum, batches = torch.zeros((), device=device), torch.zeros((), device=device), 0
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    autocast = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext())
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
     with torch.set_grad_enabled(training):
         for x, y in loader:
             x = x.to(device, non_blocking=True)
@@ -102,16 +104,26 @@ def run_pass(model, loader, criterion, device, dtype, optimizer=None, sync_each_
                     optimizer.step()
             n = y.shape[0]
             seen, batches = seen + n, batches + 1
-            batch_loss = loss.item() if sync_each_step else loss.detach().float()  # the authors' loop: .item() per step
+            batch_loss = (
+                loss.item() if sync_each_step else loss.detach().float()
+            )  # the authors' loop: .item() per step
             loss_sum += batch_loss * n
             batch_sum += batch_loss
             correct += (out.argmax(1) == y).sum()
     return loss_sum.item() / seen, 100.0 * correct.item() / seen, batch_sum.item() / batches
 
 
-def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int = 0,
-          ex: ExecConfig = ExecConfig(), on_epoch: Callable[[EpochStats, Callable[[], dict]], None] | None = None,
-          progress: bool | None = None, resume: dict | None = None) -> TrainResult:
+def train(
+    model_cfg: ResNetConfig,
+    cfg: TrainConfig,
+    data: Dataset,
+    *,
+    seed: int = 0,
+    ex: ExecConfig = ExecConfig(),
+    on_epoch: Callable[[EpochStats, Callable[[], dict]], None] | None = None,
+    progress: bool | None = None,
+    resume: dict | None = None,
+) -> TrainResult:
     """Train from scratch, or from `resume` (a state `on_epoch`'s snapshot returned) onwards.
 
     `on_epoch(stats, snapshot)` runs after every epoch; `snapshot()` gives the full state
@@ -128,29 +140,57 @@ def train(model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, *, seed: int
         history = [EpochStats(**h) for h in resume["history"]]
 
     def snapshot() -> dict:
-        return {"epoch": history[-1].epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": rng_state(gen),
-                "history": [asdict(h) for h in history]}
+        return {
+            "epoch": history[-1].epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(gen),
+            "history": [asdict(h) for h in history],
+        }
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(len(history), cfg.epochs), desc="epochs", unit="ep", leave=False,
-               initial=len(history), total=cfg.epochs,
-               disable=not (sys.stderr.isatty() if progress is None else progress))
+    bar = tqdm(
+        range(len(history), cfg.epochs),
+        desc="epochs",
+        unit="ep",
+        leave=False,
+        initial=len(history),
+        total=cfg.epochs,
+        disable=not (sys.stderr.isatty() if progress is None else progress),
+    )
     with bar:  # closed on every exit, a divergence or Ctrl-C included
         for epoch in bar:
             lr = optimizer.param_groups[0]["lr"]
             t0 = time.perf_counter()
-            train_loss, train_acc = run_epoch(s.step_model, s.train_loader, s.criterion, s.device, s.dtype, optimizer,
-                                              s.sync_each_step)
+            train_loss, train_acc = run_epoch(
+                s.step_model,
+                s.train_loader,
+                s.criterion,
+                s.device,
+                s.dtype,
+                optimizer,
+                s.sync_each_step,
+            )
             t_train = time.perf_counter() - t0
             if not math.isfinite(train_loss):
                 raise Diverged(epoch, train_loss)
-            test_loss, test_acc, test_batchmean = run_pass(s.step_model, s.test_loader, s.criterion, s.device,
-                                                           s.dtype)
+            test_loss, test_acc, test_batchmean = run_pass(
+                s.step_model, s.test_loader, s.criterion, s.device, s.dtype
+            )
             scheduler.step()
-            stats = EpochStats(epoch, train_loss, train_acc, test_loss, test_acc, lr,
-                               time.perf_counter() - t0, len(data.train_y) / t_train, test_batchmean)
+            stats = EpochStats(
+                epoch,
+                train_loss,
+                train_acc,
+                test_loss,
+                test_acc,
+                lr,
+                time.perf_counter() - t0,
+                len(data.train_y) / t_train,
+                test_batchmean,
+            )
             history.append(stats)
             bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.2f}")
             if on_epoch:

@@ -1,7 +1,8 @@
 """Benchmark of resbench's tracking side at scale (issue 16): wall time and peak memory of the
 real CLI, each command run once in a child process, over generated stores.
 
-    .venv/bin/python scripts/bench_tracking.py [--workdir DIR] [--sizes 8,100,1000] [--http-sizes 100,1000]
+    .venv/bin/python scripts/bench_tracking.py [--workdir DIR] [--sizes 8,100,1000]
+        [--http-sizes 100,1000]
 
 Stores of N finished runs (benchmarks/storegen.py: runs as `resbench run ENTRY --data synthetic
 --epochs 80 --limit-train 64 --limit-test 32` writes them, 80 epochs of 7 metrics each) are made
@@ -10,6 +11,7 @@ once and kept in the work folder. It prints one Markdown table: `report` over SQ
 run is already done (planning, then the report it writes), plus planning alone. Peak memory is the
 child's maximum resident set (os.wait4). One run each on a shared machine: read the trend.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,11 +23,11 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.request
 from pathlib import Path
 
 import click
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,21 +46,28 @@ entries = registry.select(["table1/*", "paper/*"])
 variant = selection.Variant.of({"epochs": 80}, 64, 32)
 runs = selection.load_runs(sys.argv[1], sys.argv[2])
 t2 = time.perf_counter()
-todo, done = rp.plan(entries, int(sys.argv[3]), runs, variant, "synthetic", False, "synthetic-64-32-0")
+todo, done = rp.plan(
+    entries, int(sys.argv[3]), runs, variant, "synthetic", False, "synthetic-64-32-0"
+)
 t3 = time.perf_counter()
-print(f"imports {t1 - t0:.2f} s, load_runs {t2 - t1:.2f} s, plan {t3 - t2:.2f} s: {done} done, {len(todo)} to run")
+print(
+    f"imports {t1 - t0:.2f} s, load_runs {t2 - t1:.2f} s, plan {t3 - t2:.2f} s: "
+    f"{done} done, {len(todo)} to run"
+)
 """
 
 
 def resbench_command() -> list[str]:
-    """`resbench` as this checkout's pyproject.toml defines it (an installed script may point elsewhere)."""
+    """`resbench` as this checkout's pyproject.toml defines it (an installed script may point
+    elsewhere)."""
     target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["resbench"]
     module, func = target.split(":")
     return [sys.executable, "-c", f"import sys; from {module} import {func}; sys.exit({func}())"]
 
 
 def measure(cmd: list[str], cwd: Path, timeout: float = 900) -> dict:
-    """Wall seconds, peak RSS (MB, reaped with os.wait4: this child's own) and output of one child process."""
+    """Wall seconds, peak RSS (MB, reaped with os.wait4: this child's own) and output of one child
+    process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
     log = cwd / "last-output.txt"
@@ -76,23 +85,38 @@ def measure(cmd: list[str], cwd: Path, timeout: float = 900) -> dict:
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     out = log.read_text(errors="replace")
-    return {"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "rc": proc.returncode,
-            "tail": (out.strip().splitlines() or [""])[-1][:200], "out": out}
+    return {
+        "wall": wall,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "rc": proc.returncode,
+        "tail": (out.strip().splitlines() or [""])[-1][:200],
+        "out": out,
+    }
 
 
 def ensure_store(workdir: Path, n: int) -> str:
-    """sqlite URI of a store with n generated runs, made once (a marker file says it is complete)."""
+    """sqlite URI of a store with n generated runs, made once (a marker file says it is
+    complete)."""
     folder = workdir / f"store-{n}"
     db, done = folder / "mlflow.db", folder / "complete"
-    if not done.exists():  # in a child: this process stays small, or each child's peak would include it
+    if (
+        not done.exists()
+    ):  # in a child: this process stays small, or each child's peak would include it
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         start = time.perf_counter()
-        make = ("import sys; from benchmarks.storegen import StoreSpec, generate; "
-                "generate(sys.argv[1], sys.argv[2], StoreSpec(runs=int(sys.argv[3])), log=print)")
-        # the experiment's default artifact root is relative to the working directory: the store's folder
-        subprocess.run([sys.executable, "-c", make, f"sqlite:///{db}", EXPERIMENT, str(n)], cwd=folder, check=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"})
+        make = (
+            "import sys; from benchmarks.storegen import StoreSpec, generate; "
+            "generate(sys.argv[1], sys.argv[2], StoreSpec(runs=int(sys.argv[3])), log=print)"
+        )
+        # the experiment's default artifact root is relative to the working directory: the store's
+        # folder
+        subprocess.run(
+            [sys.executable, "-c", make, f"sqlite:///{db}", EXPERIMENT, str(n)],
+            cwd=folder,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )
         done.write_text(f"{n} runs generated in {time.perf_counter() - start:.0f} s\n")
     return f"sqlite:///{db}"
 
@@ -107,11 +131,29 @@ def start_server(uri: str, folder: Path) -> tuple[subprocess.Popen, str]:
     """`mlflow server` over the store, on loopback; returns once /health answers."""
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
-    cmd = [str(mlflow), "server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--artifacts-destination", str(folder / "artifacts")]
-    log = open(folder / "server.log", "w")
-    proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    cmd = [
+        str(mlflow),
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+    ]
+    log = open(folder / "server.log", "w")  # noqa: SIM115 (kept open for the server process it logs)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=folder,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -142,21 +184,44 @@ def row(what: str, runs: str, m: dict) -> dict:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return f"{os.cpu_count()} cores ({cpu}), load average {os.getloadavg()[0]:.1f}"
 
 
 @click.command()
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path.home() / ".cache" / "resbench" / "bench-tracking", show_default=True,
-              help="Where the generated stores are kept between runs.")
-@click.option("--sizes", default="8,100,1000", show_default=True, help="Store sizes for the SQLite report.")
-@click.option("--http-sizes", default="100,1000", show_default=True, help="Store sizes for the report over HTTP.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the measurements here.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path.home() / ".cache" / "resbench" / "bench-tracking",
+    show_default=True,
+    help="Where the generated stores are kept between runs.",
+)
+@click.option(
+    "--sizes", default="8,100,1000", show_default=True, help="Store sizes for the SQLite report."
+)
+@click.option(
+    "--http-sizes",
+    default="100,1000",
+    show_default=True,
+    help="Store sizes for the report over HTTP.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the measurements here.",
+)
 def main(workdir: Path, sizes: str, http_sizes: str, json_out: Path | None):
-    """Print issue 16's table: report, --help, list and reproduce's planning, wall and peak memory."""
+    """Print issue 16's table: report, --help, list and reproduce's planning, wall and peak
+    memory."""
     sql_n = [int(s) for s in sizes.split(",") if s]
     http_n = [int(s) for s in http_sizes.split(",") if s]
     workdir.mkdir(parents=True, exist_ok=True)
@@ -164,35 +229,75 @@ def main(workdir: Path, sizes: str, http_sizes: str, json_out: Path | None):
     stores = {n: ensure_store(workdir, n) for n in sorted(set(sql_n + http_n))}
     cli, scratch = resbench_command(), workdir / "scratch"
     scratch.mkdir(exist_ok=True)
-    rows = [row("`python -c pass` (the floor)", "—", measure([sys.executable, "-c", "pass"], scratch)),
-            row("`resbench --help`", "—", measure([*cli, "--help"], scratch)),
-            row("`resbench list`", "—", measure([*cli, "list"], scratch))]
+    rows = [
+        row("`python -c pass` (the floor)", "—", measure([sys.executable, "-c", "pass"], scratch)),
+        row("`resbench --help`", "—", measure([*cli, "--help"], scratch)),
+        row("`resbench list`", "—", measure([*cli, "list"], scratch)),
+    ]
     report = [*cli, "report", *VARIANT, "--experiment", EXPERIMENT, "--tracking-uri"]
     for n in sql_n:
-        rows.append(row("`resbench report` (SQLite)", f"{n:,}", measure([*report, stores[n]], scratch)))
+        rows.append(
+            row("`resbench report` (SQLite)", f"{n:,}", measure([*report, stores[n]], scratch))
+        )
     for n in http_n:
         server, url = start_server(stores[n], workdir / f"store-{n}")
         try:
-            rows.append(row("`resbench report` (`mlflow server` on 127.0.0.1)", f"{n:,}",
-                            measure([*report, url], scratch)))
+            rows.append(
+                row(
+                    "`resbench report` (`mlflow server` on 127.0.0.1)",
+                    f"{n:,}",
+                    measure([*report, url], scratch),
+                )
+            )
         finally:
             stop_server(server)
     big = max(stores)
     seeds = str(-(-big // 10))  # the stores hold 10 entries (table1/*, paper/*), one seed per lap
-    rows.append(row("`resbench reproduce`, all done (plan + report)", f"{big:,}", measure(
-        [*cli, "reproduce", "--only", "table1/*", "--only", "paper/*", "--seeds", seeds, *VARIANT, "--device", "cpu",
-         "--output", str(scratch / "results"), "--experiment", EXPERIMENT, "--tracking-uri", stores[big]], scratch)))
+    rows.append(
+        row(
+            "`resbench reproduce`, all done (plan + report)",
+            f"{big:,}",
+            measure(
+                [
+                    *cli,
+                    "reproduce",
+                    "--only",
+                    "table1/*",
+                    "--only",
+                    "paper/*",
+                    "--seeds",
+                    seeds,
+                    *VARIANT,
+                    "--device",
+                    "cpu",
+                    "--output",
+                    str(scratch / "results"),
+                    "--experiment",
+                    EXPERIMENT,
+                    "--tracking-uri",
+                    stores[big],
+                ],
+                scratch,
+            ),
+        )
+    )
     plan = measure([sys.executable, "-c", PLAN, stores[big], EXPERIMENT, seeds], scratch)
-    rows.append(row("`reproduce`'s planning alone (load_runs + plan, in-process)", f"{big:,}", plan))
-    click.echo(f"\nMachine: {at_start} at the start, {machine().split(', ')[-1]} at the end; "
-               f"one run each; stores of runs with 80 epochs of 7 metrics.\n")
+    rows.append(
+        row("`reproduce`'s planning alone (load_runs + plan, in-process)", f"{big:,}", plan)
+    )
+    click.echo(
+        f"\nMachine: {at_start} at the start, {machine().split(', ')[-1]} at the end; "
+        f"one run each; stores of runs with 80 epochs of 7 metrics.\n"
+    )
     click.echo("| what | runs in the store | wall | peak memory |\n|---|---|---|---|")
     for r in rows:
         mem = f"{r['rss_mb']:,.0f} MB" if r["rss_mb"] else "—"
         click.echo(f"| {r['what']} | {r['runs']} | {r['wall']:.2f} s{r['note']} | {mem} |")
     click.echo(f"\nplanning alone: {plan['tail']}")
     if json_out:
-        json_out.write_text(json.dumps({"machine": at_start, "rows": rows, "plan": plan["tail"]}, indent=2))
+        json_out.write_text(
+            json.dumps({"machine": at_start, "rows": rows, "plan": plan["tail"]}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""scripts/gpu_check.sh's estimates and mode choice, before every stage (so nothing heavy is imported).
+"""scripts/gpu_check.sh's estimates and mode choice, before every stage (so nothing heavy is
+imported).
 
     python scripts/gpu_estimate.py STAGE    prints "SECONDS<TAB>how it was reckoned"
     python scripts/gpu_estimate.py choose   prints the runs' --compile flag
@@ -8,6 +9,7 @@ MFLOPs per image); what earlier stages measured (process start-up, images/s per 
 seconds per epoch and beyond its epochs, the collapse runs' seconds per epoch) from
 $GC_OUT/summary.json, which scripts/gpu_results.py keeps.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +19,8 @@ from pathlib import Path
 
 ENV = os.environ
 SUMMARY = Path(ENV.get("GC_OUT", ".")) / "summary.json"
-# speed rows' keys are tracking.names.SPEED_METRICS (reference: "ref_" + key); MLflow is not imported here
+# speed rows' keys are tracking.names.SPEED_METRICS (reference: "ref_" + key); MLflow is not
+# imported here
 IPS, TEST_IPS = "train_images_per_second", "test_images_per_second"
 
 
@@ -33,8 +36,9 @@ def timed_work(row: dict) -> float:
     """Seconds a `resbench speed` process trains and tests at a speed row's rates: warm-up and
     timed steps, then two test passes, per pipeline."""
     images = (num("SPEED_STEPS") + num("SPEED_WARMUP")) * min(num("BATCH"), num("N_TRAIN"))
-    return (images * (1 / row[IPS] + 1 / row["ref_" + IPS])
-            + 2 * num("N_TEST") * (1 / row[TEST_IPS] + 1 / row["ref_" + TEST_IPS]))
+    return images * (1 / row[IPS] + 1 / row["ref_" + IPS]) + 2 * num("N_TEST") * (
+        1 / row[TEST_IPS] + 1 / row["ref_" + TEST_IPS]
+    )
 
 
 def overhead(st: dict) -> float:
@@ -51,8 +55,12 @@ def rates(st: dict, mode: str) -> dict:
     fp32, twin = mode.startswith("fp32-"), mode.removeprefix("fp32-")
     scale = num("PRIOR_FP32") if fp32 else 1.0
     base = measured.get(twin) if fp32 else None
-    base = base or {IPS: num("PRIOR_TRAIN_IPS"), TEST_IPS: num("PRIOR_TEST_IPS"),
-                    "ref_" + IPS: num("PRIOR_REF_IPS"), "ref_" + TEST_IPS: num("PRIOR_REF_TEST_IPS")}
+    base = base or {
+        IPS: num("PRIOR_TRAIN_IPS"),
+        TEST_IPS: num("PRIOR_TEST_IPS"),
+        "ref_" + IPS: num("PRIOR_REF_IPS"),
+        "ref_" + TEST_IPS: num("PRIOR_REF_TEST_IPS"),
+    }
     return {**base, IPS: base[IPS] * scale, TEST_IPS: base[TEST_IPS] * scale}
 
 
@@ -66,7 +74,8 @@ def run_mode(st: dict, stage: str) -> str:
 
 def flops_ratio() -> float:
     """COLLAPSE_ENTRY's forward FLOPs per image over ENTRY's (1 when either is unknown). A smaller
-    model uses a GPU less well, so the scaled time is a lower bound until `collapse` measures its own."""
+    model uses a GPU less well, so the scaled time is a lower bound until `collapse` measures its
+    own."""
     mflops, collapse = ENV.get("GC_MFLOPS"), ENV.get("GC_COLLAPSE_MFLOPS")
     return float(collapse) / float(mflops) if mflops and collapse else 1.0
 
@@ -82,8 +91,10 @@ def epoch_seconds(st: dict, stage: str) -> tuple[float, str]:
         spe, how = epoch_seconds(st, "full")
         entries = f"{ENV['GC_COLLAPSE_ENTRY']} over {ENV['GC_ENTRY']}"
         return spe * flops_ratio(), f"{how} x {flops_ratio():.2f} (FLOPs per image, {entries})"
-    compute = {s: num("N_TRAIN") / r[IPS] + num("N_TEST") / r[TEST_IPS]
-               for s, r in ((s, rates(st, run_mode(st, s))) for s in ("full", "fp32"))}
+    compute = {
+        s: num("N_TRAIN") / r[IPS] + num("N_TEST") / r[TEST_IPS]
+        for s, r in ((s, rates(st, run_mode(st, s))) for s in ("full", "fp32"))
+    }
     if stage == "fp32" and "full" in seen:
         spe = seen["full"] * compute["fp32"] / compute["full"]
         return spe, f"{spe:.2f} s/epoch (the full run's, scaled by the speed table's fp32/bf16)"
@@ -113,24 +124,34 @@ def estimate(stage: str) -> tuple[float, str]:
         spe, how = epoch_seconds(st, stage)
         epochs = num("EPOCHS")
         extra = run_overhead(st, epochs)
-        return extra + epochs * spe, f"{epochs:.0f} epochs x {how} + {extra:.0f} s outside the epochs"
+        return (
+            extra + epochs * spe,
+            f"{epochs:.0f} epochs x {how} + {extra:.0f} s outside the epochs",
+        )
     if stage == "packed":
         spe, how = epoch_seconds(st, "full")
         seeds, epochs = num("PACK_SEEDS"), num("PACK_EPOCHS")
         work = seeds * epochs * (spe + num("EPOCH_FIXED"))
         seq = run_overhead(st, 0) + (seeds - 1) * num("RUN_SETUP") + work + num("REPORT_S")
-        jobs = run_overhead(st, 0) + overhead(st) + work + num("REPORT_S")  # no gain from packing assumed
+        jobs = (
+            run_overhead(st, 0) + overhead(st) + work + num("REPORT_S")
+        )  # no gain from packing assumed
         return seq + jobs, f"{seeds:.0f} seeds x {epochs:.0f} epochs, twice, at {how}; {start}"
     if stage == "collapse":  # as packed's sequential half: one process, its runs one after another
         spe, how = epoch_seconds(st, "collapse")
         seeds, epochs = num("COLLAPSE_SEEDS"), num("COLLAPSE_EPOCHS")
-        total = run_overhead(st, 0) + (seeds - 1) * num("RUN_SETUP") + seeds * epochs * (spe + num("EPOCH_FIXED"))
+        total = (
+            run_overhead(st, 0)
+            + (seeds - 1) * num("RUN_SETUP")
+            + seeds * epochs * (spe + num("EPOCH_FIXED"))
+        )
         return total + num("REPORT_S"), f"{seeds:.0f} seeds x {epochs:.0f} epochs at {how}; {start}"
     raise SystemExit(f"error: unknown stage {stage!r}")
 
 
 def choose() -> str:
-    """--compile or --no-compile for the runs: $COMPILE, else the fastest bf16 mode `speed` found, else eager."""
+    """--compile or --no-compile for the runs: $COMPILE, else the fastest bf16 mode `speed` found,
+    else eager."""
     return "--no-compile" if run_mode(state(), "full") == "off" else "--compile"
 
 

@@ -1,11 +1,14 @@
-"""scripts/gpu_check.sh's result files: after every stage, what its MLflow store holds, under $GC_OUT.
+"""scripts/gpu_check.sh's result files: after every stage, what its MLflow store holds, under
+$GC_OUT.
 
     python scripts/gpu_results.py [STAGE]   STAGE's files (speed.csv; runs.csv and curves.csv;
-                                            packed.csv; collapse.csv), then summary.json and summary.md
+                                            packed.csv; collapse.csv), then summary.json and
+                                            summary.md
 
 Stores are read through tracking.query. summary.json also keeps what the estimates learn
 (scripts/gpu_estimate.py), so it comes back with the results.
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,6 +17,7 @@ import sys
 from pathlib import Path
 
 from gpu_estimate import ENV, IPS, SUMMARY, num, state, timed_work
+
 from resnet.files import atomic_write
 
 OUT, WORK = Path(ENV.get("GC_OUT", ".")), Path(ENV.get("GC_WORK", "."))
@@ -32,7 +36,8 @@ def walls() -> dict[str, float]:
 def search(store: str):
     """The store's runs as MLflow's DataFrame; None when the stage never created it.
 
-    MLflow is imported only when there is a store to read: a stage without one is summarised quickly."""
+    MLflow is imported only when there is a store to read: a stage without one is summarised
+    quickly."""
     if not (WORK / store).is_file():
         return None
     from tracking import names
@@ -46,7 +51,8 @@ def metric(r, key: str) -> float:
 
 
 def mode_of(params: dict) -> str:
-    """gpu_check.sh's name for a speed run's fast-pipeline mode: off, cudagraph, fp32-cudagraph, ..."""
+    """gpu_check.sh's name for a speed run's fast-pipeline mode: off, cudagraph, fp32-cudagraph,
+    ..."""
     mode = params["compile_mode"] if params["compile"] == "True" else "off"
     return f"fp32-{mode}" if params["precision"] == "fp32" else mode
 
@@ -71,9 +77,14 @@ def collect_speed(st: dict) -> None:
     spent = [r["process_s"] - timed_work(r) for r in rows if r["process_s"]]
     if spent:
         st["overhead_s"] = max(1.0, sorted(spent)[len(spent) // 2])
-    # `run --compile` means cudagraph on CUDA and inductor on a CPU: only those and eager are candidates
-    runnable = [r for r in rows if not r["mode"].startswith("fp32-")
-                and r["mode"] in ("off", "auto", "inductor" if r["device"] == "cpu" else "cudagraph")]
+    # `run --compile` means cudagraph on CUDA and inductor on a CPU: only those and eager are
+    # candidates
+    runnable = [
+        r
+        for r in rows
+        if not r["mode"].startswith("fp32-")
+        and r["mode"] in ("off", "auto", "inductor" if r["device"] == "cpu" else "cudagraph")
+    ]
     if runnable:
         best = max(runnable, key=lambda r: r[IPS])
         st["choice"] = {"mode": best["mode"], IPS: best[IPS]}
@@ -91,13 +102,25 @@ def collect_full(st: dict) -> None:
         stage = "fp32" if r["params.precision"] == "fp32" else "full"
         device = r.get(f"tags.{names.TAG_DEVICE}", "")
         latest[stage] = {
-            "stage": stage, "run_id": r["run_id"], "status": r["status"], "entry": r[f"tags.{names.TAG_ENTRY}"],
-            "seed": r["params.seed"], "epochs": r["params.epochs"], "compile": r["params.compile"], "device": device,
-            "precision": "bf16" if stage == "full" and device != "cpu" else "fp32", "process_s": w.get(stage),
-            "train_s": metric(r, names.WALL_SECONDS), "test_acc": metric(r, names.TEST_ACCURACY),
-            "best_test_acc": metric(r, names.BEST_TEST_ACCURACY), "test_loss": metric(r, names.TEST_LOSS)}
+            "stage": stage,
+            "run_id": r["run_id"],
+            "status": r["status"],
+            "entry": r[f"tags.{names.TAG_ENTRY}"],
+            "seed": r["params.seed"],
+            "epochs": r["params.epochs"],
+            "compile": r["params.compile"],
+            "device": device,
+            "precision": "bf16" if stage == "full" and device != "cpu" else "fp32",
+            "process_s": w.get(stage),
+            "train_s": metric(r, names.WALL_SECONDS),
+            "test_acc": metric(r, names.TEST_ACCURACY),
+            "best_test_acc": metric(r, names.BEST_TEST_ACCURACY),
+            "test_loss": metric(r, names.TEST_LOSS),
+        }
     rows = list(latest.values())
-    curves = metric_histories(f"sqlite:///{WORK / 'full.db'}", [r["run_id"] for r in rows], names.EPOCH_METRICS)
+    curves = metric_histories(
+        f"sqlite:///{WORK / 'full.db'}", [r["run_id"] for r in rows], names.EPOCH_METRICS
+    )
     stage_of = {r["run_id"]: r["stage"] for r in rows}
     curves.insert(0, "stage", curves["run_id"].map(stage_of))
     with atomic_write(OUT / "curves.csv") as f:
@@ -115,8 +138,10 @@ def collect_packed(st: dict) -> None:
     from tracking.query import metric_histories
 
     rows, w = [], walls()
-    for label, store, wall in (("sequential", "seq.db", w.get("packed:sequential")),
-                               (f"jobs={ENV['GC_PACK_JOBS']}", "jobs.db", w.get("packed:jobs"))):
+    for label, store, wall in (
+        ("sequential", "seq.db", w.get("packed:sequential")),
+        (f"jobs={ENV['GC_PACK_JOBS']}", "jobs.db", w.get("packed:jobs")),
+    ):
         df = search(store)
         if df is None:
             continue
@@ -125,10 +150,18 @@ def collect_packed(st: dict) -> None:
         steady = h[h["epoch"] > 0] if (h["epoch"] > 0).any() else h  # epoch 0 carries the warm-up
         per_run = steady.groupby("run_id")["images_per_second"].median()
         images = num("N_TRAIN") * len(h)  # training images of every logged epoch
-        rows.append({"mode": label, "runs": len(ids), "finished": int(df["status"].eq("FINISHED").sum()),
-                     "epochs_logged": len(h), "wall_s": wall, "images_per_s_per_gpu": images / wall if wall else None,
-                     # one at a time: a run's own rate; packed: the runs' rates add up
-                     "steady_images_per_s": per_run.mean() if label == "sequential" else per_run.sum()})
+        rows.append(
+            {
+                "mode": label,
+                "runs": len(ids),
+                "finished": int(df["status"].eq("FINISHED").sum()),
+                "epochs_logged": len(h),
+                "wall_s": wall,
+                "images_per_s_per_gpu": images / wall if wall else None,
+                # one at a time: a run's own rate; packed: the runs' rates add up
+                "steady_images_per_s": per_run.mean() if label == "sequential" else per_run.sum(),
+            }
+        )
     if rows:
         st["packed"] = rows
         write_csv("packed.csv", rows)
@@ -145,19 +178,37 @@ def collect_collapse(st: dict) -> None:
     from tracking.query import metric_histories
 
     latest = {}
-    for _, r in df.iloc[::-1].iterrows():  # oldest first: a seed's later run replaces an earlier one
+    for _, r in df.iloc[
+        ::-1
+    ].iterrows():  # oldest first: a seed's later run replaces an earlier one
         latest[int(r["params.seed"])] = r
     keys = ("train_loss", "train_acc", "test_acc", "test_loss", "epoch_seconds")
-    h = metric_histories(f"sqlite:///{WORK / 'collapse.db'}", [r["run_id"] for r in latest.values()], keys)
+    h = metric_histories(
+        f"sqlite:///{WORK / 'collapse.db'}", [r["run_id"] for r in latest.values()], keys
+    )
     rows, seeds = [], []
     for seed, r in sorted(latest.items()):
         tag = r.get(f"tags.{names.TAG_COLLAPSED}")
         collapsed = tag if isinstance(tag, str) else ""
         epochs = h[h["run_id"].eq(r["run_id"])].sort_values("epoch")
-        rows += [{"seed": seed, "epoch": int(e["epoch"]), **{k: e[k] for k in keys[:4]}, "collapsed": collapsed}
-                 for _, e in epochs.iterrows()]
-        seeds.append({"seed": seed, "status": r["status"], "epochs_logged": len(epochs), "collapsed": collapsed,
-                      "test_acc_per_epoch": " / ".join(f"{a:.2f}" for a in epochs["test_acc"])})
+        rows += [
+            {
+                "seed": seed,
+                "epoch": int(e["epoch"]),
+                **{k: e[k] for k in keys[:4]},
+                "collapsed": collapsed,
+            }
+            for _, e in epochs.iterrows()
+        ]
+        seeds.append(
+            {
+                "seed": seed,
+                "status": r["status"],
+                "epochs_logged": len(epochs),
+                "collapsed": collapsed,
+                "test_acc_per_epoch": " / ".join(f"{a:.2f}" for a in epochs["test_acc"]),
+            }
+        )
     if len(h):
         st.setdefault("epoch_s", {})["collapse"] = float(h["epoch_seconds"].mean())
     st["collapse"] = seeds
@@ -179,22 +230,32 @@ def targets(st: dict) -> dict:
     best = max((r["speedup_train"] for r in st.get("speed", [])), default=None)
     full, fp32 = done.get("full"), done.get("fp32")
     judged = [r["collapsed"] for r in st.get("collapse", []) if r["collapsed"] in ("true", "false")]
-    return {"speedup_train_best (target >= 8)": best,
-            "full_run_process_s (target <= 40)": full["process_s"] if full else None,
-            "full_run_train_s": full["train_s"] if full else None,
-            "full_minus_fp32_test_acc": full["test_acc"] - fp32["test_acc"] if full and fp32 else None,
-            "collapsed_of_judged_seeds (issue 13)": f"{judged.count('true')} of {len(judged)}" if judged else None}
+    return {
+        "speedup_train_best (target >= 8)": best,
+        "full_run_process_s (target <= 40)": full["process_s"] if full else None,
+        "full_run_train_s": full["train_s"] if full else None,
+        "full_minus_fp32_test_acc": full["test_acc"] - fp32["test_acc"] if full and fp32 else None,
+        "collapsed_of_judged_seeds (issue 13)": f"{judged.count('true')} of {len(judged)}"
+        if judged
+        else None,
+    }
 
 
 def markdown(st: dict) -> str:
     import pandas as pd
 
     parts = [f"# gpu_check summary\n\nbudget {st['budget_s']} s, elapsed {st['elapsed_s']:.0f} s\n"]
-    for title, key in (("Stages", "stages"), ("Speed (fast pipeline against the reference)", "speed"),
-                       ("Full runs", "runs"), ("Packed runs", "packed"),
-                       ("Collapse (issue 13: test accuracy per epoch, resbench.collapsed)", "collapse")):
+    for title, key in (
+        ("Stages", "stages"),
+        ("Speed (fast pipeline against the reference)", "speed"),
+        ("Full runs", "runs"),
+        ("Packed runs", "packed"),
+        ("Collapse (issue 13: test accuracy per epoch, resbench.collapsed)", "collapse"),
+    ):
         if st.get(key):
-            parts.append(f"## {title}\n\n```\n{pd.DataFrame(st[key]).to_string(index=False)}\n```\n")
+            parts.append(
+                f"## {title}\n\n```\n{pd.DataFrame(st[key]).to_string(index=False)}\n```\n"
+            )
     parts.append("## Targets\n\n" + "".join(f"- {k}: {v}\n" for k, v in targets(st).items()))
     return "\n".join(parts)
 
@@ -202,12 +263,25 @@ def markdown(st: dict) -> str:
 def collect(stage: str | None) -> None:
     st = state()
     try:
-        {"speed": collect_speed, "full": collect_full, "fp32": collect_full, "packed": collect_packed,
-         "collapse": collect_collapse}.get(stage, lambda st: None)(st)
-    except Exception as e:  # what the stage left cannot be read: say so, and still write the summary
-        print(f"warning: reading {stage}'s results: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        {
+            "speed": collect_speed,
+            "full": collect_full,
+            "fp32": collect_full,
+            "packed": collect_packed,
+            "collapse": collect_collapse,
+        }.get(stage, lambda st: None)(st)
+    except (
+        Exception
+    ) as e:  # what the stage left cannot be read: say so, and still write the summary
+        print(
+            f"warning: reading {stage}'s results: {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}"
+        )
     st["budget_s"], st["elapsed_s"] = int(num("BUDGET")), float(ENV.get("GC_ELAPSED", "0"))
-    st["stages"] = [dict(zip(("stage", "status", "estimate_s", "actual_s", "note"), row)) for row in tsv("stages.tsv")]
+    st["stages"] = [
+        dict(zip(("stage", "status", "estimate_s", "actual_s", "note"), row, strict=False))
+        for row in tsv("stages.tsv")
+    ]
     st["targets"] = targets(st)
     with atomic_write(SUMMARY) as f:  # a kill mid-write leaves the previous summary whole
         json.dump(st, f, indent=2, default=str)

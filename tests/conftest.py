@@ -1,4 +1,5 @@
 """Shared fixtures: a throwaway MLflow store, small generated data, the CLI as a subprocess."""
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
 
+
 def gpu(test):
     """Marks a test `gpu` (`pytest -m gpu` selects them, as scripts/gpu_check.sh does) and skips it
     without a CUDA GPU."""
-    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))
+    return pytest.mark.gpu(
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test)
+    )
 
 
 _TEMPLATE: list[Path] = []
@@ -55,8 +59,12 @@ def write_batches(folder: Path, n_train: int = 50, n_test: int = 20, seed: int =
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for name in names:
         n = n_test if name == "test_batch" else n_train
-        d = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": rng.integers(0, 10, n).tolist(),
-             "batch_label": name, "filenames": [f"{i}.png" for i in range(n)]}
+        d = {
+            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            "labels": rng.integers(0, 10, n).tolist(),
+            "batch_label": name,
+            "filenames": [f"{i}.png" for i in range(n)],
+        }
         with open(dest / name, "wb") as f:
             pickle.dump(d, f)
     return folder
@@ -67,5 +75,11 @@ def resbench(*args: str, cwd: Path | None = None, env: dict | None = None, timeo
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     full_env.pop("MLFLOW_TRACKING_URI", None)  # tests name their store explicitly
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "benchmarks.cli", *args], cwd=cwd or ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.cli", *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

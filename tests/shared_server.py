@@ -3,6 +3,7 @@ ports and paths substituted (`readme_block`, `readme_setup`, `start_server`), an
 it: Caddy with the README's site block when Caddy is installed, else a small Python reverse proxy
 that does what that block does (HTTPS for the public name, each request passed on unchanged, Host
 header included, to the server on 127.0.0.1)."""
+
 from __future__ import annotations
 
 import http.client
@@ -59,38 +60,59 @@ def substituted(text: str, subs: list[tuple[str, str]]) -> str:
 
 
 def readme_setup(home: Path, pg_port: int, db_password: str, admin_password: str) -> dict:
-    """The README's setup lines from `umask 077` on, in bash with `home` as $HOME and working folder,
-    the passwords typed at its prompts; returns the environment they export."""
+    """The README's setup lines from `umask 077` on, in bash with `home` as $HOME and working
+    folder, the passwords typed at its prompts; returns the environment they export."""
     block = readme_block("cat > basic_auth.ini")
-    script = substituted(block[block.index("umask 077"):], [("localhost:5432", f"127.0.0.1:{pg_port}"),
-                                                            ("@localhost/", f"@127.0.0.1:{pg_port}/")])
-    subprocess.run(["bash", "-euc", f"{script}\nenv -0 > exported"], cwd=home, check=True, capture_output=True,
-                   env={"HOME": str(home), "PATH": os.environ["PATH"]}, input=f"{db_password}\n{admin_password}\n",
-                   text=True)
-    exported = dict(v.split("=", 1) for v in (home / "exported").read_text().split("\0") if "=" in v)
+    script = substituted(
+        block[block.index("umask 077") :],
+        [("localhost:5432", f"127.0.0.1:{pg_port}"), ("@localhost/", f"@127.0.0.1:{pg_port}/")],
+    )
+    subprocess.run(
+        ["bash", "-euc", f"{script}\nenv -0 > exported"],
+        cwd=home,
+        check=True,
+        capture_output=True,
+        env={"HOME": str(home), "PATH": os.environ["PATH"]},
+        input=f"{db_password}\n{admin_password}\n",
+        text=True,
+    )
+    exported = dict(
+        v.split("=", 1) for v in (home / "exported").read_text().split("\0") if "=" in v
+    )
     (home / "exported").unlink()
     return {k: v for k, v in exported.items() if k.startswith(("MLFLOW_", "HOME"))}
 
 
 @dataclass
 class Server:
-    url: str            # what workers pass as --tracking-uri
-    port: int           # the server's own port
+    url: str  # what workers pass as --tracking-uri
+    port: int  # the server's own port
     proc: subprocess.Popen
     home: Path
     artifacts: Path
 
 
-def start_server(marker: str, subs: list, home: Path, env: dict, port: int, workers: int) -> subprocess.Popen:
-    """The README's `mlflow server` command (the block holding `marker`), `--workers` added to spare the CPU."""
+def start_server(
+    marker: str, subs: list, home: Path, env: dict, port: int, workers: int
+) -> subprocess.Popen:
+    """The README's `mlflow server` command (the block holding `marker`), `--workers` added to spare
+    the CPU."""
     artifacts = home / "artifacts"
-    argv = shlex.split(substituted(readme_block(marker), [("--port 5000", f"--port {port}"),
-                                                          ("/srv/mlflow/artifacts", str(artifacts)), *subs])
-                       .replace("\\\n", " "))
+    argv = shlex.split(
+        substituted(
+            readme_block(marker),
+            [("--port 5000", f"--port {port}"), ("/srv/mlflow/artifacts", str(artifacts)), *subs],
+        ).replace("\\\n", " ")
+    )
     assert argv[:2] == ["mlflow", "server"]
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", *argv, "--workers", str(workers)], cwd=home, stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, **env})
+    log = open(home / "server.log", "w")  # noqa: SIM115 (kept open for the server process it logs)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *argv, "--workers", str(workers)],
+        cwd=home,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
     host = argv[argv.index("--host") + 1]
 
     def up() -> bool:
@@ -114,26 +136,62 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 # headers about one connection, not the request (RFC 9110 7.6.1): never forwarded
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
 
 
 def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
-    """A certificate for `name` (its own CA, as MLFLOW_TRACKING_SERVER_CERT_PATH would name) and its key."""
+    """A certificate for `name` (its own CA, as MLFLOW_TRACKING_SERVER_CERT_PATH would name) and its
+    key."""
     cert, key = folder / f"{name}.crt", folder / f"{name}.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
 def start_caddy(site_block: str, folder: Path) -> subprocess.Popen:
-    """Caddy serving `site_block` on 127.0.0.1, with no admin endpoint and state kept in `folder`."""
+    """Caddy serving `site_block` on 127.0.0.1, with no admin endpoint and state kept in
+    `folder`."""
     config = folder / "Caddyfile"
-    config.write_text("{\n\tadmin off\n\tauto_https disable_redirects\n\tdefault_bind 127.0.0.1\n"
-                      f"\tstorage file_system {folder / 'caddy-data'}\n}}\n{site_block}")
-    log = open(folder / "caddy.log", "w")
-    return subprocess.Popen([shutil.which("caddy"), "run", "--config", str(config), "--adapter", "caddyfile"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    config.write_text(
+        "{\n\tadmin off\n\tauto_https disable_redirects\n\tdefault_bind 127.0.0.1\n"
+        f"\tstorage file_system {folder / 'caddy-data'}\n}}\n{site_block}"
+    )
+    log = open(folder / "caddy.log", "w")  # noqa: SIM115 (kept open for the server process it logs)
+    return subprocess.Popen(
+        [shutil.which("caddy"), "run", "--config", str(config), "--adapter", "caddyfile"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def start_python_proxy(cert: Path, key: Path, port: int, backend_port: int) -> ThreadingHTTPServer:

@@ -1,4 +1,5 @@
 """Bad input ends in one line on stderr and a non-zero exit, never a traceback."""
+
 import socket
 
 import pytest
@@ -22,45 +23,76 @@ def one_line_error(proc, *fragments):
 def test_list_shows_every_entry():
     proc = resbench("list")
     assert proc.returncode == 0
-    assert "4,902,186" in proc.stdout and "table1/row7" in proc.stdout and "paper/final" in proc.stdout
+    assert (
+        "4,902,186" in proc.stdout and "table1/row7" in proc.stdout and "paper/final" in proc.stdout
+    )
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["run", "table1/row99"], ["unknown entry 'table1/row99'"]),
-    (["run", "table1/row1", "--epochs", "0"], ["--epochs"]),
-    (["run", "table1/row1", "--set", "lr=fast"], ["lr expects float"]),
-    (["run", "table1/row1", "--set", "lr=-1"], ["lr: must be positive"]),
-    (["run", "table1/row1", "--set", "optimizer=rmsprop"], ["optimizer: must be one of"]),
-    (["run", "table1/row1", "--set", "nosuch=1"], ["FIELD=VALUE"]),
-    (["run", "table1/row1", "--limit-train", "-5"], ["--limit-train"]),
-    (["run", "table1/row1", "--device", "tpu"], ["device"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["run", "table1/row99"], ["unknown entry 'table1/row99'"]),
+        (["run", "table1/row1", "--epochs", "0"], ["--epochs"]),
+        (["run", "table1/row1", "--set", "lr=fast"], ["lr expects float"]),
+        (["run", "table1/row1", "--set", "lr=-1"], ["lr: must be positive"]),
+        (["run", "table1/row1", "--set", "optimizer=rmsprop"], ["optimizer: must be one of"]),
+        (["run", "table1/row1", "--set", "nosuch=1"], ["FIELD=VALUE"]),
+        (["run", "table1/row1", "--limit-train", "-5"], ["--limit-train"]),
+        (["run", "table1/row1", "--device", "tpu"], ["device"]),
+    ],
+)
 def test_bad_arguments(args, fragments, tmp_path):
     one_line_error(resbench(*args, "--data", "synthetic", cwd=tmp_path), *fragments)
 
 
 def test_missing_data(tmp_path):
-    proc = resbench("run", "table1/row1", "--data-dir", str(tmp_path / "nowhere"), "--no-download",
-                    "--tracking-uri", fresh_uri(tmp_path), cwd=tmp_path)
+    proc = resbench(
+        "run",
+        "table1/row1",
+        "--data-dir",
+        str(tmp_path / "nowhere"),
+        "--no-download",
+        "--tracking-uri",
+        fresh_uri(tmp_path),
+        cwd=tmp_path,
+    )
     one_line_error(proc, "missing in", "--data-dir")
 
 
 def test_corrupt_data(tmp_path):
     write_batches(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
-    proc = resbench("run", "table1/row1", "--data-dir", str(tmp_path), "--no-download",
-                    "--tracking-uri", fresh_uri(tmp_path), cwd=tmp_path)
+    proc = resbench(
+        "run",
+        "table1/row1",
+        "--data-dir",
+        str(tmp_path),
+        "--no-download",
+        "--tracking-uri",
+        fresh_uri(tmp_path),
+        cwd=tmp_path,
+    )
     one_line_error(proc, "test_batch is not a readable CIFAR-10 batch")
 
 
 def test_unreachable_tracking_server(tmp_path):
-    proc = resbench("run", "table1/row1", "--data", "synthetic", "--tracking-uri",
-                    f"http://127.0.0.1:{free_port()}", cwd=tmp_path, timeout=60)
+    proc = resbench(
+        "run",
+        "table1/row1",
+        "--data",
+        "synthetic",
+        "--tracking-uri",
+        f"http://127.0.0.1:{free_port()}",
+        cwd=tmp_path,
+        timeout=60,
+    )
     one_line_error(proc, "unreachable")
 
 
 def test_mistyped_tracking_uri(tmp_path):
-    proc = resbench("run", "table1/row1", "--data", "synthetic", "--tracking-uri", "sqlit:/x.db", cwd=tmp_path)
+    proc = resbench(
+        "run", "table1/row1", "--data", "synthetic", "--tracking-uri", "sqlit:/x.db", cwd=tmp_path
+    )
     one_line_error(proc, "tracking")
 
 
@@ -75,7 +107,9 @@ def test_report_on_a_file_that_is_not_a_database(tmp_path):
 
 
 def test_an_entries_file_with_a_syntax_error(tmp_path):
-    (tmp_path / "mine.py").write_text('from benchmarks.registry import arch, entry\n\n@entry("mine/x"\ndef x():\n')
+    (tmp_path / "mine.py").write_text(
+        'from benchmarks.registry import arch, entry\n\n@entry("mine/x"\ndef x():\n'
+    )
     proc = resbench("list", cwd=tmp_path, env={"RESBENCH_ENTRIES_PATH": str(tmp_path)})
     assert proc.returncode == 2
     one_line_error(proc, f"error: {tmp_path / 'mine.py'}:3: SyntaxError: ")

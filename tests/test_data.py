@@ -1,4 +1,6 @@
-"""CIFAR-10 on disk: verification, errors that say what to do, the safe unpickler, generated data."""
+"""CIFAR-10 on disk: verification, errors that say what to do, the safe unpickler, generated
+data."""
+
 import pickle
 import shutil
 import subprocess
@@ -55,7 +57,8 @@ def test_pickles_cannot_run_code(tmp_path):
 
 
 class Reduce:
-    """Pickles as `func(*args)` (then `BUILD state`): the opcodes a hostile batch file would hold."""
+    """Pickles as `func(*args)` (then `BUILD state`): the opcodes a hostile batch file would
+    hold."""
 
     def __init__(self, func, args, state=None):
         self.func, self.args, self.state = func, args, state
@@ -73,7 +76,8 @@ def _nested(depth: int, width: int = 10):
 
 
 def _load_batch(tmp_path, batch: dict, protocol: int = 2):
-    """Load a CIFAR folder whose test batch is `batch`; returns (outcome, peak bytes, seconds, file size)."""
+    """Load a CIFAR folder whose test batch is `batch`; returns (outcome, peak bytes, seconds, file
+    size)."""
     write_batches(tmp_path)
     path = tmp_path / "cifar-10-batches-py" / "test_batch"
     path.write_bytes(pickle.dumps(batch, protocol=protocol))
@@ -94,15 +98,25 @@ def _load_batch(tmp_path, batch: dict, protocol: int = 2):
 _RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1, np.uint8))[0]
 
 
-@pytest.mark.parametrize("hostile", [
-    Reduce(_RECONSTRUCT, (np.ndarray, (100_000, 100_000), b"b")),  # numpy's own reconstruct, any shape
-    Reduce(np.ndarray, ((100_000, 100_000), np.dtype("u1"))),  # ndarray(shape) called directly
-    Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (10**8,), np.dtype("O"), False, [0])),  # object fill
-], ids=["reconstruct", "ndarray-call", "object-state"])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        Reduce(
+            _RECONSTRUCT, (np.ndarray, (100_000, 100_000), b"b")
+        ),  # numpy's own reconstruct, any shape
+        Reduce(np.ndarray, ((100_000, 100_000), np.dtype("u1"))),  # ndarray(shape) called directly
+        Reduce(
+            _RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (10**8,), np.dtype("O"), False, [0])
+        ),  # object fill
+    ],
+    ids=["reconstruct", "ndarray-call", "object-state"],
+)
 def test_a_tiny_pickle_cannot_build_a_huge_array(tmp_path, hostile):
     err, peak, _, size = _load_batch(tmp_path, {"data": hostile, "labels": [0]})
     assert size < 300  # a 10 GB array costs the attacker a few hundred bytes
-    assert isinstance(err, data.DataError) and "test_batch is not a readable CIFAR-10 batch" in str(err)
+    assert isinstance(err, data.DataError) and "test_batch is not a readable CIFAR-10 batch" in str(
+        err
+    )
     assert "\n" not in str(err) and peak < 2_000_000  # refused before numpy allocates
 
 
@@ -116,11 +130,19 @@ def test_nested_lists_are_refused_fast_and_small(tmp_path, field):
     assert f"'{field}'" in str(err) and peak < 2_000_000 and seconds < 5
 
 
-@pytest.mark.parametrize("labels, why", [
-    (["cat"] * 20, "integers 0-9"), ([0.0] * 20, "integers 0-9"), ([True] * 20, "integers 0-9"),
-    ([10] * 20, "integers 0-9"), ([[0]] * 20, "integers 0-9"), ([0] * 19, "list of 20 labels"),
-    ({i: 0 for i in range(20)}, "list of 20 labels"), ("0" * 20, "list of 20 labels"),
-])
+@pytest.mark.parametrize(
+    "labels, why",
+    [
+        (["cat"] * 20, "integers 0-9"),
+        ([0.0] * 20, "integers 0-9"),
+        ([True] * 20, "integers 0-9"),
+        ([10] * 20, "integers 0-9"),
+        ([[0]] * 20, "integers 0-9"),
+        ([0] * 19, "list of 20 labels"),
+        ({i: 0 for i in range(20)}, "list of 20 labels"),
+        ("0" * 20, "list of 20 labels"),
+    ],
+)
 def test_labels_of_the_wrong_type_or_length_are_refused(tmp_path, labels, why):
     err, *_ = _load_batch(tmp_path, {"data": np.zeros((20, 3072), np.uint8), "labels": labels})
     assert isinstance(err, data.DataError) and why in str(err)
@@ -136,15 +158,21 @@ def test_codecs_other_than_latin1_are_refused(tmp_path):
 
 def test_python2_style_batches_still_load(tmp_path):
     x = np.arange(20 * 3072, dtype=np.uint64).astype(np.uint8).reshape(20, 3072)
-    ds, *_ = _load_batch(tmp_path, {"data": x, "labels": list(range(10)) * 2, "batch_label": "t"}, protocol=2)
-    assert np.array_equal(ds.test_x.reshape(20, 3072), x) and ds.test_y.tolist() == list(range(10)) * 2
+    ds, *_ = _load_batch(
+        tmp_path, {"data": x, "labels": list(range(10)) * 2, "batch_label": "t"}, protocol=2
+    )
+    assert (
+        np.array_equal(ds.test_x.reshape(20, 3072), x) and ds.test_y.tolist() == list(range(10)) * 2
+    )
 
 
 def test_files_bigger_than_a_batch_are_refused_before_reading(tmp_path):
     write_batches(tmp_path)
     with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "r+b") as f:
         f.truncate(data.MAX_FILE_BYTES + 1)  # sparse: no disk is used
-    with pytest.raises(data.DataError, match=r"data_batch_2 is 67,108,865 bytes, more than a CIFAR-10 batch"):
+    with pytest.raises(
+        data.DataError, match=r"data_batch_2 is 67,108,865 bytes, more than a CIFAR-10 batch"
+    ):
         data.load_cifar10(tmp_path, download=False)
 
 
@@ -164,10 +192,16 @@ def test_default_dir_honours_env(monkeypatch, tmp_path):
     assert data.default_data_dir() == tmp_path
 
 
-@pytest.mark.skipif(not SHARED_DATA.exists(), reason="the JPEG-rebuilt CIFAR-10 archive is not beside the checkout")
+@pytest.mark.skipif(
+    not SHARED_DATA.exists(), reason="the JPEG-rebuilt CIFAR-10 archive is not beside the checkout"
+)
 def test_jpeg_rebuild_is_named_as_such(tmp_path):
     script = SHARED_DATA.with_name("make_cifar10_batches.py")
-    subprocess.run([sys.executable, str(script), str(SHARED_DATA), str(tmp_path)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), str(SHARED_DATA), str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     ds = data.load_cifar10(tmp_path, download=False)
     assert ds.source == "cifar10-jpeg-rebuild"
     assert ds.train_x.shape == (50000, 3, 32, 32) and ds.test_x.shape == (10000, 3, 32, 32)

@@ -1,5 +1,6 @@
-"""The deviation table (benchmarks/deviations.py): complete, honest about what is unmeasured, per entry,
-and one source for `resbench deviations` and docs/FIDELITY.md."""
+"""The deviation table (benchmarks/deviations.py): complete, honest about what is unmeasured, per
+entry, and one source for `resbench deviations` and docs/FIDELITY.md."""
+
 import json
 from pathlib import Path
 
@@ -11,10 +12,19 @@ from benchmarks.registry import get
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
 def test_every_deviation_has_an_effect_or_says_not_measured():
     named = {d.name for d in deviations.DEVIATIONS}
-    for required in ("bf16 autocast", "channels_last", "fused Adam", "device-side augmentation (fast pipeline)",
-                     "data source", "epochs: prose against code", "best or last epoch", "DataParallel"):
+    for required in (
+        "bf16 autocast",
+        "channels_last",
+        "fused Adam",
+        "device-side augmentation (fast pipeline)",
+        "data source",
+        "epochs: prose against code",
+        "best or last epoch",
+        "DataParallel",
+    ):
         assert required in named, required
     for d in deviations.DEVIATIONS:
         assert d.effect and d.command and d.authors and d.resbench, d.name
@@ -28,19 +38,27 @@ def test_deviations_apply_per_entry():
     def names_for(entry):
         return [d.name for d in deviations.applicable(get(entry))]
 
-    assert "epochs: prose against code" in names_for("table1/row3") and "SGD settings" not in names_for("table1/row3")
+    assert "epochs: prose against code" in names_for(
+        "table1/row3"
+    ) and "SGD settings" not in names_for("table1/row3")
     assert "epochs: prose against code" in names_for("authors/row3-100ep")
-    assert "SGD settings" in names_for("paper/sgd") and "epochs: prose against code" not in names_for("paper/final")
+    assert "SGD settings" in names_for(
+        "paper/sgd"
+    ) and "epochs: prose against code" not in names_for("paper/final")
 
 
 def test_the_command_and_the_doc_show_one_table():
     cli = CliRunner()
     res = cli.invoke(main, ["deviations", "--format", "markdown"])
     assert res.exit_code == 0 and res.output == deviations.markdown()
-    assert deviations.markdown() in (ROOT / "docs" / "FIDELITY.md").read_text()  # regenerate the doc if this fails
+    assert (
+        deviations.markdown() in (ROOT / "docs" / "FIDELITY.md").read_text()
+    )  # regenerate the doc if this fails
     res = cli.invoke(main, ["deviations", "paper/sgd"])
     assert res.exit_code == 0 and "SGD settings" in res.output and "not measured" in res.output
     res = cli.invoke(main, ["deviations", "paper/sgd", "--format", "json"])
-    assert {d["name"] for d in json.loads(res.output)} == {d.name for d in deviations.applicable(get("paper/sgd"))}
+    assert {d["name"] for d in json.loads(res.output)} == {
+        d.name for d in deviations.applicable(get("paper/sgd"))
+    }
     res = cli.invoke(main, ["deviations", "nope/x"])
     assert res.exit_code == 2 and "error: unknown entry 'nope/x'" in res.output

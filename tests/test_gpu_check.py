@@ -3,6 +3,7 @@
 The script is the only GPU measurement there is; these runs keep it from breaking unseen
 before a GPU is available. Data are generated CIFAR-layout batches, the entry is test/tiny.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,11 +26,24 @@ def gpu_check(tmp_path, *args: str, **settings: str):
     """Run the script in its CPU smoke mode; returns (process, $OUT, $WORK)."""
     data = write_batches(tmp_path / "data", n_train=16, n_test=32)  # 80 training images, 32 test
     out, work = tmp_path / "out", tmp_path / "work"
-    env = {**os.environ, "ALLOW_CPU": "1", "PYTHON": sys.executable, "DATA": str(data), "OUT": str(out),
-           "WORK": str(work), "RESBENCH_ENTRIES_PATH": str(ROOT / "tests" / "entries"), "ENTRY": "test/tiny",
-           "EXTRA": "--device cpu", "LIMIT_TRAIN": "64", "LIMIT_TEST": "32", **settings}
+    env = {
+        **os.environ,
+        "ALLOW_CPU": "1",
+        "PYTHON": sys.executable,
+        "DATA": str(data),
+        "OUT": str(out),
+        "WORK": str(work),
+        "RESBENCH_ENTRIES_PATH": str(ROOT / "tests" / "entries"),
+        "ENTRY": "test/tiny",
+        "EXTRA": "--device cpu",
+        "LIMIT_TRAIN": "64",
+        "LIMIT_TEST": "32",
+        **settings,
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=1800
+    )
     return proc, out, work
 
 
@@ -39,14 +53,29 @@ def rows(path) -> list[dict]:
 
 
 def stages(out) -> dict[str, str]:
-    return {line.split("\t")[0]: line.split("\t")[1] for line in (out / "stages.tsv").read_text().splitlines()}
+    return {
+        line.split("\t")[0]: line.split("\t")[1]
+        for line in (out / "stages.tsv").read_text().splitlines()
+    }
 
 
 @pytest.mark.slow
 def test_every_stage_runs_and_leaves_its_results(tmp_path):
-    proc, out, work = gpu_check(tmp_path, "--budget", "3000", EPOCHS="2", SPEED_MODES="off", SPEED_STEPS="2",
-                                SPEED_WARMUP="1", PACK_SEEDS="2", PACK_EPOCHS="1", PACK_JOBS="2",
-                                COLLAPSE_ENTRY="test/tiny", COLLAPSE_SEEDS="2", GPU_TESTS="tests/test_pipeline.py")
+    proc, out, work = gpu_check(
+        tmp_path,
+        "--budget",
+        "3000",
+        EPOCHS="2",
+        SPEED_MODES="off",
+        SPEED_STEPS="2",
+        SPEED_WARMUP="1",
+        PACK_SEEDS="2",
+        PACK_EPOCHS="1",
+        PACK_JOBS="2",
+        COLLAPSE_ENTRY="test/tiny",
+        COLLAPSE_SEEDS="2",
+        GPU_TESTS="tests/test_pipeline.py",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert stages(out) == dict.fromkeys(STAGES, "ran")
     env = (out / "env.txt").read_text()
@@ -62,20 +91,35 @@ def test_every_stage_runs_and_leaves_its_results(tmp_path):
     assert all(r["status"] == "FINISHED" and r["epochs_logged"] == "2" for r in runs.values())
     assert 0 <= float(runs["fp32"]["test_acc"]) <= float(runs["fp32"]["best_test_acc"]) <= 100
     curves = rows(out / "curves.csv")
-    assert sorted((r["stage"], r["epoch"]) for r in curves) == [("fp32", "0"), ("fp32", "1"), ("full", "0"),
-                                                                ("full", "1")]
+    assert sorted((r["stage"], r["epoch"]) for r in curves) == [
+        ("fp32", "0"),
+        ("fp32", "1"),
+        ("full", "0"),
+        ("full", "1"),
+    ]
 
     packed = {r["mode"]: r for r in rows(out / "packed.csv")}
     assert set(packed) == {"sequential", "jobs=2"}
-    assert all(r["finished"] == "2" and float(r["images_per_s_per_gpu"]) > 0 for r in packed.values())
+    assert all(
+        r["finished"] == "2" and float(r["images_per_s_per_gpu"]) > 0 for r in packed.values()
+    )
 
     # 2 seeds x 3 epochs (the default COLLAPSE_EPOCHS), each run tagged by collapse.py's definition
     by_seed = {}
     for r in rows(out / "collapse.csv"):
         by_seed.setdefault(r["seed"], []).append(r)
-    assert list(rows(out / "collapse.csv")[0]) == ["seed", "epoch", "train_loss", "train_acc", "test_acc", "test_loss",
-                                                   "collapsed"]
-    assert sorted(by_seed) == ["0", "1"] and all([r["epoch"] for r in e] == ["0", "1", "2"] for e in by_seed.values())
+    assert list(rows(out / "collapse.csv")[0]) == [
+        "seed",
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_acc",
+        "test_loss",
+        "collapsed",
+    ]
+    assert sorted(by_seed) == ["0", "1"] and all(
+        [r["epoch"] for r in e] == ["0", "1", "2"] for e in by_seed.values()
+    )
     for epochs in by_seed.values():
         expected = str(collapse.collapsed([float(r["test_acc"]) for r in epochs])).lower()
         assert {r["collapsed"] for r in epochs} == {expected}
@@ -86,9 +130,18 @@ def test_every_stage_runs_and_leaves_its_results(tmp_path):
     n = sum(r["collapsed"] == "true" for r in summary["collapse"])
     assert summary["targets"]["collapsed_of_judged_seeds (issue 13)"] == f"{n} of 2"
     assert summary["epoch_s"]["collapse"] > 0  # a later window's estimate starts from it
-    assert "## Packed runs" in (out / "summary.md").read_text() and "## Collapse" in (out / "summary.md").read_text()
+    assert (
+        "## Packed runs" in (out / "summary.md").read_text()
+        and "## Collapse" in (out / "summary.md").read_text()
+    )
     with tarfile.open(out / "mlflow.tgz") as tar:
-        assert sorted(tar.getnames()) == ["./collapse.db", "./full.db", "./jobs.db", "./seq.db", "./speed.db"]
+        assert sorted(tar.getnames()) == [
+            "./collapse.db",
+            "./full.db",
+            "./jobs.db",
+            "./seq.db",
+            "./speed.db",
+        ]
 
 
 def test_a_stage_over_the_budget_is_skipped_and_reported_not_run(tmp_path):
@@ -100,32 +153,66 @@ def test_a_stage_over_the_budget_is_skipped_and_reported_not_run(tmp_path):
     assert not (work / "full.db").exists() and not (out / "runs.csv").exists()
     assert (out / "walls.tsv").read_text() == ""  # no command was started
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["stages"][0]["status"] == "skipped" and int(summary["stages"][0]["estimate_s"]) > 60
+    assert (
+        summary["stages"][0]["status"] == "skipped" and int(summary["stages"][0]["estimate_s"]) > 60
+    )
 
 
 def test_the_collapse_estimate_scales_the_full_runs_epochs_by_the_entries_flops(tmp_path):
     def estimate(**settings: str) -> float:
-        env = {**os.environ, "GC_OUT": str(tmp_path), "GC_ENTRY": "paper/final", "GC_COLLAPSE_ENTRY": "table1/row1",
-               "GC_COLLAPSE_SEEDS": "4", "GC_COLLAPSE_EPOCHS": "3", "GC_RUN_SETUP": "5", "GC_EPOCH_FIXED": "0",
-               "GC_REPORT_S": "10", "GC_STARTUP": "1", "GC_PRIOR_SETUP": "1", **settings}
-        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_estimate.py"), "collapse"], env=env,
-                              capture_output=True, text=True, timeout=60, check=True)
+        env = {
+            **os.environ,
+            "GC_OUT": str(tmp_path),
+            "GC_ENTRY": "paper/final",
+            "GC_COLLAPSE_ENTRY": "table1/row1",
+            "GC_COLLAPSE_SEEDS": "4",
+            "GC_COLLAPSE_EPOCHS": "3",
+            "GC_RUN_SETUP": "5",
+            "GC_EPOCH_FIXED": "0",
+            "GC_REPORT_S": "10",
+            "GC_STARTUP": "1",
+            "GC_PRIOR_SETUP": "1",
+            **settings,
+        }
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "gpu_estimate.py"), "collapse"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return float(proc.stdout.split("\t")[0])
 
-    # full measured 10 s per epoch and 5 s beyond its epochs; row1 has 191.7 of paper/final's 618.3 MFLOPs
-    (tmp_path / "summary.json").write_text(json.dumps({"epoch_s": {"full": 10.0}, "run_overhead_s": 5.0}))
+    # full measured 10 s per epoch and 5 s beyond its epochs; row1 has 191.7 of paper/final's 618.3
+    # MFLOPs
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"epoch_s": {"full": 10.0}, "run_overhead_s": 5.0})
+    )
     flops = {"GC_MFLOPS": "618.3", "GC_COLLAPSE_MFLOPS": "191.7"}
     assert estimate(**flops) == round(5 + 3 * 5 + 4 * 3 * 10 * 191.7 / 618.3 + 10)  # 67 s
     assert estimate() == 5 + 3 * 5 + 4 * 3 * 10 + 10  # FLOPs unknown: as many as full's entry
     # once the stage has run, its own seconds per epoch replace the scaled ones
-    (tmp_path / "summary.json").write_text(json.dumps({"epoch_s": {"full": 10.0, "collapse": 1.0},
-                                                       "run_overhead_s": 5.0}))
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"epoch_s": {"full": 10.0, "collapse": 1.0}, "run_overhead_s": 5.0})
+    )
     assert estimate(**flops) == 5 + 3 * 5 + 4 * 3 * 1 + 10
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):
-    for args, message in ((["--budget", "soon"], "error: --budget expects whole seconds"),
-                          (["warp"], "error: unknown argument 'warp'")):
-        proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "OUT": str(tmp_path / "out")})
-        assert proc.returncode == 2 and proc.stderr.strip().startswith(message) and "\n" not in proc.stderr.strip()
+    for args, message in (
+        (["--budget", "soon"], "error: --budget expects whole seconds"),
+        (["warp"], "error: unknown argument 'warp'"),
+    ):
+        proc = subprocess.run(
+            ["bash", str(SCRIPT), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "OUT": str(tmp_path / "out")},
+        )
+        assert (
+            proc.returncode == 2
+            and proc.stderr.strip().startswith(message)
+            and "\n" not in proc.stderr.strip()
+        )

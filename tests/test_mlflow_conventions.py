@@ -1,5 +1,7 @@
-"""MLflow's own conventions as a run fills them in, read back through MlflowClient as the UI reads them:
-the experiment kind, the standard source tags, dataset inputs, the logged model, system metrics."""
+"""MLflow's own conventions as a run fills them in, read back through MlflowClient as the UI reads
+them: the experiment kind, the standard source tags, dataset inputs, the logged model, system
+metrics."""
+
 import dataclasses
 import json
 
@@ -14,8 +16,8 @@ from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from benchmarks.registry import arch
 from resnet.network import build_model
 from tracking import names
-from tracking.store import connect
 from tracking.conventions import DataInput, Source
+from tracking.store import connect
 
 KIND = {names.TAG_EXPERIMENT_KIND: names.EXPERIMENT_KIND}
 
@@ -29,18 +31,29 @@ def tracker(store, tmp_path, monkeypatch):
 def test_new_and_existing_experiments_open_on_their_training_runs(store, tracker):
     client = MlflowClient(store)
     assert client.get_experiment(tracker.experiment_id).tags.items() >= KIND.items()
-    # made before resbench set the kind, or marked GenAI by MLflow's UI: fixed the next time it is opened
+    # made before resbench set the kind, or marked GenAI by MLflow's UI: fixed the next time it is
+    # opened
     plain = client.create_experiment("older")
-    marked = client.create_experiment("marked", tags={names.TAG_EXPERIMENT_KIND: "genai_development_inferred"})
+    marked = client.create_experiment(
+        "marked", tags={names.TAG_EXPERIMENT_KIND: "genai_development_inferred"}
+    )
     for name, exp_id in (("older", plain), ("marked", marked)):
         assert connect(store, name).experiment_id == exp_id
-        assert client.get_experiment(exp_id).tags[names.TAG_EXPERIMENT_KIND] == names.EXPERIMENT_KIND
+        assert (
+            client.get_experiment(exp_id).tags[names.TAG_EXPERIMENT_KIND] == names.EXPERIMENT_KIND
+        )
 
 
 def test_standard_source_tags_beside_resbench_tags(tracker):
-    source = Source("resbench run", "0123abcd" * 5, "https://someone:TOKEN@github.com/owner/resbench.git")
-    with tracker.start_run("e seed=0", {"lr": 0.1}, {names.TAG_ENTRY: "e", names.TAG_GIT_COMMIT: "0123abcd" * 5},
-                           source=source) as run:
+    source = Source(
+        "resbench run", "0123abcd" * 5, "https://someone:TOKEN@github.com/owner/resbench.git"
+    )
+    with tracker.start_run(
+        "e seed=0",
+        {"lr": 0.1},
+        {names.TAG_ENTRY: "e", names.TAG_GIT_COMMIT: "0123abcd" * 5},
+        source=source,
+    ) as run:
         pass
     tags = tracker.client.get_run(run.run_id).data.tags
     assert tags[names.TAG_SOURCE_NAME] == "resbench run" and tags[names.TAG_SOURCE_TYPE] == "LOCAL"
@@ -64,7 +77,13 @@ def _datasets(client, run_id) -> dict:
 
 def test_training_and_test_sets_are_dataset_inputs(tracker):
     checksum = "c58f30108f718f92721af3b95e74349a"
-    full = DataInput("cifar10", checksum, "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", 50_000, 10_000)
+    full = DataInput(
+        "cifar10",
+        checksum,
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        50_000,
+        10_000,
+    )
     cut = DataInput("cifar10", checksum, full.source, 500, 100, limit_train=500, limit_test=100)
     ids = []
     for data in (full, cut):
@@ -77,7 +96,12 @@ def test_training_and_test_sets_are_dataset_inputs(tracker):
     assert train.name == test.name == "cifar10"
     assert train.digest.startswith(checksum[:8]) and train.digest != test.digest
     assert train.source_type == "http" and json.loads(train.source) == {"url": full.source}
-    assert json.loads(train.profile) == {"split": "train", "images": 50_000, "labels": 50_000, "checksum": checksum}
+    assert json.loads(train.profile) == {
+        "split": "train",
+        "images": 50_000,
+        "labels": 50_000,
+        "checksum": checksum,
+    }
     assert json.loads(test.profile)["images"] == 10_000
     assert "mlflow_tensorspec" in json.loads(train.schema)
     # a limited run is another dataset in MLflow's eyes, with its own counts and limits
@@ -86,16 +110,26 @@ def test_training_and_test_sets_are_dataset_inputs(tracker):
     assert profile["images"] == 500 and profile["limit"] == 500
     assert json.loads(cut_sets[names.CONTEXT_EVALUATION].profile)["limit"] == 100
     assert cut_sets[names.CONTEXT_TRAINING].digest != train.digest
-    assert tracker.client.search_runs([tracker.experiment_id], "dataset.name = 'cifar10'", max_results=5)
+    assert tracker.client.search_runs(
+        [tracker.experiment_id], "dataset.name = 'cifar10'", max_results=5
+    )
 
 
 def test_folder_and_generated_sources(tracker):
     with tracker.start_run("r", {}, {}) as run:
-        run.log_datasets(DataInput("cifar10-jpeg-rebuild", "ab" * 16, "/data/cifar-10-batches-py", 50_000, 10_000))
+        run.log_datasets(
+            DataInput(
+                "cifar10-jpeg-rebuild", "ab" * 16, "/data/cifar-10-batches-py", 50_000, 10_000
+            )
+        )
     with tracker.start_run("s", {}, {}) as syn:
-        syn.log_datasets(DataInput("synthetic", "synthetic-64-32-0", "resnet.data.synthetic", 64, 32))
+        syn.log_datasets(
+            DataInput("synthetic", "synthetic-64-32-0", "resnet.data.synthetic", 64, 32)
+        )
     folder = _datasets(tracker.client, run.run_id)[names.CONTEXT_TRAINING]
-    assert folder.source_type == "local" and json.loads(folder.source) == {"uri": "/data/cifar-10-batches-py"}
+    assert folder.source_type == "local" and json.loads(folder.source) == {
+        "uri": "/data/cifar-10-batches-py"
+    }
     generated = _datasets(tracker.client, syn.run_id)[names.CONTEXT_EVALUATION]
     assert generated.name == "synthetic" and generated.source_type == "code"
     assert json.loads(generated.profile)["checksum"] == "synthetic-64-32-0"
@@ -115,10 +149,17 @@ def test_logged_model_loads_back_with_the_same_outputs(store, tracker):
         model_id = run.log_model(net, example, step=1)
     client = tracker.client
     logged = client.get_logged_model(model_id)
-    assert logged.name == names.MODEL_NAME and logged.source_run_id == run.run_id and logged.status == "READY"
+    assert (
+        logged.name == names.MODEL_NAME
+        and logged.source_run_id == run.run_id
+        and logged.status == "READY"
+    )
     assert {m.key: m.value for m in logged.metrics} == {"test_acc": 55.0, names.TEST_ACCURACY: 55.0}
     assert [o.model_id for o in client.get_run(run.run_id).outputs.model_outputs] == [model_id]
-    assert [m.value for m in client.get_metric_history(run.run_id, "test_acc")] == [40.0, 55.0]  # no duplicates
+    assert [m.value for m in client.get_metric_history(run.run_id, "test_acc")] == [
+        40.0,
+        55.0,
+    ]  # no duplicates
     batch = torch.randn(5, 3, 32, 32)  # another batch size than the example's
     with torch.no_grad():
         expected = net(batch)
@@ -134,9 +175,8 @@ def test_logged_model_loads_back_with_the_same_outputs(store, tracker):
 
 def test_model_needs_a_batch_example(tracker):
     net = build_model(arch(layers=2, blocks=(1, 1), channels=(8, 16)))
-    with tracker.start_run("m", {}, {}) as run:
-        with pytest.raises(ValueError, match="at least 2"):
-            run.log_model(net, np.zeros((1, 3, 32, 32), np.float32))
+    with tracker.start_run("m", {}, {}) as run, pytest.raises(ValueError, match="at least 2"):
+        run.log_model(net, np.zeros((1, 3, 32, 32), np.float32))
 
 
 def test_system_metrics_switch(tracker, monkeypatch):
@@ -155,9 +195,11 @@ def test_system_metrics_switch(tracker, monkeypatch):
 
 # Through the one train function (benchmarks/jobs/train.py), as `resbench run` trains.
 
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A finished job with system metrics switched on (every 0.2 s), and one left at the CPU default (off)."""
+    """A finished job with system metrics switched on (every 0.2 s), and one left at the CPU default
+    (off)."""
     from benchmarks import registry
     from benchmarks.jobs.spec import DataSpec, JobSpec
     from benchmarks.jobs.train import train_job
@@ -167,10 +209,21 @@ def trained(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("job")
     uri = fresh_uri(tmp)
-    entry = Entry("tiny/conventions", "tiny entry for the conventions test", arch(layers=2, blocks=(1, 1), channels=(8, 16)),
-                  TrainConfig(epochs=2), Paper(accuracy=50.0))
-    spec = JobSpec(entry=entry.name, data=DataSpec("synthetic", limit_train=64, limit_test=32),
-                   ex=ExecConfig(device="cpu"), tracking_uri=uri, experiment="job", checkpoint_dir=str(tmp / "ckpt"))
+    entry = Entry(
+        "tiny/conventions",
+        "tiny entry for the conventions test",
+        arch(layers=2, blocks=(1, 1), channels=(8, 16)),
+        TrainConfig(epochs=2),
+        Paper(accuracy=50.0),
+    )
+    spec = JobSpec(
+        entry=entry.name,
+        data=DataSpec("synthetic", limit_train=64, limit_test=32),
+        ex=ExecConfig(device="cpu"),
+        tracking_uri=uri,
+        experiment="job",
+        checkpoint_dir=str(tmp / "ckpt"),
+    )
     with pytest.MonkeyPatch.context() as mp, registry.temporary([entry]):
         mp.chdir(tmp)
         mp.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
@@ -184,16 +237,23 @@ def test_a_trained_run_fills_in_mlflows_fields(trained):
     run = client.get_run(run_id)
     tags = run.data.tags
     assert tags[names.TAG_SOURCE_NAME] == "resbench run" and tags[names.TAG_SOURCE_TYPE] == "LOCAL"
-    assert tags.get(names.TAG_SOURCE_COMMIT, "unknown") == tags[names.TAG_GIT_COMMIT]  # "unknown" outside git
+    assert (
+        tags.get(names.TAG_SOURCE_COMMIT, "unknown") == tags[names.TAG_GIT_COMMIT]
+    )  # "unknown" outside git
     sets = _datasets(client, run_id)
     assert {d.name for d in sets.values()} == {"synthetic"}
     assert json.loads(sets[names.CONTEXT_TRAINING].profile)["images"] == 64
     assert json.loads(sets[names.CONTEXT_EVALUATION].profile)["limit"] == 32
-    assert json.loads(sets[names.CONTEXT_TRAINING].profile)["checksum"] == tags[names.TAG_DATA_CHECKSUM]
+    assert (
+        json.loads(sets[names.CONTEXT_TRAINING].profile)["checksum"]
+        == tags[names.TAG_DATA_CHECKSUM]
+    )
     (output,) = run.outputs.model_outputs
     logged = client.get_logged_model(output.model_id)
     assert logged.status == "READY" and output.step == 1  # the last epoch
-    assert {m.key: m.value for m in logged.metrics}[names.TEST_ACCURACY] == run.data.metrics[names.TEST_ACCURACY]
+    assert {m.key: m.value for m in logged.metrics}[names.TEST_ACCURACY] == run.data.metrics[
+        names.TEST_ACCURACY
+    ]
 
 
 def test_the_model_a_run_logged_gives_the_trained_networks_outputs(trained, tmp_path):
@@ -213,4 +273,6 @@ def test_the_model_a_run_logged_gives_the_trained_networks_outputs(trained, tmp_
 def test_system_metrics_follow_the_jobs_switch(trained):
     _, _, client, on, default = trained
     assert any(k.startswith(names.SYSTEM_METRICS_PREFIX) for k in client.get_run(on).data.metrics)
-    assert not any(k.startswith(names.SYSTEM_METRICS_PREFIX) for k in client.get_run(default).data.metrics)
+    assert not any(
+        k.startswith(names.SYSTEM_METRICS_PREFIX) for k in client.get_run(default).data.metrics
+    )

@@ -1,4 +1,5 @@
 """The model family: parameter counts, shapes and configuration errors, over every entry."""
+
 import pytest
 import torch
 
@@ -45,37 +46,60 @@ def test_block_structure():
     first, second = m.layers[0][0], m.layers[1][0]
     assert len(first.shortcut) == 0  # same channels, stride 1: identity
     conv = second.shortcut[0]
-    assert conv.kernel_size == (2, 2) and conv.stride == (2, 2) and conv.padding == (0, 0) and conv.bias is None
+    assert (
+        conv.kernel_size == (2, 2)
+        and conv.stride == (2, 2)
+        and conv.padding == (0, 0)
+        and conv.bias is None
+    )
     assert second.conv1.stride == (2, 2) and second.conv1.padding == (1, 1)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(layers=3), "blocks"),
-    (dict(channels=(16, 32, 64)), "channels"),
-    (dict(blocks=(2, 0, 2, 2)), "blocks"),
-    (dict(channels=(16, -1, 64, 128)), "channels"),
-    (dict(conv_kernel=4), "conv_kernel"),
-    (dict(skip_kernel=3), "skip_kernel"),
-    (dict(pool_kernel=5), "pool_kernel"),
-    (dict(pool_kernel=0), "pool_kernel"),
-    (dict(layers=0), "layers"),
-    (dict(blocks="2222"), "blocks"),
-    (dict(conv_kernel=(3, 3.0, 3, 3)), "conv_kernel"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(layers=3), "blocks"),
+        (dict(channels=(16, 32, 64)), "channels"),
+        (dict(blocks=(2, 0, 2, 2)), "blocks"),
+        (dict(channels=(16, -1, 64, 128)), "channels"),
+        (dict(conv_kernel=4), "conv_kernel"),
+        (dict(skip_kernel=3), "skip_kernel"),
+        (dict(pool_kernel=5), "pool_kernel"),
+        (dict(pool_kernel=0), "pool_kernel"),
+        (dict(layers=0), "layers"),
+        (dict(blocks="2222"), "blocks"),
+        (dict(conv_kernel=(3, 3.0, 3, 3)), "conv_kernel"),
+    ],
+)
 def test_invalid_configs_name_the_field(kwargs, field):
     with pytest.raises(ConfigError, match=f"^{field}:"):
         ResNetConfig(**kwargs)
 
 
 def test_other_depths():
-    cfg = ResNetConfig(layers=3, blocks=(1, 1, 1), channels=(8, 16, 32), conv_kernel=3, skip_kernel=1, pool_kernel=8)
+    cfg = ResNetConfig(
+        layers=3,
+        blocks=(1, 1, 1),
+        channels=(8, 16, 32),
+        conv_kernel=3,
+        skip_kernel=1,
+        pool_kernel=8,
+    )
     assert build_model(cfg)(torch.randn(1, 3, 32, 32)).shape == (1, 10)
     with pytest.raises(ConfigError, match="pool_kernel"):
-        ResNetConfig(layers=5, blocks=(1,) * 5, channels=(8,) * 5, conv_kernel=3, skip_kernel=1, pool_kernel=4)
+        ResNetConfig(
+            layers=5,
+            blocks=(1,) * 5,
+            channels=(8,) * 5,
+            conv_kernel=3,
+            skip_kernel=1,
+            pool_kernel=4,
+        )
 
 
 def test_deep_nets_shrink_the_map_as_the_convs_do():
-    # 32 -> 16 -> 8 -> 4 -> 2 -> 1 -> 1: odd kernels with padding F//2 and stride 2 round up, not down.
+    # 32 -> 16 -> 8 -> 4 -> 2 -> 1 -> 1: odd kernels with padding F//2 and stride 2 round up, not
+    # down.
     cfg = ResNetConfig(layers=7, blocks=1, channels=8, conv_kernel=3, skip_kernel=1, pool_kernel=1)
     assert cfg.final_map == 1 and build_model(cfg)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 

@@ -1,4 +1,5 @@
 """The registry: entries are well formed, names unique, and a new file of entries is discovered."""
+
 import os
 import textwrap
 
@@ -15,7 +16,9 @@ def test_the_papers_entries_in_order():
     names = [e.name for e in ENTRIES]
     assert names[:8] == [f"table1/row{i}" for i in range(1, 8)] + ["paper/final"]
     final = registry.get("paper/final")
-    assert final.train.epochs == 80 and final.paper.accuracy == 90.86 and final.paper.test_loss == 0.42
+    assert (
+        final.train.epochs == 80 and final.paper.accuracy == 90.86 and final.paper.test_loss == 0.42
+    )
     assert final.model == registry.get("table1/row6").model
 
 
@@ -23,18 +26,29 @@ def test_the_papers_entries_in_order():
 def test_entry_is_well_formed(e):
     assert "\n" not in e.description and e.description
     assert e.group == e.name.split("/")[0]
-    assert e.config_hash(TrainConfig(epochs=e.train.epochs + 1)) != e.config_hash()  # the recipe is in the hash
+    assert (
+        e.config_hash(TrainConfig(epochs=e.train.epochs + 1)) != e.config_hash()
+    )  # the recipe is in the hash
 
 
 def test_config_hashes_tell_configurations_apart():
     hashes = {(e.model, e.train): e.config_hash() for e in ENTRIES}
-    assert len(set(hashes.values())) == len(hashes)  # e.g. paper/final and paper/sgd: one model, two recipes
+    assert len(set(hashes.values())) == len(
+        hashes
+    )  # e.g. paper/final and paper/sgd: one model, two recipes
 
 
 def test_authors_recipe_is_the_default():
     t = TrainConfig()
-    assert (t.optimizer, t.lr, t.weight_decay, t.t_max, t.batch_size, t.crop_padding, t.hflip) == \
-        ("adam", 0.1, 0.0, 200, 128, 4, True)
+    assert (t.optimizer, t.lr, t.weight_decay, t.t_max, t.batch_size, t.crop_padding, t.hflip) == (
+        "adam",
+        0.1,
+        0.0,
+        200,
+        128,
+        4,
+        True,
+    )
 
 
 def test_duplicate_and_malformed_entries_are_refused():
@@ -50,12 +64,16 @@ def test_duplicate_and_malformed_entries_are_refused():
 def test_unknown_names_and_globs():
     with pytest.raises(RegistryError, match="unknown entry 'table1/row9'"):
         registry.get("table1/row9")
-    assert [e.name for e in registry.select(["table1/row[12]", "paper/fin*"])] == \
-        ["table1/row1", "table1/row2", "paper/final"]
+    assert [e.name for e in registry.select(["table1/row[12]", "paper/fin*"])] == [
+        "table1/row1",
+        "table1/row2",
+        "paper/final",
+    ]
 
 
 def test_a_new_file_of_entries_is_discovered(tmp_path, monkeypatch):
-    (tmp_path / "zz_mine.py").write_text(textwrap.dedent('''
+    (tmp_path / "zz_mine.py").write_text(
+        textwrap.dedent('''
         from benchmarks.registry import Paper, arch, entry
         from resnet.config import TrainConfig
 
@@ -63,7 +81,8 @@ def test_a_new_file_of_entries_is_discovered(tmp_path, monkeypatch):
         def tiny():
             """A tiny net."""
             return arch(blocks=[1, 1, 1, 1], channels=[8, 16, 32, 64]), TrainConfig(epochs=3)
-    '''))
+    ''')
+    )
     monkeypatch.setenv(registry.ENV_PATH, str(tmp_path))
     with registry.temporary(fresh=True):  # as a new process would find the entries now
         names = [e.name for e in registry.entries()]
@@ -77,22 +96,30 @@ def test_temporary_entries_are_gone_afterwards():
     mine = Entry("mine/temp", "a temporary entry", arch(), TrainConfig(epochs=1))
     with registry.temporary([mine]):
         assert registry.get("mine/temp") is mine and registry.select(["mine/*"]) == [mine]
-        with pytest.raises(RegistryError, match="duplicate entry name 'mine/temp'"):
-            with registry.temporary([mine]):
-                pass
+        with (
+            pytest.raises(RegistryError, match="duplicate entry name 'mine/temp'"),
+            registry.temporary([mine]),
+        ):
+            pass
     with pytest.raises(RegistryError, match="unknown entry 'mine/temp'"):
         registry.get("mine/temp")
 
 
 def test_an_entries_file_that_fails_names_its_file_and_line(tmp_path):
     (tmp_path / "bad.py").write_text("from benchmarks.registry import entry\n\nx = 1 +\n")
-    with registry.temporary():
-        with pytest.raises(RegistryError, match=r"bad\.py:3: SyntaxError: invalid syntax"):
-            registry.load_file(tmp_path / "bad.py")
+    with (
+        registry.temporary(),
+        pytest.raises(RegistryError, match=r"bad\.py:3: SyntaxError: invalid syntax"),
+    ):
+        registry.load_file(tmp_path / "bad.py")
     (tmp_path / "bad.py").write_text("x = 1\ny = undefined_name\n")
-    with registry.temporary():
-        with pytest.raises(RegistryError, match=r"bad\.py:2: NameError: name 'undefined_name' is not defined"):
-            registry.load_file(tmp_path / "bad.py")
+    with (
+        registry.temporary(),
+        pytest.raises(
+            RegistryError, match=r"bad\.py:2: NameError: name 'undefined_name' is not defined"
+        ),
+    ):
+        registry.load_file(tmp_path / "bad.py")
 
 
 ELSEWHERE = '''
@@ -130,24 +157,40 @@ def test_entries_path_runs_the_files_of_a_folder_only_you_can_write(tmp_path, mo
 def test_entries_path_refuses_a_relative_folder(tmp_path, monkeypatch):
     _entries_folder(tmp_path)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(RegistryError, match=r"^\$RESBENCH_ENTRIES_PATH: entries is relative; list absolute"):
+    with pytest.raises(
+        RegistryError, match=r"^\$RESBENCH_ENTRIES_PATH: entries is relative; list absolute"
+    ):
         _names_from_entries_path(monkeypatch, "entries")
 
 
-@pytest.mark.parametrize("where, mode", [("folder", 0o775), ("folder", 0o757), ("folder", 0o1777),
-                                         ("file", 0o664), ("file", 0o646), ("parent", 0o777)])
+@pytest.mark.parametrize(
+    "where, mode",
+    [
+        ("folder", 0o775),
+        ("folder", 0o757),
+        ("folder", 0o1777),
+        ("file", 0o664),
+        ("file", 0o646),
+        ("parent", 0o777),
+    ],
+)
 def test_entries_path_refuses_what_other_users_can_write(tmp_path, monkeypatch, where, mode):
     parent = tmp_path / "parent"
     parent.mkdir()
-    folder = _entries_folder(parent, **{"mode": mode} if where == "folder" else {},
-                             **{"file_mode": mode} if where == "file" else {})
+    folder = _entries_folder(
+        parent,
+        **{"mode": mode} if where == "folder" else {},
+        **{"file_mode": mode} if where == "file" else {},
+    )
     if where == "parent":
         parent.chmod(mode)  # anyone could rename `entries` away and put their own in its place
     shown = {"folder": folder, "file": folder / "elsewhere.py", "parent": parent}[where]
     with pytest.raises(RegistryError) as err:
         _names_from_entries_path(monkeypatch, str(folder))
-    assert str(err.value) == (f"$RESBENCH_ENTRIES_PATH: {shown} is writable by other users (mode {mode:04o}); "
-                              f"its *.py files run as your code, so only you (or root) may own and write it")
+    assert str(err.value) == (
+        f"$RESBENCH_ENTRIES_PATH: {shown} is writable by other users (mode {mode:04o}); "
+        f"its *.py files run as your code, so only you (or root) may own and write it"
+    )
 
 
 def test_entries_path_accepts_a_folder_under_a_sticky_shared_parent(tmp_path, monkeypatch):

@@ -1,9 +1,11 @@
-"""The regenerated table over a store of known runs, made through the real run path on generated data.
+"""The regenerated table over a store of known runs, made through the real run path on generated
+data.
 
 Tiny entries (registered only while the store is made) keep it fast: A finishes for seeds 0 and 1,
 and also runs with an override, on another data source and once failing; B never runs; C fails;
 D diverges.
 """
+
 import json
 import statistics
 from dataclasses import replace
@@ -19,7 +21,8 @@ from benchmarks.jobs import train as train_mod
 from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.jobs.train import JobFailed, train_job
 from benchmarks.registry import Entry, Paper, arch
-from benchmarks.report import build as report, figures, render, verdicts
+from benchmarks.report import build as report
+from benchmarks.report import figures, render, verdicts
 from benchmarks.reproduce import plan
 from benchmarks.reproduce import reproduce as reproduce_all
 from resnet.config import ExecConfig, TrainConfig
@@ -33,12 +36,21 @@ PAPER_CONFIG = selection.Variant.of({}, 64, 32)  # the entries' own configs, on 
 
 
 def tiny(name: str, **paper) -> Entry:
-    return Entry(f"tiny/{name}", f"tiny entry {name}", arch(layers=2, blocks=(1, 1), channels=(8, 16)),
-                 TrainConfig(epochs=1), Paper(**paper))
+    return Entry(
+        f"tiny/{name}",
+        f"tiny entry {name}",
+        arch(layers=2, blocks=(1, 1), channels=(8, 16)),
+        TrainConfig(epochs=1),
+        Paper(**paper),
+    )
 
 
-A, B, C, D = (tiny("a", num=1, accuracy=50.0, params="1.0M"), tiny("b", num=2, accuracy=60.0), tiny("c", num=3),
-              tiny("d"))
+A, B, C, D = (
+    tiny("a", num=1, accuracy=50.0, params="1.0M"),
+    tiny("b", num=2, accuracy=60.0),
+    tiny("c", num=3),
+    tiny("d"),
+)
 ENTRIES = [A, B, C, D]
 
 
@@ -47,14 +59,18 @@ def store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     uri = fresh_uri(tmp)
     ids = {}
-    shared = JobSpec(data=SPEC, ex=CPU, tracking_uri=uri, experiment="t", checkpoint_dir=str(tmp / "checkpoints"))
+    shared = JobSpec(
+        data=SPEC, ex=CPU, tracking_uri=uri, experiment="t", checkpoint_dir=str(tmp / "checkpoints")
+    )
     with pytest.MonkeyPatch.context() as mp, registry.temporary(ENTRIES):
         mp.chdir(tmp)  # artifacts stay in the temporary folder
         data = SPEC.load()
         for seed in (0, 1):
             ids[f"a{seed}"] = train_job(shared.job(A.name, seed), data)
         ids["override"] = train_job(replace(shared, overrides=(("lr", 0.01),)).job(A.name, 0), data)
-        ids["other_data"] = train_job(shared.job(A.name, 0), replace(data, source="cifar10-unverified"))
+        ids["other_data"] = train_job(
+            shared.job(A.name, 0), replace(data, source="cifar10-unverified")
+        )
 
         def boom(*args, **kwargs):
             raise RuntimeError("out of memory")
@@ -95,15 +111,24 @@ def test_finished_runs_give_mean_and_std_over_seeds(store):
     assert kept.interval == verdicts.interval(accs) and kept.verdict.code == a["verdict"]
     assert a["final_mean"] == pytest.approx(statistics.mean(accs))
     assert a["final_std"] == pytest.approx(statistics.stdev(accs))
-    assert a["best_mean"] == pytest.approx(statistics.mean(bests)) and a["verdict_metric"] == "final"
+    assert (
+        a["best_mean"] == pytest.approx(statistics.mean(bests)) and a["verdict_metric"] == "final"
+    )
     assert a["delta"] == pytest.approx(statistics.mean(accs) - 50.0)
     assert a["epochs"] == 1 and a["params"] == 7666
-    assert "disagrees with the paper's 1.0M" in a["notes"] and "1 failed run not counted" in a["notes"]
-    half = 6.313752 * statistics.stdev(accs) / 2 ** 0.5  # t(0.95, 1) s / sqrt(n): the 90% interval TOST uses
+    assert (
+        "disagrees with the paper's 1.0M" in a["notes"] and "1 failed run not counted" in a["notes"]
+    )
+    half = (
+        6.313752 * statistics.stdev(accs) / 2**0.5
+    )  # t(0.95, 1) s / sqrt(n): the 90% interval TOST uses
     assert a["final_ci_low"] == pytest.approx(statistics.mean(accs) - half, abs=1e-3)
     assert a["verdict"] == "other data"  # generated data can never reproduce the paper
     shown = render.display_table(r).set_index("entry").loc[A.name]
-    assert shown["final-epoch acc (%), mean ± 90% CI"] == f"{statistics.mean(accs):.2f} ± {half:.2f} (n=2)"
+    assert (
+        shown["final-epoch acc (%), mean ± 90% CI"]
+        == f"{statistics.mean(accs):.2f} ± {half:.2f} (n=2)"
+    )
     assert shown["judged on"] == "final epoch"
     assert render.display_arch(r).set_index("entry").loc[A.name, "#params"] == "7,666 *"
 
@@ -138,8 +163,11 @@ def test_the_table_of_an_override_variant(store):
     r = build(store, selection.Variant.of({"lr": 0.01}, 64, 32))
     a = row(r, A)
     assert a["n"] == 1 and a["run_ids"] == ids["override"]
-    assert "runs with overrides: lr=0.01, limit_train=64, limit_test=32, data: synthetic — not the paper's " \
-           "configuration" in r.header()[0]
+    assert (
+        "runs with overrides: lr=0.01, limit_train=64, limit_test=32, data: synthetic — not the "
+        "paper's "
+        "configuration" in r.header()[0]
+    )
     assert {ids["a0"], ids["a1"]} <= set(r.other["run_id"])
 
 
@@ -161,7 +189,10 @@ def test_reproduce_skips_what_is_finished(store):
     # another identity: a new entry version, or other data files under the same source name
     for entry, digest in ((replace(A, version=2), checksum), (A, "another-checksum")):
         todo, done = plan([entry], 2, runs, PAPER_CONFIG, "synthetic", force=False, checksum=digest)
-        assert done == 0 and [(j.seed, j.why) for j in todo] == [(0, "identity changed"), (1, "identity changed")]
+        assert done == 0 and [(j.seed, j.why) for j in todo] == [
+            (0, "identity changed"),
+            (1, "identity changed"),
+        ]
 
 
 def test_runs_carry_their_identity(store):
@@ -170,7 +201,13 @@ def test_runs_carry_their_identity(store):
     expected = A.identity(A.train, SPEC.load().checksum, 64, 32)
     assert tags[names.TAG_IDENTITY] == expected and tags[names.TAG_ENTRY_VERSION] == "1"
     assert selection.load_runs(uri, "t").set_index("run_id").loc[ids["a0"], "identity"] == expected
-    for tag in (names.TAG_PYTHON, names.TAG_TORCHVISION, names.TAG_MLFLOW, names.TAG_CUDNN, names.TAG_GPU_DRIVER):
+    for tag in (
+        names.TAG_PYTHON,
+        names.TAG_TORCHVISION,
+        names.TAG_MLFLOW,
+        names.TAG_CUDNN,
+        names.TAG_GPU_DRIVER,
+    ):
         assert tags[tag], tag
 
 
@@ -178,7 +215,13 @@ def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     uri, _ = store
     data = SPEC.load()
-    shared = JobSpec(data=SPEC, ex=CPU, tracking_uri=uri, experiment="ident", checkpoint_dir=str(tmp_path / "ckpt"))
+    shared = JobSpec(
+        data=SPEC,
+        ex=CPU,
+        tracking_uri=uri,
+        experiment="ident",
+        checkpoint_dir=str(tmp_path / "ckpt"),
+    )
     logs = []
     # the report reproduce writes at the end is another test's business (and takes seconds)
     monkeypatch.setattr(report, "build", lambda *args, **kwargs: None)
@@ -194,7 +237,9 @@ def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, mon
     monkeypatch.undo()
     assert "0 already finished, 1 to run (1 because their identity changed)" in logs[0]
     assert any(line.startswith("pre-flight:") for line in logs)
-    r = report.build(selection.load_runs(uri, "ident"), uri, "ident", PAPER_CONFIG, "synthetic", entries=[bumped])
+    r = report.build(
+        selection.load_runs(uri, "ident"), uri, "ident", PAPER_CONFIG, "synthetic", entries=[bumped]
+    )
     row = r.table.iloc[0]
     assert row["n"] == 1 and row["run_ids"] != old and row["entry_version"] == 2
     assert row["identity"] == bumped.identity(A.train, data.checksum, 64, 32)
@@ -205,9 +250,17 @@ def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, mon
 def test_every_format_is_written(store, tmp_path):
     r = build(store)
     written = render.write(r, tmp_path)
-    assert {p.name for p in written} == {"report.md", "report.html", "report.csv", "report.json", figures.FIG_PANELS}
+    assert {p.name for p in written} == {
+        "report.md",
+        "report.html",
+        "report.csv",
+        "report.json",
+        figures.FIG_PANELS,
+    }
     assert "identity" in render.render(r, "csv").splitlines()[0]
-    assert {p.name for p in tmp_path.iterdir()} == {p.name for p in written}  # no temporary file left
+    assert {p.name for p in tmp_path.iterdir()} == {
+        p.name for p in written
+    }  # no temporary file left
     csv = pd.read_csv(tmp_path / "report.csv")
     assert list(csv["entry"]) == [e.name for e in ENTRIES] and list(csv["n"]) == [2, 0, 0, 0]
     data = json.loads((tmp_path / "report.json").read_text())
@@ -218,11 +271,19 @@ def test_every_format_is_written(store, tmp_path):
     assert f"]({figures.FIG_PANELS})" in md and "## Other runs" in md and "| tiny/b" in md
 
 
-@pytest.mark.parametrize("printed,computed,agrees", [
-    ("4.9M", 4_903_242, True), ("4.9M", 4_902_186, True), ("1.9M", 1_922_074, True),
-    ("4,902,186", 4_902_186, True), ("4,902,186", 4_902_187, False), ("5.4M", 11_690_058, False),
-    ("2.79M", 2_797_610, False), (None, 123, True),
-])
+@pytest.mark.parametrize(
+    "printed,computed,agrees",
+    [
+        ("4.9M", 4_903_242, True),
+        ("4.9M", 4_902_186, True),
+        ("1.9M", 1_922_074, True),
+        ("4,902,186", 4_902_186, True),
+        ("4,902,186", 4_902_187, False),
+        ("5.4M", 11_690_058, False),
+        ("2.79M", 2_797_610, False),
+        (None, 123, True),
+    ],
+)
 def test_params_note_compares_at_the_printed_precision(printed, computed, agrees):
     assert (text.params_note(printed, computed) == "") == agrees
 
@@ -231,32 +292,84 @@ def test_report_command_errors_are_one_line(store, tmp_path):
     uri, _ = store
     cli = CliRunner()
     res = cli.invoke(main, ["report", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"])
-    assert res.exit_code == 2 and "error: no tracking store" in res.output and not (tmp_path / "none.db").exists()
+    assert (
+        res.exit_code == 2
+        and "error: no tracking store" in res.output
+        and not (tmp_path / "none.db").exists()
+    )
     res = cli.invoke(main, ["report", "--tracking-uri", uri, "--experiment", "nope"])
     assert res.exit_code == 2 and "error: no experiment 'nope'" in res.output
-    res = cli.invoke(main, ["report", "--tracking-uri", uri, "--experiment", "t", "--format", "csv"])
+    res = cli.invoke(
+        main, ["report", "--tracking-uri", uri, "--experiment", "t", "--format", "csv"]
+    )
     assert res.exit_code == 0 and res.output.startswith("num,entry,")
 
 
 def test_report_of_one_group_ranked(store):
     uri, _ = store
     cli = CliRunner()
-    res = cli.invoke(main, ["report", "--tracking-uri", uri, "--experiment", "t", "--group", "nope"])
-    assert res.exit_code == 2 and "error: no entries in group 'nope' (groups: table1, paper" in res.output
-    res = cli.invoke(main, ["report", "--tracking-uri", uri, "--experiment", "t", "--group", "table1", "--rank",
-                            "--format", "json", "--ui-url", "http://ui:5000"])
+    res = cli.invoke(
+        main, ["report", "--tracking-uri", uri, "--experiment", "t", "--group", "nope"]
+    )
+    assert (
+        res.exit_code == 2
+        and "error: no entries in group 'nope' (groups: table1, paper" in res.output
+    )
+    res = cli.invoke(
+        main,
+        [
+            "report",
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "t",
+            "--group",
+            "table1",
+            "--rank",
+            "--format",
+            "json",
+            "--ui-url",
+            "http://ui:5000",
+        ],
+    )
     data = json.loads(res.output)
-    assert res.exit_code == 0 and data["group"] == "table1" and data["ranked"] and data["ui_url"] == "http://ui:5000"
-    assert [row["entry"] for row in data["rows"]] == [f"table1/row{i}" for i in range(1, 8)]  # nothing run: as listed
+    assert (
+        res.exit_code == 0
+        and data["group"] == "table1"
+        and data["ranked"]
+        and data["ui_url"] == "http://ui:5000"
+    )
+    assert [row["entry"] for row in data["rows"]] == [
+        f"table1/row{i}" for i in range(1, 8)
+    ]  # nothing run: as listed
     assert data["other_runs"] == []  # the tiny entries' runs belong to no table of this group
 
 
 def test_reproduce_end_to_end(store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = store[0]  # an existing store (in its own experiment) spares the schema's creation
-    args = ["reproduce", "--no-check", "--experiment", "e2e", "--only", "table1/row1", "--epochs", "1",
-            "--data", "synthetic", "--limit-train", "32", "--limit-test", "16", "--device", "cpu",
-            "--tracking-uri", uri, "--output", "out"]
+    args = [
+        "reproduce",
+        "--no-check",
+        "--experiment",
+        "e2e",
+        "--only",
+        "table1/row1",
+        "--epochs",
+        "1",
+        "--data",
+        "synthetic",
+        "--limit-train",
+        "32",
+        "--limit-test",
+        "16",
+        "--device",
+        "cpu",
+        "--tracking-uri",
+        uri,
+        "--output",
+        "out",
+    ]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "0 already finished, 1 to run" in res.output

@@ -1,11 +1,13 @@
 """Runs survive kills, Ctrl-C, full disks, divergence and concurrent writers without losing results,
-and a run killed on one machine is continued (or, without a checkpoint in the store, replaced) on another."""
+and a run killed on one machine is continued (or, without a checkpoint in the store, replaced) on
+another."""
+
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import shutil
 import time
 from pathlib import Path
 
@@ -21,8 +23,20 @@ from tests.conftest import ROOT, fresh_uri, resbench
 from tracking import names
 from tracking.store import RunLogger
 
-ARGS = ["test/tiny", "--epochs", "3", "--data", "synthetic", "--limit-train", "256", "--limit-test", "64",
-        "--device", "cpu", "--deterministic"]
+ARGS = [
+    "test/tiny",
+    "--epochs",
+    "3",
+    "--data",
+    "synthetic",
+    "--limit-train",
+    "256",
+    "--limit-test",
+    "64",
+    "--device",
+    "cpu",
+    "--deterministic",
+]
 TINY = ROOT / "tests" / "entries"
 ENV = {**os.environ, registry.ENV_PATH: str(TINY), "PYTHONPATH": str(ROOT)}
 
@@ -41,8 +55,10 @@ def runs(uri, experiment):
 
 
 def curves(client, run_id):
-    return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k))
-            for k in ("train_loss", "test_loss", "test_acc")}
+    return {
+        k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k))
+        for k in ("train_loss", "test_loss", "test_acc")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +73,14 @@ def straight(tmp_path_factory):
 
 
 def start_and_interrupt(tmp, uri, sig):
-    child = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "run", *ARGS, "--tracking-uri", uri],
-                             cwd=tmp, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.cli", "run", *ARGS, "--tracking-uri", uri],
+        cwd=tmp,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not list(tmp.glob(".resbench/checkpoints/*/state.pt")):
         assert child.poll() is None and time.time() < deadline, "no checkpoint appeared"
@@ -73,7 +95,9 @@ def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, stat
     uri = fresh_uri(tmp_path)
     code, err = start_and_interrupt(tmp_path, uri, sig)
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
-    assert run.info.status == status  # SIGKILL leaves no chance to say anything; Ctrl-C marks KILLED
+    assert (
+        run.info.status == status
+    )  # SIGKILL leaves no chance to say anything; Ctrl-C marks KILLED
     if sig == signal.SIGINT:
         assert code == 130 and "rerun to resume" in err and "Traceback" not in err
     proc = resbench("run", *ARGS, "--tracking-uri", uri, cwd=tmp_path, env=ENV)
@@ -89,14 +113,23 @@ def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, stat
 
 
 @pytest.mark.parametrize("store_has_checkpoint", [True, False])
-def test_a_run_killed_on_one_machine_is_continued_on_another(tmp_path, straight, store_has_checkpoint):
-    """Two "machines": two checkpoint folders against one store. Machine a is killed once epoch 0 is in the
-    store; `reproduce` on machine b continues that run from the store's checkpoint, or, when the store has
-    none, closes it KILLED (superseded by the new run) and trains anew. Either way the report counts one run."""
+def test_a_run_killed_on_one_machine_is_continued_on_another(
+    tmp_path, straight, store_has_checkpoint
+):
+    """Two "machines": two checkpoint folders against one store. Machine a is killed once epoch 0 is
+    in the store; `reproduce` on machine b continues that run from the store's checkpoint, or, when
+    the store has none, closes it KILLED (superseded by the new run) and trains anew. Either way the
+    report counts one run."""
     uri = fresh_uri(tmp_path)
     machine = lambda name: {**ENV, "RESBENCH_CHECKPOINT_DIR": str(tmp_path / name)}  # noqa: E731
-    child = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "run", *ARGS, "--tracking-uri", uri],
-                             cwd=tmp_path, env=machine("a"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.cli", "run", *ARGS, "--tracking-uri", uri],
+        cwd=tmp_path,
+        env=machine("a"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     client, deadline = MlflowClient(uri), time.time() + 180
     while True:  # until epoch 0 is logged: its checkpoint went to the store just before
         assert child.poll() is None and time.time() < deadline, "epoch 0 never reached the store"
@@ -112,12 +145,27 @@ def test_a_run_killed_on_one_machine_is_continued_on_another(tmp_path, straight,
     if not store_has_checkpoint:
         shutil.rmtree(artifacts / "checkpoint")
 
-    proc = resbench("reproduce", "--only", "test/tiny", "--seeds", "1", *ARGS[1:], "--no-check", "--tracking-uri",
-                    uri, "--output", str(tmp_path / "out"), cwd=tmp_path, env=machine("b"))
+    proc = resbench(
+        "reproduce",
+        "--only",
+        "test/tiny",
+        "--seeds",
+        "1",
+        *ARGS[1:],
+        "--no-check",
+        "--tracking-uri",
+        uri,
+        "--output",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+        env=machine("b"),
+    )
     assert proc.returncode == 0, proc.stderr
     client, found = runs(uri, names.DEFAULT_EXPERIMENT)
     done = [r for r in found if r.info.status == "FINISHED"]
-    assert len(done) == 1 and curves(client, done[0].info.run_id) == straight[0]  # bitwise, every epoch once
+    assert (
+        len(done) == 1 and curves(client, done[0].info.run_id) == straight[0]
+    )  # bitwise, every epoch once
     if store_has_checkpoint:
         assert [r.info.run_id for r in found] == [first.info.run_id]  # the same run, continued
     else:
@@ -144,7 +192,9 @@ def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight, tiny_reg
     monkeypatch.setattr(checkpoint.torch, "save", save)
     result = CliRunner().invoke(main, ["run", *ARGS, "--tracking-uri", uri])
     assert result.exit_code == 1  # the run failed; bad input would be 2
-    assert "error: test/tiny seed=0: [Errno 28] No space left on device" in result.stderr.splitlines()
+    assert (
+        "error: test/tiny seed=0: [Errno 28] No space left on device" in result.stderr.splitlines()
+    )
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
     assert run.info.status == "FAILED" and "No space left" in run.data.tags[names.TAG_FAILURE]
     (state,) = tmp_path.glob(".resbench/checkpoints/*/state.pt")
@@ -160,7 +210,8 @@ def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight, tiny_reg
 
 
 def test_ctrl_c_inside_a_store_write_lands_after_it(tmp_path, monkeypatch, tiny_registered):
-    """The interrupt waits for the epoch's write to finish, so the run can always be marked KILLED."""
+    """The interrupt waits for the epoch's write to finish, so the run can always be marked
+    KILLED."""
     monkeypatch.chdir(tmp_path)
     uri = fresh_uri(tmp_path)
     real_log = RunLogger.log_metrics
@@ -175,13 +226,19 @@ def test_ctrl_c_inside_a_store_write_lands_after_it(tmp_path, monkeypatch, tiny_
     assert result.exit_code == 130 and "rerun to resume" in result.stderr
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
     assert run.info.status == "KILLED"
-    assert [s for s, _ in curves(client, run.info.run_id)["test_acc"]] == [0]  # the write went in whole
+    assert [s for s, _ in curves(client, run.info.run_id)["test_acc"]] == [
+        0
+    ]  # the write went in whole
 
 
 def test_divergence_fails_the_run_at_once(tmp_path):
     uri = fresh_uri(tmp_path)
     proc = resbench("run", *ARGS, "--set", "lr=1e30", "--tracking-uri", uri, cwd=tmp_path, env=ENV)
-    assert proc.returncode == 1 and "diverged at epoch 0" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 1
+        and "diverged at epoch 0" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
     assert run.info.status == "FAILED" and run.data.tags[names.TAG_DIVERGED_EPOCH] == "0"
     assert names.TEST_ACCURACY not in run.data.metrics
@@ -191,10 +248,32 @@ def test_divergence_fails_the_run_at_once(tmp_path):
 def test_concurrent_runs_on_a_fresh_sqlite_store(tmp_path):
     """Processes that create the store at the same moment: none crashes, no point is lost."""
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    args = ["test/tiny", "--epochs", "2", "--data", "synthetic", "--limit-train", "128", "--limit-test", "32",
-            "--device", "cpu", "--tracking-uri", uri]
-    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "run", *args, "--seed", str(s)], cwd=tmp_path,
-                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in range(3)]
+    args = [
+        "test/tiny",
+        "--epochs",
+        "2",
+        "--data",
+        "synthetic",
+        "--limit-train",
+        "128",
+        "--limit-test",
+        "32",
+        "--device",
+        "cpu",
+        "--tracking-uri",
+        uri,
+    ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.cli", "run", *args, "--seed", str(s)],
+            cwd=tmp_path,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in range(3)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err
@@ -210,8 +289,19 @@ def test_full_disk_while_writing_the_report(tmp_path, monkeypatch):
     """The old report survives whole; no temporary file is left; one line says why."""
     monkeypatch.chdir(tmp_path)
     uri = fresh_uri(tmp_path)
-    args = ["report", "--data", "synthetic", "--tracking-uri", uri, "--experiment", "Default", "--format", "html",
-            "--output", "out.html"]
+    args = [
+        "report",
+        "--data",
+        "synthetic",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "Default",
+        "--format",
+        "html",
+        "--output",
+        "out.html",
+    ]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     before = (tmp_path / "out.html").read_text()
@@ -222,14 +312,28 @@ def test_full_disk_while_writing_the_report(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", full)
     result = CliRunner().invoke(main, args)
     monkeypatch.undo()
-    assert result.exit_code == 2 and result.stderr.strip() == "error: [Errno 28] No space left on device"
+    assert (
+        result.exit_code == 2
+        and result.stderr.strip() == "error: [Errno 28] No space left on device"
+    )
     assert (tmp_path / "out.html").read_text() == before
     assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_unwritable_output_directory(tmp_path):
     (tmp_path / "a-file").write_text("")
-    proc = resbench("report", "--data", "synthetic", "--tracking-uri", fresh_uri(tmp_path), "--experiment", "Default",
-                    "--output",
-                    str(tmp_path / "a-file" / "results") + "/", cwd=tmp_path)
-    assert proc.returncode == 2 and "Not a directory" in proc.stderr and "Traceback" not in proc.stderr
+    proc = resbench(
+        "report",
+        "--data",
+        "synthetic",
+        "--tracking-uri",
+        fresh_uri(tmp_path),
+        "--experiment",
+        "Default",
+        "--output",
+        str(tmp_path / "a-file" / "results") + "/",
+        cwd=tmp_path,
+    )
+    assert (
+        proc.returncode == 2 and "Not a directory" in proc.stderr and "Traceback" not in proc.stderr
+    )

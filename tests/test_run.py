@@ -1,4 +1,5 @@
 """End to end: `resbench run` trains through the real CLI and MLflow holds everything it logged."""
+
 import json
 import re
 import subprocess
@@ -15,9 +16,27 @@ from tracking import names
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
     uri = fresh_uri(tmp)
-    proc = resbench("run", "table1/row1", "--epochs", "2", "--data", "synthetic", "--limit-train", "256",
-                    "--limit-test", "128", "--device", "cpu", "--seed", "3", "--tracking-uri", uri,
-                    "--experiment", "e2e", cwd=tmp)
+    proc = resbench(
+        "run",
+        "table1/row1",
+        "--epochs",
+        "2",
+        "--data",
+        "synthetic",
+        "--limit-train",
+        "256",
+        "--limit-test",
+        "128",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "e2e",
+        cwd=tmp,
+    )
     assert proc.returncode == 0, proc.stderr
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("e2e")
@@ -34,7 +53,12 @@ def test_run_is_finished_and_named(finished_run):
 def test_params_are_flat_model_and_training_fields(finished_run):
     _, run = finished_run
     p = run.data.params
-    assert json.loads(p["blocks"]) == [2, 2, 2, 2] and json.loads(p["channels"]) == [16, 32, 64, 128]
+    assert json.loads(p["blocks"]) == [2, 2, 2, 2] and json.loads(p["channels"]) == [
+        16,
+        32,
+        64,
+        128,
+    ]
     assert json.loads(p["conv_kernel"]) == [5, 5, 5, 5] and p["pool_kernel"] == "4"
     assert p["optimizer"] == "adam" and float(p["lr"]) == 0.1 and p["t_max"] == "200"
     assert p["epochs"] == "2" and p["batch_size"] == "128" and p["seed"] == "3"
@@ -50,9 +74,13 @@ def test_tags(finished_run):
     assert set(t[names.TAG_OVERRIDES].split(",")) == {"epochs", "limit_train", "limit_test"}
     assert t[names.TAG_CONFIG_HASH] != t[names.TAG_ENTRY_HASH]
     assert "84.80%" in t[names.TAG_DESCRIPTION]
-    commit = t[names.TAG_GIT_COMMIT]  # a commit of this checkout (others may have landed since the run)
+    commit = t[
+        names.TAG_GIT_COMMIT
+    ]  # a commit of this checkout (others may have landed since the run)
     assert re.fullmatch("[0-9a-f]{40}", commit), commit
-    assert subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT).returncode == 0
+    assert (
+        subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT).returncode == 0
+    )
 
 
 def test_curves_have_one_point_per_epoch(finished_run):
@@ -60,7 +88,10 @@ def test_curves_have_one_point_per_epoch(finished_run):
     for key in names.EPOCH_METRICS:
         hist = client.get_metric_history(run.info.run_id, key)
         assert sorted(m.step for m in hist) == [0, 1], key
-    lrs = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "lr"), key=lambda m: m.step)]
+    lrs = [
+        m.value
+        for m in sorted(client.get_metric_history(run.info.run_id, "lr"), key=lambda m: m.step)
+    ]
     assert lrs[0] == pytest.approx(0.1) and lrs[1] < lrs[0]  # cosine, stepped once per epoch
 
 
@@ -78,8 +109,11 @@ def test_artifacts(finished_run, tmp_path):
     client, run = finished_run
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {names.ARTIFACT_CONFIG, names.ARTIFACT_CURVE, "model"} <= top
-    mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path),
-                                        tracking_uri=client._tracking_client.tracking_uri)
+    mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id,
+        dst_path=str(tmp_path),
+        tracking_uri=client._tracking_client.tracking_uri,
+    )
     cfg = json.loads((tmp_path / names.ARTIFACT_CONFIG).read_text())
     assert cfg["entry"] == "table1/row1" and cfg["train"]["epochs"] == 2
     assert (tmp_path / names.ARTIFACT_CURVE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,8 +1,9 @@
-"""The tracking side at scale (issue 16): generated stores, bulk metric histories, filtered searches,
-and the report they feed, which must not change; parameters and FLOPs by formula.
+"""The tracking side at scale (issue 16): generated stores, bulk metric histories, filtered
+searches, and the report they feed, which must not change; parameters and FLOPs by formula.
 
 The timings themselves are benchmarks (scripts/bench_tracking.py), not tests.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,16 +36,21 @@ KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    """A store of SPEC's runs, two runs on other data, and one run whose last epoch was logged twice."""
+    """A store of SPEC's runs, two runs on other data, and one run whose last epoch was logged
+    twice."""
     tmp = tmp_path_factory.mktemp("scale")
     uri = fresh_uri(tmp)
     cwd = os.getcwd()
     os.chdir(tmp)  # the experiment's artifact root is relative to the working directory
     try:
         ids = generate(uri, "t", SPEC)
-        other = generate(uri, "t", dataclasses.replace(SPEC, runs=2, data="cifar10", limit_train=0, limit_test=0))
+        other = generate(
+            uri, "t", dataclasses.replace(SPEC, runs=2, data="cifar10", limit_train=0, limit_test=0)
+        )
         logger = connect(uri, "t").reopen(ids[0])
-        logger.log_metrics({"test_acc": 12.5, "train_loss": float("nan")}, step=EPOCHS - 1)  # a step logged again
+        logger.log_metrics(
+            {"test_acc": 12.5, "train_loss": float("nan")}, step=EPOCHS - 1
+        )  # a step logged again
         logger.finish("FINISHED")
     finally:
         os.chdir(cwd)
@@ -66,8 +72,25 @@ def test_generated_runs_are_finished_runs_of_their_entries(generated):
 def test_generated_run_records_what_a_real_run_records(tmp_path):
     """Same params, resbench tags and metrics as `resbench run` writes, and the same identity."""
     uri = fresh_uri(tmp_path)
-    real = resbench("run", "table1/row1", "--data", "synthetic", "--epochs", "2", "--limit-train", "64",
-                    "--limit-test", "32", "--device", "cpu", "--tracking-uri", uri, "--experiment", "t", cwd=tmp_path)
+    real = resbench(
+        "run",
+        "table1/row1",
+        "--data",
+        "synthetic",
+        "--epochs",
+        "2",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "32",
+        "--device",
+        "cpu",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "t",
+        cwd=tmp_path,
+    )
     assert real.returncode == 0, real.stderr
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -76,15 +99,26 @@ def test_generated_run_records_what_a_real_run_records(tmp_path):
     finally:
         os.chdir(cwd)
     client = MlflowClient(uri)
-    [real_run] = [r for r in client.search_runs([client.get_experiment_by_name("t").experiment_id])
-                  if r.info.run_id != made]
+    [real_run] = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("t").experiment_id])
+        if r.info.run_id != made
+    ]
     gen = client.get_run(made).data
     ours = lambda tags: {k: v for k, v in tags.items() if k.startswith(("resbench.", "paper."))}  # noqa: E731
     assert set(gen.params) == set(real_run.data.params)
     assert set(ours(gen.tags)) == set(ours(real_run.data.tags))
     assert set(gen.metrics) == {k for k in real_run.data.metrics if not k.startswith("system/")}
-    for tag in (names.TAG_CONFIG_HASH, names.TAG_ENTRY_HASH, names.TAG_IDENTITY, names.TAG_OVERRIDES,
-                names.TAG_DATA_SOURCE, names.TAG_DATA_CHECKSUM, names.TAG_ENTRY_VERSION, names.TAG_DESCRIPTION):
+    for tag in (
+        names.TAG_CONFIG_HASH,
+        names.TAG_ENTRY_HASH,
+        names.TAG_IDENTITY,
+        names.TAG_OVERRIDES,
+        names.TAG_DATA_SOURCE,
+        names.TAG_DATA_CHECKSUM,
+        names.TAG_ENTRY_VERSION,
+        names.TAG_DESCRIPTION,
+    ):
         assert gen.tags[tag] == real_run.data.tags[tag], tag
 
 
@@ -120,9 +154,26 @@ def _free_port() -> int:
 def test_bulk_histories_over_http_equal_one_by_one(generated, tmp_path, monkeypatch):
     uri, ids, other = generated
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host",
-                               "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(480):
@@ -145,51 +196,94 @@ def test_bulk_histories_over_http_equal_one_by_one(generated, tmp_path, monkeypa
 def test_filtered_search_finds_exactly_the_wanted_runs(generated):
     uri, _, _ = generated
     everything = selection.load_runs(uri, "t")
-    for entries, data in ((["table1/row1"], None), (["table1/*"], "synthetic"), (["paper/final", "paper/sgd"], None),
-                          (None, "cifar10"), (["table1/row1", "table1/row2", "table1/row3", "table1/row4"], None),
-                          (["nothing/here"], None)):
+    for entries, data in (
+        (["table1/row1"], None),
+        (["table1/*"], "synthetic"),
+        (["paper/final", "paper/sgd"], None),
+        (None, "cifar10"),
+        (["table1/row1", "table1/row2", "table1/row3", "table1/row4"], None),
+        (["nothing/here"], None),
+    ):
         got = selection.load_runs(uri, "t", entries=entries, data=data)
-        keep = everything["entry"].map(lambda n: entries is None or any(fnmatch.fnmatchcase(n, p) for p in entries))
-        want = everything[keep & (everything["data"].eq(data) if data else True)].reset_index(drop=True)
+        keep = everything["entry"].map(
+            lambda n, entries=entries: (
+                entries is None or any(fnmatch.fnmatchcase(n, p) for p in entries)
+            )
+        )
+        want = everything[keep & (everything["data"].eq(data) if data else True)].reset_index(
+            drop=True
+        )
         assert len(want) or entries == ["nothing/here"]
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
 
 def test_report_is_unchanged_by_bulk_reads_and_filtered_search(generated, monkeypatch):
-    """The report over the same store: bulk histories against one-by-one, filtered search against all runs."""
+    """The report over the same store: bulk histories against one-by-one, filtered search against
+    all runs."""
     from benchmarks.report import build, render
 
     uri, _, _ = generated
     runs = selection.load_runs(uri, "t")
     new = build.build(runs, uri, "t", VARIANT, "synthetic")
-    narrowed = build.build(selection.load_runs(uri, "t", entries=["table1/*"]), uri, "t", VARIANT, "synthetic",
-                           group="table1")
+    narrowed = build.build(
+        selection.load_runs(uri, "t", entries=["table1/*"]),
+        uri,
+        "t",
+        VARIANT,
+        "synthetic",
+        group="table1",
+    )
     whole_group = build.build(runs, uri, "t", VARIANT, "synthetic", group="table1")
     one_by_one = query.metric_histories
     monkeypatch.setattr(query, "metric_histories", lambda u, i, k: one_by_one(u, i, k, bulk=False))
-    old = dataclasses.replace(build.build(runs, uri, "t", VARIANT, "synthetic"), generated=new.generated)
+    old = dataclasses.replace(
+        build.build(runs, uri, "t", VARIANT, "synthetic"), generated=new.generated
+    )
     assert new.curves.equals(old.curves) and len(new.curves) == 20 * EPOCHS
     for fmt in ("markdown", "json", "csv", "html"):
         assert render.render(new, fmt) == render.render(old, fmt)
         assert render.render(narrowed, fmt) == render.render(
-            dataclasses.replace(whole_group, generated=narrowed.generated), fmt)
+            dataclasses.replace(whole_group, generated=narrowed.generated), fmt
+        )
 
 
 @pytest.mark.parametrize("name", [e.name for e in registry.entries()])
 def test_parameters_and_flops_by_formula_match_counting(name):
-    """`list` counts without building a model; the formulas agree with the meta-device model and FlopCounterMode."""
+    """`list` counts without building a model; the formulas agree with the meta-device model and
+    FlopCounterMode."""
     cfg = registry.get(name).model
     assert count_parameters(cfg) == count_parameters(_meta_model(cfg))
     assert flops.flops_per_image(cfg) == flops.counted(cfg)
 
 
 def test_formulas_on_odd_shapes():
-    for cfg in (ResNetConfig(layers=3, blocks=(1, 3, 2), channels=(8, 16, 32), conv_kernel=(3, 5, 7), skip_kernel=1,
-                             pool_kernel=2),
-                ResNetConfig(layers=2, blocks=(2, 1), channels=(4, 4), conv_kernel=(1, 3), skip_kernel=1,
-                             pool_kernel=1),
-                ResNetConfig(layers=1, blocks=(2,), channels=(6,), conv_kernel=(5,), skip_kernel=(3,),
-                             pool_kernel=8, num_classes=7)):
+    for cfg in (
+        ResNetConfig(
+            layers=3,
+            blocks=(1, 3, 2),
+            channels=(8, 16, 32),
+            conv_kernel=(3, 5, 7),
+            skip_kernel=1,
+            pool_kernel=2,
+        ),
+        ResNetConfig(
+            layers=2,
+            blocks=(2, 1),
+            channels=(4, 4),
+            conv_kernel=(1, 3),
+            skip_kernel=1,
+            pool_kernel=1,
+        ),
+        ResNetConfig(
+            layers=1,
+            blocks=(2,),
+            channels=(6,),
+            conv_kernel=(5,),
+            skip_kernel=(3,),
+            pool_kernel=8,
+            num_classes=7,
+        ),
+    ):
         assert count_parameters(cfg) == count_parameters(_meta_model(cfg))
         assert flops.flops_per_image(cfg) == flops.counted(cfg)
 
@@ -204,17 +298,21 @@ def _meta_model(cfg: ResNetConfig):
 
 
 def _imported_by(code: str, modules: tuple[str, ...]) -> set[str]:
-    """Which of `modules` a fresh interpreter has imported after running `code` (output discarded)."""
-    probe = (f"import sys, io, contextlib\nwith contextlib.redirect_stdout(io.StringIO()):\n"
-             f"    try:\n        {code}\n    except SystemExit:\n        pass\n"
-             f"print(','.join(m for m in {modules!r} if m in sys.modules))")
+    """Which of `modules` a fresh interpreter has imported after running `code` (output
+    discarded)."""
+    probe = (
+        f"import sys, io, contextlib\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    try:\n        {code}\n    except SystemExit:\n        pass\n"
+        f"print(','.join(m for m in {modules!r} if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     return set(filter(None, out.stdout.rstrip("\n").split("\n")[-1].split(",")))
 
 
 def test_help_and_list_import_neither_torch_nor_mlflow():
-    """`resbench --help` and `resbench list` answer at once: no torch, MLflow, pandas (help) or report."""
+    """`resbench --help` and `resbench list` answer at once: no torch, MLflow, pandas (help) or
+    report."""
     heavy = ("torch", "mlflow", "pandas", "matplotlib", "benchmarks.report.build")
     assert _imported_by("from benchmarks.cli.main import main; main(['--help'])", heavy) == set()
     assert _imported_by("from benchmarks.cli.main import main; main(['list'])", heavy) == {"pandas"}
@@ -222,13 +320,32 @@ def test_help_and_list_import_neither_torch_nor_mlflow():
 
 def test_report_to_stdout_imports_no_torch_and_draws_nothing(generated, tmp_path):
     uri, _, _ = generated
-    args = ["report", "--data", "synthetic", "--epochs", str(EPOCHS), "--limit-train", "64", "--limit-test", "32",
-            "--tracking-uri", uri, "--experiment", "t"]
-    assert _imported_by(f"from benchmarks.cli.main import main; main({args!r})", ("torch", "matplotlib")) == set()
+    args = [
+        "report",
+        "--data",
+        "synthetic",
+        "--epochs",
+        str(EPOCHS),
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "32",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "t",
+    ]
+    assert (
+        _imported_by(
+            f"from benchmarks.cli.main import main; main({args!r})", ("torch", "matplotlib")
+        )
+        == set()
+    )
 
 
 def test_command_list_matches_the_commands():
-    """`--help` lists the commands from main.COMMANDS without importing them: the lines must be theirs."""
+    """`--help` lists the commands from main.COMMANDS without importing them: the lines must be
+    theirs."""
     import click
 
     from benchmarks.cli.main import COMMANDS, main
@@ -237,4 +354,6 @@ def test_command_list_matches_the_commands():
     for name, (_, _, line) in COMMANDS.items():
         command = main.get_command(ctx, name)
         assert command.name == name
-        assert click.Command(name, help=line).get_short_help_str(300) == command.get_short_help_str(300), name
+        assert click.Command(name, help=line).get_short_help_str(300) == command.get_short_help_str(
+            300
+        ), name

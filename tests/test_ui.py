@@ -1,4 +1,6 @@
-"""End to end: `resbench ui` starts the real MLflow server on the store, it serves the runs, Ctrl-C stops it."""
+"""End to end: `resbench ui` starts the real MLflow server on the store, it serves the runs, Ctrl-C
+stops it."""
+
 import os
 import signal
 import socket
@@ -25,10 +27,20 @@ def store(tmp_path_factory):
     """A store holding one finished run, made through the real run path."""
     tmp = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    entry = Entry("tiny/ui", "tiny entry for the UI test", arch(layers=2, blocks=(1, 1), channels=(8, 16)),
-                  TrainConfig(epochs=1), Paper(accuracy=50.0))
-    spec = JobSpec(entry=entry.name, data=DataSpec("synthetic", limit_train=64, limit_test=32),
-                   ex=ExecConfig(device="cpu"), tracking_uri=uri, experiment="ui-test")
+    entry = Entry(
+        "tiny/ui",
+        "tiny entry for the UI test",
+        arch(layers=2, blocks=(1, 1), channels=(8, 16)),
+        TrainConfig(epochs=1),
+        Paper(accuracy=50.0),
+    )
+    spec = JobSpec(
+        entry=entry.name,
+        data=DataSpec("synthetic", limit_train=64, limit_test=32),
+        ex=ExecConfig(device="cpu"),
+        tracking_uri=uri,
+        experiment="ui-test",
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp)  # the default artifact location is ./mlruns
         tracker = connect(uri, "ui-test")
@@ -41,25 +53,59 @@ def test_resbench_ui_serves_the_runs_and_stops_on_ctrl_c(store, tmp_path):
     uri, experiment_id, run_id = store
     port = ui.free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    MlflowClient(uri).set_experiment_tag(experiment_id, names.TAG_EXPERIMENT_KIND, "genai_development_inferred")
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", "ui", "--port", str(port), "--tracking-uri", uri,
-                             "--experiment", "ui-test"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    MlflowClient(uri).set_experiment_tag(
+        experiment_id, names.TAG_EXPERIMENT_KIND, "genai_development_inferred"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.cli",
+            "ui",
+            "--port",
+            str(port),
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "ui-test",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()  # printed once the server answers
         url = f"http://127.0.0.1:{port}"
         assert url in line, (line, proc.stderr.read() if proc.poll() is not None else "")
-        # the runs table in the training view, whatever the browser's GenAI / Model training switch says
-        assert proc.stdout.readline().strip().endswith(
-            f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+        # the runs table in the training view, whatever the browser's GenAI / Model training switch
+        # says
+        assert (
+            proc.stdout.readline()
+            .strip()
+            .endswith(f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+        )
         kind = MlflowClient(uri).get_experiment(experiment_id).tags[names.TAG_EXPERIMENT_KIND]
-        assert kind == names.EXPERIMENT_KIND  # set again by `resbench ui`, after MLflow's UI had marked it
-        found = requests.post(f"{url}/api/2.0/mlflow/runs/search", json={"experiment_ids": [experiment_id]},
-                              timeout=10).json()["runs"]
+        assert (
+            kind == names.EXPERIMENT_KIND
+        )  # set again by `resbench ui`, after MLflow's UI had marked it
+        found = requests.post(
+            f"{url}/api/2.0/mlflow/runs/search",
+            json={"experiment_ids": [experiment_id]},
+            timeout=10,
+        ).json()["runs"]
         assert [r["info"]["run_id"] for r in found] == [run_id]
-        assert found[0]["info"]["run_name"] == "tiny/ui seed=0" and found[0]["info"]["status"] == "FINISHED"
-        files = requests.get(f"{url}/api/2.0/mlflow/artifacts/list", params={"run_id": run_id}, timeout=10).json()
-        assert "config.json" in {f["path"] for f in files["files"]}  # artifacts of existing runs are readable
+        assert (
+            found[0]["info"]["run_name"] == "tiny/ui seed=0"
+            and found[0]["info"]["status"] == "FINISHED"
+        )
+        files = requests.get(
+            f"{url}/api/2.0/mlflow/artifacts/list", params={"run_id": run_id}, timeout=10
+        ).json()
+        assert "config.json" in {
+            f["path"] for f in files["files"]
+        }  # artifacts of existing runs are readable
         root = requests.get(url + "/", timeout=10)
         assert root.status_code == 200 and root.headers["content-type"].startswith("text/html")
         proc.send_signal(signal.SIGINT)
@@ -97,17 +143,29 @@ def test_server_command_binds_localhost_and_keeps_artifacts_beside_the_store(sto
 def test_a_network_host_needs_public(tmp_path, host):
     from tests.conftest import fresh_uri
 
-    with pytest.raises(TrackingError, match=r"would serve the MLflow UI, which has no login, to the network: "
-                                            r"add --public") as err:
+    with pytest.raises(
+        TrackingError,
+        match=r"would serve the MLflow UI, which has no login, to the network: "
+        r"add --public",
+    ) as err:
         ui.server_command(fresh_uri(tmp_path), host, 5001)
     assert "\n" not in str(err.value)
-    assert ui.server_command(fresh_uri(tmp_path), host, 5001, public=True)[-4:-3] == ["--allowed-hosts"]
+    assert ui.server_command(fresh_uri(tmp_path), host, 5001, public=True)[-4:-3] == [
+        "--allowed-hosts"
+    ]
 
 
-@pytest.mark.parametrize("host, names", [
-    ("127.0.0.1", ["127.0.0.1"]), ("localhost", ["localhost"]), ("::1", ["[::1]"]), ("127.0.0.2", ["127.0.0.2"]),
-    ("192.0.2.10", ["192.0.2.10"]), ("0.0.0.0", [socket.gethostname()]),
-])
+@pytest.mark.parametrize(
+    "host, names",
+    [
+        ("127.0.0.1", ["127.0.0.1"]),
+        ("localhost", ["localhost"]),
+        ("::1", ["[::1]"]),
+        ("127.0.0.2", ["127.0.0.2"]),
+        ("192.0.2.10", ["192.0.2.10"]),
+        ("0.0.0.0", [socket.gethostname()]),
+    ],
+)
 def test_allowed_hosts_and_origins_are_the_chosen_host_and_port(tmp_path, host, names):
     from tests.conftest import fresh_uri
 
@@ -128,13 +186,29 @@ def test_the_server_answers_to_its_own_name_and_no_other(tmp_path):
     proc, url = ui.start(fresh_uri(tmp_path), "127.0.0.2", port)
     try:
         search = f"{url}/api/2.0/mlflow/experiments/search"
-        assert requests.post(search, json={"max_results": 1}, headers={"Origin": url}, timeout=10).status_code == 200
-        assert requests.post(f"{url}/ajax-api/2.0/mlflow/experiments/create", json={"name": "from-the-ui"},
-                             headers={"Origin": url}, timeout=10).status_code == 200
+        assert (
+            requests.post(
+                search, json={"max_results": 1}, headers={"Origin": url}, timeout=10
+            ).status_code
+            == 200
+        )
+        assert (
+            requests.post(
+                f"{url}/ajax-api/2.0/mlflow/experiments/create",
+                json={"name": "from-the-ui"},
+                headers={"Origin": url},
+                timeout=10,
+            ).status_code
+            == 200
+        )
         rebinding = requests.get(search, headers={"Host": f"attacker.example:{port}"}, timeout=10)
         assert rebinding.status_code == 403
-        cross_site = requests.post(f"{url}/ajax-api/2.0/mlflow/experiments/create", json={"name": "csrf"},
-                                   headers={"Origin": "http://attacker.example"}, timeout=10)
+        cross_site = requests.post(
+            f"{url}/ajax-api/2.0/mlflow/experiments/create",
+            json={"name": "csrf"},
+            headers={"Origin": "http://attacker.example"},
+            timeout=10,
+        )
         assert cross_site.status_code == 403
     finally:
         ui.stop(proc)
@@ -143,8 +217,17 @@ def test_the_server_answers_to_its_own_name_and_no_other(tmp_path):
 def test_resbench_ui_refuses_a_network_host_without_public(tmp_path):
     from tests.conftest import fresh_uri, resbench
 
-    r = resbench("ui", "--host", "0.0.0.0", "--port", str(ui.free_port()), "--tracking-uri", fresh_uri(tmp_path))
+    r = resbench(
+        "ui",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(ui.free_port()),
+        "--tracking-uri",
+        fresh_uri(tmp_path),
+    )
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().splitlines() == [
         "error: --host 0.0.0.0 would serve the MLflow UI, which has no login, to the network: "
-        "add --public to mean it, or keep the default 127.0.0.1"]
+        "add --public to mean it, or keep the default 127.0.0.1"
+    ]

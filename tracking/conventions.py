@@ -1,11 +1,13 @@
 """MLflow's own conventions, filled in from resbench's plain values, where MLflow's UI looks.
 
-- the experiment kind, so a click on the experiment opens its training runs (not the GenAI overview);
+- the experiment kind, so a click on the experiment opens its training runs (not the GenAI
+overview);
 - the standard source tags (`mlflow.source.*`): the runs table's Source column;
 - the training and test sets as dataset inputs (`log_inputs`): the Dataset column and filter.
 
 resbench's own `resbench.*` tags stay as they are: the report and run identity read those.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,11 +19,11 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.data.schema import TensorDatasetSchema
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import Dataset, DatasetInput, Experiment, InputTag
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
-from mlflow.data.schema import TensorDatasetSchema
 
 from tracking import names
 
@@ -43,8 +45,8 @@ def mark_experiment(client: MlflowClient, experiment: Experiment) -> None:
 class Source:
     """Where a run's code came from, as MLflow's standard tags record it."""
 
-    name: str           # what ran, e.g. "resbench run"
-    commit: str         # git commit of the checkout ("unknown" outside git)
+    name: str  # what ran, e.g. "resbench run"
+    commit: str  # git commit of the checkout ("unknown" outside git)
     repo_url: str = ""  # the checkout's remote, where there is one
 
     def tags(self) -> dict[str, str]:
@@ -72,8 +74,8 @@ class DataInput:
     found on disk), or anything else for generated data, recorded as the generator's name.
     """
 
-    name: str            # the data source: cifar10 | cifar10-jpeg-rebuild | cifar10-unverified | synthetic
-    checksum: str        # the data checksum (resbench.data_checksum)
+    name: str  # the data source: cifar10 | cifar10-jpeg-rebuild | cifar10-unverified | synthetic
+    checksum: str  # the data checksum (resbench.data_checksum)
     source: str
     train_images: int
     test_images: int
@@ -82,8 +84,10 @@ class DataInput:
 
 
 # What every split holds: CIFAR-shaped uint8 images, int64 labels (the Dataset drawer's schema).
-_SCHEMA = TensorDatasetSchema(features=Schema([TensorSpec(np.dtype(np.uint8), (-1, 3, 32, 32), "image")]),
-                              targets=Schema([TensorSpec(np.dtype(np.int64), (-1,), "label")]))
+_SCHEMA = TensorDatasetSchema(
+    features=Schema([TensorSpec(np.dtype(np.uint8), (-1, 3, 32, 32), "image")]),
+    targets=Schema([TensorSpec(np.dtype(np.int64), (-1,), "label")]),
+)
 
 
 def _source(source: str):
@@ -95,27 +99,40 @@ def _source(source: str):
 
 
 def split_digest(checksum: str, split: str, limit: int) -> str:
-    """MLflow's digest for one split: a short fingerprint of the data checksum, the split and its limit.
+    """MLflow's digest for one split: a short fingerprint of the data checksum, the split and its
+    limit.
 
     MLflow keeps one dataset per (name, digest) in an experiment, profile included, so the
     training and test sets, and each limit, need digests of their own. It starts with the
     checksum's first 8 hex digits (the full checksum is in the profile).
     """
-    short = checksum[:8] if re.fullmatch(r"[0-9a-f]{32,}", checksum) else hashlib.md5(checksum.encode()).hexdigest()[:8]
+    short = (
+        checksum[:8]
+        if re.fullmatch(r"[0-9a-f]{32,}", checksum)
+        else hashlib.md5(checksum.encode()).hexdigest()[:8]
+    )
     return f"{short}-{split}" + (f"-{limit}" if limit else "")
 
 
 def dataset_inputs(data: DataInput) -> list[DatasetInput]:
-    """The training and test sets of `data` as MLflow dataset inputs (contexts training, evaluation)."""
+    """The training and test sets of `data` as MLflow dataset inputs (contexts training,
+    evaluation)."""
     source = _source(data.source)
     inputs = []
-    for split, context, count, limit in (("train", names.CONTEXT_TRAINING, data.train_images, data.limit_train),
-                                         ("test", names.CONTEXT_EVALUATION, data.test_images, data.limit_test)):
+    for split, context, count, limit in (
+        ("train", names.CONTEXT_TRAINING, data.train_images, data.limit_train),
+        ("test", names.CONTEXT_EVALUATION, data.test_images, data.limit_test),
+    ):
         profile = {"split": split, "images": count, "labels": count, "checksum": data.checksum}
         if limit:
             profile["limit"] = limit
-        dataset = Dataset(name=data.name, digest=split_digest(data.checksum, split, limit),
-                          source_type=source._get_source_type(), source=source.to_json(),
-                          schema=json.dumps(_SCHEMA.to_dict()), profile=json.dumps(profile))
+        dataset = Dataset(
+            name=data.name,
+            digest=split_digest(data.checksum, split, limit),
+            source_type=source._get_source_type(),
+            source=source.to_json(),
+            schema=json.dumps(_SCHEMA.to_dict()),
+            profile=json.dumps(profile),
+        )
         inputs.append(DatasetInput(dataset, [InputTag(names.TAG_DATASET_CONTEXT, context)]))
     return inputs

@@ -1,4 +1,5 @@
-"""Secrets of the tracking store: kept out of everything shown, and handed to workers in the open nowhere.
+"""Secrets of the tracking store: kept out of everything shown, and handed to workers in the open
+nowhere.
 
 `redact` masks the password in any URI inside a text (`postgresql://u:pw@db/x`, `http://u:pw@host`,
 `?password=...`): reports, run links, error messages and logs show its result, never the raw URI;
@@ -8,6 +9,7 @@ whose repr names the variables but never their values; the task sets them in its
 the job and puts the previous values back afterwards. Ray's `runtime_env` would write them into
 its own log files, readable by every user of the machine.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,13 +19,22 @@ import sys
 from contextlib import contextmanager, redirect_stdout
 
 # what MLflow's client reads to reach an authenticated (and TLS) server
-FORWARDED = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-             "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_CLIENT_CERT_PATH")
+FORWARDED = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+)
 MASK = "***"
-# scheme://user:password@ (the password: up to the last @ before a space, as one typed with an @ or / in it)
+# scheme://user:password@ (the password: up to the last @ before a space, as one typed with an @ or
+# / in it)
 _USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):\S*@")
 # libpq and friends also take the password (or a token) as a query parameter
-_QUERY = re.compile(r"(?P<head>[?&](?:password|passwd|pwd|token|access_token|secret)=)[^&#\s]*", re.I)
+_QUERY = re.compile(
+    r"(?P<head>[?&](?:password|passwd|pwd|token|access_token|secret)=)[^&#\s]*", re.I
+)
 
 
 def redact(text: str) -> str:
@@ -54,7 +65,7 @@ class Credentials:
         self._values = dict(values or {})
 
     @classmethod
-    def from_environ(cls, environ=None) -> "Credentials":
+    def from_environ(cls, environ=None) -> Credentials:
         """The `FORWARDED` variables set in `environ` (default: this process's environment)."""
         environ = os.environ if environ is None else environ
         return cls({k: environ[k] for k in FORWARDED if k in environ})
@@ -73,7 +84,8 @@ class Credentials:
 
     @contextmanager
     def applied(self):
-        """Set the credentials in `os.environ` for the block, then restore what was there (or nothing)."""
+        """Set the credentials in `os.environ` for the block, then restore what was there (or
+        nothing)."""
         previous = {k: os.environ.get(k) for k in self._values}
         os.environ.update(self._values)
         try:

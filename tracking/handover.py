@@ -1,4 +1,5 @@
-"""Runs that move between machines: the unfinished run of one identity, its checkpoint kept in the store.
+"""Runs that move between machines: the unfinished run of one identity, its checkpoint kept in the
+store.
 
 A checkpoint slot lives on the disk of the machine that wrote it, so a Ray retry or a later
 `reproduce` that lands on another machine finds none. The store is what every machine shares:
@@ -9,6 +10,7 @@ new machine to resume from it. Checkpoints load weights-only: one from the store
 Runs it cannot resume are closed KILLED with `names.TAG_SUPERSEDED_BY` naming the run that
 replaces them, so one identity and seed never has two runs going.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,12 +30,16 @@ log = logging.getLogger(__name__)
 
 def _open(run) -> bool:
     tags = run.data.tags
-    return (run.info.status in UNFINISHED and names.TAG_DIVERGED_EPOCH not in tags
-            and names.TAG_SUPERSEDED_BY not in tags)
+    return (
+        run.info.status in UNFINISHED
+        and names.TAG_DIVERGED_EPOCH not in tags
+        and names.TAG_SUPERSEDED_BY not in tags
+    )
 
 
 def resumable(tracker: Tracker, run_id: str) -> bool:
-    """Whether `run_id` is a run to continue: unfinished, not diverged, not superseded by another."""
+    """Whether `run_id` is a run to continue: unfinished, not diverged, not superseded by
+    another."""
     try:
         return _open(tracker.client.get_run(run_id))
     except MlflowException:  # no such run (a store that was wiped, say)
@@ -43,21 +49,32 @@ def resumable(tracker: Tracker, run_id: str) -> bool:
 def last_epoch(tracker: Tracker, run_id: str) -> int:
     """The last epoch `run_id` logged (the step of its last test accuracy); -1 before its first."""
     with store_errors(tracker.uri):
-        return max((m.step for m in tracker.client.get_metric_history(run_id, "test_acc")), default=-1)
+        return max(
+            (m.step for m in tracker.client.get_metric_history(run_id, "test_acc")), default=-1
+        )
 
 
 def unfinished(tracker: Tracker, tags: dict[str, str]) -> list[str]:
-    """The ids of the runs left unfinished with exactly these tags (identity, seed, ...), newest first."""
+    """The ids of the runs left unfinished with exactly these tags (identity, seed, ...), newest
+    first."""
     exact = [f"tags.`{k}` = '{v}'" for k, v in tags.items() if "'" not in str(v) and "`" not in k]
     with store_errors(tracker.uri):
-        found = tracker.client.search_runs([tracker.experiment_id], " and ".join(exact),
-                                           order_by=["attributes.start_time DESC"], max_results=1000)
-    return [r.info.run_id for r in found
-            if _open(r) and all(r.data.tags.get(k) == str(v) for k, v in tags.items())]
+        found = tracker.client.search_runs(
+            [tracker.experiment_id],
+            " and ".join(exact),
+            order_by=["attributes.start_time DESC"],
+            max_results=1000,
+        )
+    return [
+        r.info.run_id
+        for r in found
+        if _open(r) and all(r.data.tags.get(k) == str(v) for k, v in tags.items())
+    ]
 
 
 def share(run: RunLogger, checkpoint: Path) -> None:
-    """Log the epoch's checkpoint file as the run's checkpoint artifact, replacing the previous epoch's."""
+    """Log the epoch's checkpoint file as the run's checkpoint artifact, replacing the previous
+    epoch's."""
     folder, name = names.ARTIFACT_CHECKPOINT.rsplit("/", 1)
     if checkpoint.name != name:
         raise ValueError(f"a checkpoint artifact is a file named {name}, not {checkpoint.name}")
@@ -72,23 +89,32 @@ def fetch(tracker: Tracker, run_id: str, into: Path) -> Path | None:
         dest = into / f"{run_id}-{got.name}"
         got.replace(dest)
         return dest
-    except (MlflowException, OSError):  # no checkpoint logged (it died in its first epoch), or unreadable
+    except (
+        MlflowException,
+        OSError,
+    ):  # no checkpoint logged (it died in its first epoch), or unreadable
         return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def drop(run: RunLogger) -> None:
-    """Delete the run's checkpoint artifact (it is finished, or diverged and never resumed); a store that
-    cannot delete artifacts keeps it, with a warning: the run itself is done either way."""
+    """Delete the run's checkpoint artifact (it is finished, or diverged and never resumed); a store
+    that cannot delete artifacts keeps it, with a warning: the run itself is done either way."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     try:
         uri = run.client.get_run(run.run_id).info.artifact_uri
-        repo = get_artifact_repository(uri, tracking_uri=run.uri)  # mlflow-artifacts:/ resolves against our server
+        repo = get_artifact_repository(
+            uri, tracking_uri=run.uri
+        )  # mlflow-artifacts:/ resolves against our server
         repo.delete_artifacts(names.ARTIFACT_CHECKPOINT.rsplit("/", 1)[0])
     except (MlflowException, OSError, NotImplementedError) as e:
-        log.warning("run %s keeps its checkpoint artifact (%s)", run.run_id, redact(f"{type(e).__name__}: {e}")[:300])
+        log.warning(
+            "run %s keeps its checkpoint artifact (%s)",
+            run.run_id,
+            redact(f"{type(e).__name__}: {e}")[:300],
+        )
 
 
 def supersede(tracker: Tracker, run_ids: list[str], by: str) -> None:

@@ -3,6 +3,7 @@
 Handed plain data: params, tags and metrics as dicts, the printed table as a list of row
 dicts (saved as the run's speed.csv artifact). Metrics go in one batched call.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,8 +13,14 @@ from tracking import names
 from tracking.store import Tracker
 
 
-def log_speed_run(tracker: Tracker, run_name: str, params: dict, tags: dict, metrics: dict[str, float],
-                  rows: list[dict]) -> str:
+def log_speed_run(
+    tracker: Tracker,
+    run_name: str,
+    params: dict,
+    tags: dict,
+    metrics: dict[str, float],
+    rows: list[dict],
+) -> str:
     """One FINISHED speed run; returns its id."""
     with tracker.start_run(run_name, params, {**tags, names.TAG_KIND: names.KIND_SPEED}) as run:
         run.log_metrics(metrics)

@@ -4,6 +4,7 @@ With nothing configured the store is MLflow's embedded SQLite default (mlflow.db
 working directory); MLFLOW_TRACKING_URI or an explicit URI (an `mlflow server` URL, say)
 take precedence. Runs are written through MlflowClient, so no global active-run state leaks.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,14 +23,14 @@ from mlflow.tracking import MlflowClient
 from tracking import conventions, names
 from tracking.credentials import printed_redacted, redact
 
-
 SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
 
 
 class TrackingError(RuntimeError):
     """The tracking store cannot be reached or used; the message says which and why.
 
-    Messages name the store by its URI, and drivers' errors may quote it: any password in it is masked."""
+    Messages name the store by its URI, and drivers' errors may quote it: any password in it is
+    masked."""
 
     def __init__(self, message: str):
         super().__init__(redact(str(message)))
@@ -56,15 +57,23 @@ def require_shared_store(uri: str, where: str) -> None:
     scheme = urlparse(uri).scheme.split("+")[0]
     if scheme in ("http", "https", "databricks") or uri.startswith("databricks"):
         return
-    what = ("a database, whose artifacts would stay on each worker's own disk"
-            if scheme in ("postgresql", "mysql", "mssql") else "a file on this machine")
-    raise TrackingError(f"runs on {where} cannot log to {uri} ({what}); start `mlflow server` on a machine they "
-                        f"reach and pass --tracking-uri http://HOST:5000 (README: More than one machine)")
+    what = (
+        "a database, whose artifacts would stay on each worker's own disk"
+        if scheme in ("postgresql", "mysql", "mssql")
+        else "a file on this machine"
+    )
+    raise TrackingError(
+        f"runs on {where} cannot log to {uri} ({what}); start `mlflow server` on a machine they "
+        f"reach and pass --tracking-uri http://HOST:5000 (README: More than one machine)"
+    )
 
 
 def _probe_http(uri: str) -> None:
     import requests
-    from mlflow.environment_variables import MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH
+    from mlflow.environment_variables import (
+        MLFLOW_TRACKING_INSECURE_TLS,
+        MLFLOW_TRACKING_SERVER_CERT_PATH,
+    )
 
     # the TLS settings MLflow's own client honours: a private CA's certificate, or no check at all
     verify = MLFLOW_TRACKING_SERVER_CERT_PATH.get() or not MLFLOW_TRACKING_INSECURE_TLS.get()
@@ -73,13 +82,16 @@ def _probe_http(uri: str) -> None:
     except requests.RequestException as e:
         raise TrackingError(f"tracking server {uri} is unreachable ({type(e).__name__})") from None
     if r.status_code >= 400:
-        raise TrackingError(f"tracking server {uri} answered {r.status_code} on /health; is it an MLflow server?")
+        raise TrackingError(
+            f"tracking server {uri} answered {r.status_code} on /health; is it an MLflow server?"
+        )
 
 
 def sqlite_path(uri: str) -> Path | None:
-    """The database file of a `sqlite:///PATH` URI (relative to the working directory), else None."""
+    """The database file of a `sqlite:///PATH` URI (relative to the working directory), else
+    None."""
     prefix = "sqlite:///"
-    path = uri[len(prefix):] if uri.startswith(prefix) else ""
+    path = uri[len(prefix) :] if uri.startswith(prefix) else ""
     return Path(path) if path and path != ":memory:" else None
 
 
@@ -110,8 +122,10 @@ class Tracker:
         else:
             scheme = urlparse(uri).scheme.split("+")[0]
             if scheme not in SCHEMES:
-                raise TrackingError(f"tracking URI {uri!r}: unknown scheme {scheme or '(none)'!r}; "
-                                    f"use sqlite:///PATH.db, postgresql://..., file:PATH or http://HOST:PORT")
+                raise TrackingError(
+                    f"tracking URI {uri!r}: unknown scheme {scheme or '(none)'!r}; "
+                    f"use sqlite:///PATH.db, postgresql://..., file:PATH or http://HOST:PORT"
+                )
         try:
             with _creation_lock(uri):
                 self.client = MlflowClient(tracking_uri=uri)
@@ -120,10 +134,13 @@ class Tracker:
             raise
         except Exception as e:  # drivers, SQL and HTTP errors all mean "this store can't be used"
             first = (str(e).splitlines() or [type(e).__name__])[0]
-            raise TrackingError(f"tracking store {uri} cannot be used: {type(e).__name__}: {first}") from None
+            raise TrackingError(
+                f"tracking store {uri} cannot be used: {type(e).__name__}: {first}"
+            ) from None
 
     def _experiment_id(self, name: str) -> str:
-        """The experiment's id, creating it if need be; either way it carries MLflow's experiment kind."""
+        """The experiment's id, creating it if need be; either way it carries MLflow's experiment
+        kind."""
         exp = self.client.get_experiment_by_name(name)
         if exp is None:
             try:
@@ -135,15 +152,25 @@ class Tracker:
         conventions.mark_experiment(self.client, exp)
         return exp.experiment_id
 
-    def start_run(self, run_name: str, params: dict, tags: dict, source: conventions.Source | None = None,
-                  system_metrics: bool = False) -> "RunLogger":
-        """A new RUNNING run; `source` fills MLflow's source tags, `system_metrics` starts MLflow's monitor."""
+    def start_run(
+        self,
+        run_name: str,
+        params: dict,
+        tags: dict,
+        source: conventions.Source | None = None,
+        system_metrics: bool = False,
+    ) -> RunLogger:
+        """A new RUNNING run; `source` fills MLflow's source tags, `system_metrics` starts MLflow's
+        monitor."""
         tags = {**tags, **(source.tags() if source else {})}
         try:
-            run = self.client.create_run(self.experiment_id, run_name=run_name,
-                                         tags={k: str(v) for k, v in tags.items()})
+            run = self.client.create_run(
+                self.experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()}
+            )
         except MlflowException as e:
-            raise TrackingError(f"cannot create a run in {self.uri}: {e.message.splitlines()[0]}") from None
+            raise TrackingError(
+                f"cannot create a run in {self.uri}: {e.message.splitlines()[0]}"
+            ) from None
         logger = RunLogger(self.client, run.info.run_id, self.uri)
         try:
             logger.log_params(params)
@@ -154,7 +181,6 @@ class Tracker:
             logger.monitor_system()
         return logger
 
-
     def run_status(self, run_id: str) -> str | None:
         """FINISHED, RUNNING, FAILED or KILLED; None when the run does not exist."""
         try:
@@ -162,7 +188,7 @@ class Tracker:
         except MlflowException:
             return None
 
-    def reopen(self, run_id: str, system_metrics: bool = False) -> "RunLogger":
+    def reopen(self, run_id: str, system_metrics: bool = False) -> RunLogger:
         """Continue an unfinished run (after a crash or Ctrl-C): it is RUNNING again."""
         with store_errors(self.uri):
             self.client.update_run(run_id, status="RUNNING")
@@ -180,11 +206,14 @@ def connect(uri: str | None = None, experiment: str = names.DEFAULT_EXPERIMENT) 
 
 @contextmanager
 def store_errors(where: str):
-    """MLflow's failures mid-run become TrackingError, which callers treat as "the store is gone"."""
+    """MLflow's failures mid-run become TrackingError, which callers treat as "the store is
+    gone"."""
     try:
         yield
     except MlflowException as e:
-        raise TrackingError(f"tracking store {where}: {(e.message.splitlines() or [''])[0]}") from None
+        raise TrackingError(
+            f"tracking store {where}: {(e.message.splitlines() or [''])[0]}"
+        ) from None
 
 
 class RunLogger:
@@ -196,13 +225,19 @@ class RunLogger:
         self.monitor = None  # MLflow's SystemMetricsMonitor, while it runs
 
     def monitor_system(self, resume: bool = False) -> None:
-        """Sample CPU, memory, disk, network and (with pynvml) GPU use into `system/*` metrics until the
-        run finishes: MLflow's own monitor, a background thread (every 10 s unless
+        """Sample CPU, memory, disk, network and (with pynvml) GPU use into `system/*` metrics until
+        the run finishes: MLflow's own monitor, a background thread (every 10 s unless
         MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says otherwise); `resume` continues its steps."""
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor  # needs psutil
+        from mlflow.system_metrics.system_metrics_monitor import (
+            SystemMetricsMonitor,
+        )  # needs psutil
 
-        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per run
-        self.monitor = SystemMetricsMonitor(self.run_id, resume_logging=resume, tracking_uri=self.uri)
+        logging.getLogger("mlflow.system_metrics").setLevel(
+            logging.WARNING
+        )  # no start/stop lines per run
+        self.monitor = SystemMetricsMonitor(
+            self.run_id, resume_logging=resume, tracking_uri=self.uri
+        )
         self.monitor.start()
 
     def log_datasets(self, data: conventions.DataInput) -> None:
@@ -214,33 +249,47 @@ class RunLogger:
         """The trained network as the run's logged model (tracking/models.py); returns its model id.
 
         Log the final metrics first: the model is linked to the run's latest values."""
-        from tracking import models  # torch and mlflow.pytorch: only a run that trained a model needs them
+        from tracking import (
+            models,
+        )  # torch and mlflow.pytorch: only a run that trained a model needs them
 
         with store_errors(self.run_id):
             return models.log_model(self.client, self.run_id, model, input_example, step)
 
     def log_params(self, params: dict) -> None:
-        items = [Param(k, json.dumps(v) if isinstance(v, (list, tuple)) else str(v)) for k, v in params.items()]
+        items = [
+            Param(k, json.dumps(v) if isinstance(v, (list, tuple)) else str(v))
+            for k, v in params.items()
+        ]
         with store_errors(self.run_id):
             for i in range(0, len(items), 100):  # MLflow's per-call parameter limit
-                self.client.log_batch(self.run_id, params=items[i:i + 100])
+                self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         """All of `metrics` at one step, in one call."""
         ts = int(time.time() * 1000)
         with store_errors(self.run_id):
-            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
+            self.client.log_batch(
+                self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()]
+            )
 
-    def log_epochs(self, history: list[dict[str, float]], first_step: int = 0, timestamp_ms: int | None = None) -> None:
-        """Many epochs at once (an imported or generated run): steps first_step.., 1,000 values a call.
+    def log_epochs(
+        self, history: list[dict[str, float]], first_step: int = 0, timestamp_ms: int | None = None
+    ) -> None:
+        """Many epochs at once (an imported or generated run): steps first_step.., 1,000 values a
+        call.
 
         1,000 is MLflow's per-call metric limit; one call per epoch would cost a round trip each.
         """
         ts = timestamp_ms or int(time.time() * 1000)
-        items = [Metric(k, float(v), ts + i, first_step + i) for i, row in enumerate(history) for k, v in row.items()]
+        items = [
+            Metric(k, float(v), ts + i, first_step + i)
+            for i, row in enumerate(history)
+            for k, v in row.items()
+        ]
         with store_errors(self.run_id):
             for i in range(0, len(items), 1000):
-                self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+                self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
 
     def set_tags(self, tags: dict) -> None:
         with store_errors(self.run_id):
@@ -254,7 +303,8 @@ class RunLogger:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def log_dict(self, data: dict, artifact_file: str) -> None:
-        """`data` as a JSON (or YAML, by the suffix) artifact, written by MLflow without a file of ours."""
+        """`data` as a JSON (or YAML, by the suffix) artifact, written by MLflow without a file of
+        ours."""
         with store_errors(self.run_id):
             self.client.log_dict(self.run_id, data, artifact_file)
 
@@ -265,17 +315,22 @@ class RunLogger:
     def log_figure(self, figure, artifact_file: str, **save_kwargs) -> None:
         """A matplotlib figure as an image artifact; `save_kwargs` go to its savefig (dpi, say)."""
         with store_errors(self.run_id):
-            self.client.log_figure(self.run_id, figure, artifact_file, save_kwargs=save_kwargs or None)
+            self.client.log_figure(
+                self.run_id, figure, artifact_file, save_kwargs=save_kwargs or None
+            )
 
     def finish(self, status: str = "FINISHED") -> None:
         if self.monitor is not None:  # its last samples go in before the run ends
             self.monitor.finish()
             self.monitor = None
-        with store_errors(self.run_id), printed_redacted():  # MLflow prints the run's link: no password in it
+        with (
+            store_errors(self.run_id),
+            printed_redacted(),
+        ):  # MLflow prints the run's link: no password in it
             self.client.set_terminated(self.run_id, status=status)
         self.status = status
 
-    def __enter__(self) -> "RunLogger":
+    def __enter__(self) -> RunLogger:
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -291,4 +346,3 @@ class RunLogger:
             finally:
                 self.finish("FAILED")
         return False
-

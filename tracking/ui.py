@@ -10,8 +10,10 @@ The UI has no login, so it binds loopback unless the caller says `public`; eithe
 gets `--allowed-hosts` and `--cors-allowed-origins` for the names it can be reached by, so MLflow's
 Host and Origin checks (DNS rebinding, cross-site edits) pass for those names and no others.
 """
+
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ipaddress
 import os
@@ -29,7 +31,6 @@ from mlflow.tracking import MlflowClient
 from tracking import conventions
 from tracking.credentials import redact
 from tracking.store import TrackingError, resolve_uri, sqlite_path
-
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 ANY_ADDRESS = ("0.0.0.0", "::", "")
@@ -53,10 +54,8 @@ def reachable_names(host: str) -> list[str]:
     else:
         hostname = socket.gethostname()
         names |= {hostname, socket.getfqdn()}
-        try:
+        with contextlib.suppress(OSError):  # a host name that does not resolve adds no address
             names.update(socket.gethostbyname_ex(hostname)[2])
-        except OSError:  # a host name that does not resolve adds no address
-            pass
     return sorted(names)
 
 
@@ -65,33 +64,60 @@ def security_options(host: str, port: int) -> list[str]:
     for the names a server on `host`:`port` is reached by."""
     shown = [f"[{n}]" if ":" in n else n for n in reachable_names(host)]
     hosts = [h for n in shown for h in (n, f"{n}:{port}")]
-    return ["--allowed-hosts", ",".join(hosts),
-            "--cors-allowed-origins", ",".join(f"http://{n}:{port}" for n in shown)]
+    return [
+        "--allowed-hosts",
+        ",".join(hosts),
+        "--cors-allowed-origins",
+        ",".join(f"http://{n}:{port}" for n in shown),
+    ]
 
 
-def server_command(uri: str, host: str, port: int, workers: int = 1, public: bool = False) -> list[str]:
+def server_command(
+    uri: str, host: str, port: int, workers: int = 1, public: bool = False
+) -> list[str]:
     """The `mlflow server` command line for the store at `uri`; a network `host` needs `public`."""
     if not (public or is_loopback(host)):
-        raise TrackingError(f"--host {host or '(all interfaces)'} would serve the MLflow UI, which has no login, "
-                            f"to the network: add --public to mean it, or keep the default 127.0.0.1")
+        raise TrackingError(
+            f"--host {host or '(all interfaces)'} would serve the MLflow UI, which has no login, "
+            f"to the network: add --public to mean it, or keep the default 127.0.0.1"
+        )
     if uri.startswith(("http://", "https://")):
         raise TrackingError(f"the tracking URI {uri} is already a server: open it in a browser")
     db = sqlite_path(uri)
     if db is not None:
         if not db.is_file():
-            raise TrackingError(f"no tracking store at {db.resolve()}: run `resbench reproduce` (or `resbench run`) "
-                                f"first, or point --tracking-uri at an existing store")
+            raise TrackingError(
+                f"no tracking store at {db.resolve()}: run `resbench reproduce` (or `resbench "
+                f"run`) "
+                f"first, or point --tracking-uri at an existing store"
+            )
         backend, artifacts = f"sqlite:///{db.resolve()}", db.resolve().parent / "mlruns"
     elif uri.startswith("file:") or "://" not in uri:
         folder = Path(uri.removeprefix("file://").removeprefix("file:")).resolve()
         backend, artifacts = folder.as_uri(), folder
     else:  # another database URL; MLflow's own defaults apply
         backend, artifacts = uri, Path("mlruns").resolve()
-    # a database URI with a password goes in the server's environment (server_env), never on its command line (ps)
+    # a database URI with a password goes in the server's environment (server_env), never on its
+    # command line (ps)
     store = ["--backend-store-uri", backend] if redact(backend) == backend else []
-    return [sys.executable, "-m", "mlflow", "server", *store,
-            "--default-artifact-root", str(artifacts), "--artifacts-destination", str(artifacts),
-            "--host", host, "--port", str(port), "--workers", str(workers), *security_options(host, port)]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        *store,
+        "--default-artifact-root",
+        str(artifacts),
+        "--artifacts-destination",
+        str(artifacts),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        *security_options(host, port),
+    ]
 
 
 def server_env(uri: str) -> dict[str, str]:
@@ -117,12 +143,15 @@ def url_for(host: str, port: int) -> str:
 def _check_port_free(host: str, port: int) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        # as the server binds: connections of a UI stopped a moment ago (TIME_WAIT) do not hold the port
+        # as the server binds: connections of a UI stopped a moment ago (TIME_WAIT) do not hold the
+        # port
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as e:
-            raise TrackingError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port") from None
+            raise TrackingError(
+                f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port"
+            ) from None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -149,19 +178,34 @@ def _tail(proc: subprocess.Popen) -> str:
     return lines[-1] if lines else f"exit status {proc.returncode}"
 
 
-def start(uri: str | None, host: str = "127.0.0.1", port: int = 5000, timeout: float = 120.0,
-          public: bool = False) -> tuple[subprocess.Popen, str]:
+def start(
+    uri: str | None,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    timeout: float = 120.0,
+    public: bool = False,
+) -> tuple[subprocess.Popen, str]:
     """Start the server and wait until it answers on /health; returns (process, URL).
 
     The server's own output goes to a temporary file (`proc.log`), read back if it fails.
     """
     cmd = server_command(resolve_uri(uri), host, port, public=public)
     _check_port_free(host, port)
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open for the server process it logs)
     # MLflow's GenAI job runner is of no use for browsing runs and would only add processes.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **server_env(resolve_uri(uri))}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            preexec_fn=_own_group_dying_with_parent)
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        **server_env(resolve_uri(uri)),
+    }
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=_own_group_dying_with_parent,
+    )
     proc.log = log
     url = url_for(host, port)
     deadline = time.monotonic() + timeout
@@ -199,9 +243,16 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def serve(uri: str | None, host: str = "127.0.0.1", port: int = 5000, experiment: str | None = None,
-          echo=print, public: bool = False) -> None:
-    """Run the UI until Ctrl-C (or SIGTERM) or until the server exits by itself; links `experiment`'s runs.
+def serve(
+    uri: str | None,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    experiment: str | None = None,
+    echo=print,
+    public: bool = False,
+) -> None:
+    """Run the UI until Ctrl-C (or SIGTERM) or until the server exits by itself; links
+    `experiment`'s runs.
 
     A `host` other than loopback needs `public`: the UI has no login."""
     proc, url = start(uri, host, port, public=public)
@@ -209,7 +260,10 @@ def serve(uri: str | None, host: str = "127.0.0.1", port: int = 5000, experiment
     try:
         echo(f"MLflow UI for {redact(resolve_uri(uri))} at {url}  (Ctrl-C stops it)")
         if not is_loopback(host):
-            echo(f"public: anyone who can reach port {port} here can read and edit these runs, with no login")
+            echo(
+                f"public: anyone who can reach port {port} here can read and edit these runs, with "
+                f"no login"
+            )
         client = MlflowClient(resolve_uri(uri))
         found = client.get_experiment_by_name(experiment) if experiment else None
         if found is not None:

@@ -1,4 +1,5 @@
 """`python -m benchmarks.cli`: the `resbench` command."""
+
 from benchmarks.cli.main import main
 
 main()

@@ -1,5 +1,6 @@
-"""Commands that show: `report` (Table 1 from the runs in MLflow), `deviations` (every known departure
-from the authors' run) and `ui` (the MLflow UI on the store). `list` is catalog.py's."""
+"""Commands that show: `report` (Table 1 from the runs in MLflow), `deviations` (every known
+departure from the authors' run) and `ui` (the MLflow UI on the store). `list` is catalog.py's."""
+
 from __future__ import annotations
 
 import json
@@ -17,28 +18,50 @@ SUFFIXES = {f".{ext}": name for name, ext in FORMATS.items()}
 
 
 @click.command()
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
-              help="Output format [default: from --output's suffix, else markdown].")
-@click.option("--output", type=click.Path(), default=None,
-              help="A file, or a folder (existing, or ending in /) for every format plus the figures. "
-                   "Omitted: print to stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMATS)),
+    default=None,
+    help="Output format [default: from --output's suffix, else markdown].",
+)
+@click.option(
+    "--output",
+    type=click.Path(),
+    default=None,
+    help="A file, or a folder (existing, or ending in /) for every format plus the figures. "
+    "Omitted: print to stdout.",
+)
 @variant_options(limits="Tabulate runs limited to")
-@click.option("--data", "data_source", default="cifar10", show_default=True,
-              help="Data source of the runs to tabulate: cifar10 (the official files, else a rebuilt copy), "
-                   "synthetic, or a source name such as cifar10-jpeg-rebuild.")
-@click.option("--group", default=None, help="Only the entries of this group (a sweep's group, say).")
+@click.option(
+    "--data",
+    "data_source",
+    default="cifar10",
+    show_default=True,
+    help="Data source of the runs to tabulate: cifar10 (the official files, else a rebuilt copy), "
+    "synthetic, or a source name such as cifar10-jpeg-rebuild.",
+)
+@click.option(
+    "--group", default=None, help="Only the entries of this group (a sweep's group, say)."
+)
 @click.option("--rank", is_flag=True, help="Sort the rows by measured accuracy, best first.")
-@click.option("--ui-url", default=None, metavar="URL",
-              help="MLflow UI to link runs into, e.g. http://127.0.0.1:5000 from `resbench ui` "
-                   "[default: the tracking URI when it is an http(s) server].")
+@click.option(
+    "--ui-url",
+    default=None,
+    metavar="URL",
+    help="MLflow UI to link runs into, e.g. http://127.0.0.1:5000 from `resbench ui` "
+    "[default: the tracking URI when it is an http(s) server].",
+)
 @tracking_options
-def report(fmt, output, variant: Variant, data_source, group, rank, ui_url, tracking_uri, experiment):
+def report(
+    fmt, output, variant: Variant, data_source, group, rank, ui_url, tracking_uri, experiment
+):
     """Regenerate Table 1 from the runs in MLflow, beside what the paper printed.
 
     A row counts only finished runs of one identity: the entry's own configuration (or, with
     --epochs/--set/--limit-*, that same variant for every entry), code version and data; other runs
-    are listed apart. Each row gets final- and best-epoch accuracies with 90% intervals, a verdict on the
-    one the paper's figure is (TOST at alpha 0.05), links to its runs and a card.
+    are listed apart. Each row gets final- and best-epoch accuracies with 90% intervals, a verdict
+    on the one the paper's figure is (TOST at alpha 0.05), links to its runs and a card.
     """
     from benchmarks import selection
     from benchmarks.report import build, render
@@ -48,8 +71,17 @@ def report(fmt, output, variant: Variant, data_source, group, rank, ui_url, trac
         variant.train(e)
     # a group's table lists only that group's runs: the store is asked for those alone
     runs = selection.load_runs(tracking_uri, experiment, entries=[f"{group}/*"] if group else None)
-    r = build.build(runs, tracking_uri, experiment, variant, data_source,
-                    entries, group=group, rank=rank, ui_url=ui_url)
+    r = build.build(
+        runs,
+        tracking_uri,
+        experiment,
+        variant,
+        data_source,
+        entries,
+        group=group,
+        rank=rank,
+        ui_url=ui_url,
+    )
     if output is None:
         click.echo(render.render(r, fmt or "markdown"), nl=False)
         return
@@ -64,10 +96,16 @@ def report(fmt, output, variant: Variant, data_source, group, rank, ui_url, trac
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+)
 def deviations(name, fmt):
-    """Every known way a run departs from the authors' run, with its measured effect and the command that
-    measured it, or "not measured". With NAME, those that apply to that entry."""
+    """Every known way a run departs from the authors' run, with its measured effect and the command
+    that measured it, or "not measured". With NAME, those that apply to that entry."""
     from benchmarks import deviations as table
 
     chosen = table.applicable(registry.get(name)) if name else list(table.DEVIATIONS)
@@ -78,11 +116,19 @@ def deviations(name, fmt):
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to bind; anything but loopback (0.0.0.0 = all) also needs --public.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind; anything but loopback (0.0.0.0 = all) also needs --public.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-@click.option("--public", is_flag=True, help="Allow a network --host: the UI has no login, anyone who can "
-                                              "reach the port can read and edit the runs.")
+@click.option(
+    "--public",
+    is_flag=True,
+    help="Allow a network --host: the UI has no login, anyone who can "
+    "reach the port can read and edit the runs.",
+)
 @tracking_options
 def ui(host, port, public, tracking_uri, experiment):
     """Browse the runs in the MLflow UI (runs until Ctrl-C)."""

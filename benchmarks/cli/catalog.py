@@ -1,8 +1,10 @@
-"""`resbench list`: the registered entries, their architecture, budget columns and the paper's figures.
+"""`resbench list`: the registered entries, their architecture, budget columns and the paper's
+figures.
 
 A module of its own so that listing imports the registry and pandas only: no MLflow, report or
 jobs (parameters and FLOPs are formulas over each entry's config, resnet/model.py and flops.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -13,16 +15,26 @@ from benchmarks import registry
 
 
 @click.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--max-params", type=click.FloatRange(min=0), default=None,
-              help="Only entries with at most this many parameters, e.g. 5e6 (the paper's budget).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option(
+    "--max-params",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Only entries with at most this many parameters, e.g. 5e6 (the paper's budget).",
+)
 @click.option("--group", "groups", multiple=True, help="Only entries of this group (repeatable).")
 def list_cmd(fmt, max_params, groups):
     """Every registered entry: architecture, parameters, FLOPs and the paper's figures."""
     import pandas as pd
 
-    rows = [r for r in (registry.describe_entry(e) for e in registry.entries())
-            if (max_params is None or r["params"] <= max_params) and (not groups or r["group"] in groups)]
+    rows = [
+        r
+        for r in (registry.describe_entry(e) for e in registry.entries())
+        if (max_params is None or r["params"] <= max_params)
+        and (not groups or r["group"] in groups)
+    ]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -31,8 +43,13 @@ def list_cmd(fmt, max_params, groups):
         return
     df = pd.DataFrame(rows).drop(columns=["description", "group", "train_gflops"])
     for col in ("blocks", "channels", "F", "K"):
-        df[col] = df[col].map(lambda v, c=col: ",".join(map(str, v)) if len(set(v)) > 1 or c in ("blocks", "channels")
-                              else str(v[0]))
+        df[col] = df[col].map(
+            lambda v, c=col: (
+                ",".join(map(str, v))
+                if len(set(v)) > 1 or c in ("blocks", "channels")
+                else str(v[0])
+            )
+        )
     df["params"] = df["params"].map("{:,}".format)
     df["fits_5M"] = df["fits_5M"].map({True: "yes", False: "NO"})
     df["paper_acc"] = df["paper_acc"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}%")

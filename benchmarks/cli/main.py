@@ -5,6 +5,7 @@ impossible executor options, file-system errors) print one `error: ...` line on 
 with status 2; Ctrl-C exits 130 (the run it stopped is KILLED and resumes on the next call).
 A command whose runs failed says so and exits 1.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -15,29 +16,59 @@ import click
 # only when that command runs or shows its own help, so `resbench --help` answers at once;
 # tests/test_tracking_scale.py checks each line against the command's docstring.
 COMMANDS = {
-    "check": ("benchmarks.cli.measure", "check_cmd", "Pre-flight: build each entry NAME (or --all), compare its "
-              "parameter count with the paper's print, run one training and one test batch of generated data on the "
-              "device, and estimate the full run's wall time from a few timed steps."),
-    "deviations": ("benchmarks.cli.browse", "deviations", "Every known way a run departs from the authors' run, "
-                   "with its measured effect and the command that measured it, or \"not measured\"."),
-    "list": ("benchmarks.cli.catalog", "list_cmd", "Every registered entry: architecture, parameters, FLOPs and the "
-             "paper's figures."),
-    "report": ("benchmarks.cli.browse", "report", "Regenerate Table 1 from the runs in MLflow, beside what the "
-               "paper printed."),
-    "reproduce": ("benchmarks.cli.runs", "reproduce", "Train every entry and seed not yet finished in this "
-                  "configuration, then write the report."),
-    "run": ("benchmarks.cli.runs", "run", "Train each entry NAME (names or globs such as 'table1/*') and log it to "
-            "MLflow."),
-    "speed": ("benchmarks.cli.measure", "speed", "Time training steps and a test pass of NAME per pipeline, print "
-              "the table, log a speed run."),
-    "sweep": ("benchmarks.cli.runs", "sweep", "Generate entries varying one hyperparameter at a time around BASE "
-              "under a parameter budget."),
+    "check": (
+        "benchmarks.cli.measure",
+        "check_cmd",
+        "Pre-flight: build each entry NAME (or --all), compare its "
+        "parameter count with the paper's print, run one training and one test batch of generated "
+        "data on the "
+        "device, and estimate the full run's wall time from a few timed steps.",
+    ),
+    "deviations": (
+        "benchmarks.cli.browse",
+        "deviations",
+        "Every known way a run departs from the authors' run, "
+        "with its measured effect and the command that measured it, or \"not measured\".",
+    ),
+    "list": (
+        "benchmarks.cli.catalog",
+        "list_cmd",
+        "Every registered entry: architecture, parameters, FLOPs and the paper's figures.",
+    ),
+    "report": (
+        "benchmarks.cli.browse",
+        "report",
+        "Regenerate Table 1 from the runs in MLflow, beside what the paper printed.",
+    ),
+    "reproduce": (
+        "benchmarks.cli.runs",
+        "reproduce",
+        "Train every entry and seed not yet finished in this configuration, then write the report.",
+    ),
+    "run": (
+        "benchmarks.cli.runs",
+        "run",
+        "Train each entry NAME (names or globs such as 'table1/*') and log it to MLflow.",
+    ),
+    "speed": (
+        "benchmarks.cli.measure",
+        "speed",
+        "Time training steps and a test pass of NAME per pipeline, print "
+        "the table, log a speed run.",
+    ),
+    "sweep": (
+        "benchmarks.cli.runs",
+        "sweep",
+        "Generate entries varying one hyperparameter at a time around BASE "
+        "under a parameter budget.",
+    ),
     "ui": ("benchmarks.cli.browse", "ui", "Browse the runs in the MLflow UI (runs until Ctrl-C)."),
 }
 
 
 def expected() -> tuple[type[Exception], ...]:
-    """The failures that print one line; imported once one is raised (the command has loaded them by then)."""
+    """The failures that print one line; imported once one is raised (the command has loaded them by
+    then)."""
     from benchmarks.jobs.checkpoints import SlotBusy
     from benchmarks.jobs.executor import ExecutorError
     from benchmarks.registry import RegistryError
@@ -62,8 +93,12 @@ class Resbench(click.Group):
         """As click's, from COMMANDS' help lines: listing the commands imports none of them."""
         limit = formatter.width - 6 - max(map(len, COMMANDS))
         with formatter.section("Commands"):
-            formatter.write_dl([(name, click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit))
-                                for name in self.list_commands(ctx)])
+            formatter.write_dl(
+                [
+                    (name, click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit))
+                    for name in self.list_commands(ctx)
+                ]
+            )
 
     def invoke(self, ctx: click.Context):
         try:
@@ -71,18 +106,22 @@ class Resbench(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # click's own: usage errors and exits, as click prints them
         except KeyboardInterrupt:
-            click.echo("interrupted: the run is marked KILLED and keeps its last epoch; rerun to resume", err=True)
+            click.echo(
+                "interrupted: the run is marked KILLED and keeps its last epoch; rerun to resume",
+                err=True,
+            )
             ctx.exit(130)
         except Exception as e:
             if not isinstance(e, expected()):
                 raise
             from tracking.credentials import redact
 
-            click.echo(redact(f"error: {(str(e).strip().splitlines() or [type(e).__name__])[0]}"), err=True)
+            click.echo(
+                redact(f"error: {(str(e).strip().splitlines() or [type(e).__name__])[0]}"), err=True
+            )
             ctx.exit(2)
 
 
 @click.group(cls=Resbench, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """resbench: the paper's Table 1 as benchmarks, trained and tracked in MLflow."""
-

@@ -6,19 +6,20 @@ of the raw values: `overrides` (--epochs, --set), `variant` (those plus --limit-
 plus the store and checkpoints) and `placement` (ExecutorConfig). Choices come from the constants
 of `resnet`; `--set FIELD=VALUE` is a click ParamType checked against TrainConfig's fields.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import wraps
-from typing import Callable
 
 import click
 
 from benchmarks.jobs.executor import KINDS, ExecutorConfig, parse_devices
 from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.selection import Variant
-from resnet.data import SYNTHETIC
 from resnet.config import COMPILE_MODES, PIPELINES, PRECISIONS, ExecConfig, TrainConfig
+from resnet.data import SYNTHETIC
 from tracking import names
 from tracking.store import resolve_uri
 
@@ -34,7 +35,9 @@ class Assignment(click.ParamType):
         fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
         key, sep, raw = value.partition("=")
         if not sep or key not in fields:
-            self.fail(f"{value!r}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}", param, ctx)
+            self.fail(
+                f"{value!r}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}", param, ctx
+            )
         kind = fields[key].type
         try:
             if kind == "bool":
@@ -47,12 +50,14 @@ class Assignment(click.ParamType):
 
 
 def _names(options: list) -> list[str]:
-    """The parameter names click gives `options` (each applied to a throwaway function to find out)."""
+    """The parameter names click gives `options` (each applied to a throwaway function to find
+    out)."""
     return [opt(lambda: None).__click_params__[-1].name for opt in options]
 
 
 def group(options: list, build: Callable[..., dict]) -> Callable:
-    """A decorator adding `options` to a command, whose values `build(**values)` turns into its arguments."""
+    """A decorator adding `options` to a command, whose values `build(**values)` turns into its
+    arguments."""
     names_ = _names(options)
 
     def decorate(fn):
@@ -73,37 +78,77 @@ def _overrides(epochs, sets) -> dict:
 
 
 def _override_options(epochs_help: str) -> list:
-    return [click.option("--epochs", type=click.IntRange(min=1), default=None, help=epochs_help),
-            click.option("--set", "sets", type=Assignment(), multiple=True, metavar="FIELD=VALUE",
-                         help="Override a training field of every entry, e.g. --set lr=0.01 --set optimizer=sgd.")]
+    return [
+        click.option("--epochs", type=click.IntRange(min=1), default=None, help=epochs_help),
+        click.option(
+            "--set",
+            "sets",
+            type=Assignment(),
+            multiple=True,
+            metavar="FIELD=VALUE",
+            help=(
+                "Override a training field of every entry, e.g. --set lr=0.01 --set optimizer=sgd."
+            ),
+        ),
+    ]
 
 
 def overrides_options(epochs_help: str = "Override every entry's epochs.") -> Callable:
-    """--epochs and --set, as `overrides`: the TrainConfig fields every entry trains with instead."""
-    return group(_override_options(epochs_help), lambda epochs, sets: {"overrides": _overrides(epochs, sets)})
+    """--epochs and --set, as `overrides`: the TrainConfig fields every entry trains with
+    instead."""
+    return group(
+        _override_options(epochs_help), lambda epochs, sets: {"overrides": _overrides(epochs, sets)}
+    )
 
 
 def _limit_options(what: str) -> list:
-    return [click.option("--limit-train", type=click.IntRange(min=1), default=None,
-                         help=f"{what} the first N training images."),
-            click.option("--limit-test", type=click.IntRange(min=1), default=None,
-                         help=f"{what} the first N test images.")]
+    return [
+        click.option(
+            "--limit-train",
+            type=click.IntRange(min=1),
+            default=None,
+            help=f"{what} the first N training images.",
+        ),
+        click.option(
+            "--limit-test",
+            type=click.IntRange(min=1),
+            default=None,
+            help=f"{what} the first N test images.",
+        ),
+    ]
 
 
 def variant_options(limits: str = "Tabulate runs limited to") -> Callable:
     """--epochs, --set and --limit-*, as `variant`: what a table or pre-flight is about."""
-    return group(_override_options("Override every entry's epochs.") + _limit_options(limits),
-                 lambda epochs, sets, limit_train, limit_test: {
-                     "variant": Variant.of(_overrides(epochs, sets), limit_train, limit_test)})
+    return group(
+        _override_options("Override every entry's epochs.") + _limit_options(limits),
+        lambda epochs, sets, limit_train, limit_test: {
+            "variant": Variant.of(_overrides(epochs, sets), limit_train, limit_test)
+        },
+    )
 
 
 DATA = [
-    click.option("--data", "data_source", type=click.Choice(["cifar10", SYNTHETIC]), default="cifar10",
-                 show_default=True, help="cifar10 (downloaded if missing) or generated test data."),
-    click.option("--data-dir", envvar="RESBENCH_DATA_DIR", default=None,
-                 help="Folder holding cifar-10-batches-py/ [default: ~/.cache/resbench/data]."),
-    click.option("--download/--no-download", default=True, show_default=True,
-                 help="Download CIFAR-10 (MD5-checked) when it is missing."),
+    click.option(
+        "--data",
+        "data_source",
+        type=click.Choice(["cifar10", SYNTHETIC]),
+        default="cifar10",
+        show_default=True,
+        help="cifar10 (downloaded if missing) or generated test data.",
+    ),
+    click.option(
+        "--data-dir",
+        envvar="RESBENCH_DATA_DIR",
+        default=None,
+        help="Folder holding cifar-10-batches-py/ [default: ~/.cache/resbench/data].",
+    ),
+    click.option(
+        "--download/--no-download",
+        default=True,
+        show_default=True,
+        help="Download CIFAR-10 (MD5-checked) when it is missing.",
+    ),
     *_limit_options("Use"),
 ]
 
@@ -114,85 +159,202 @@ def _data(data_source, data_dir, download, limit_train, limit_test) -> DataSpec:
 
 data_options = group(DATA, lambda **raw: {"data": _data(**raw)})
 
-# ExecConfig's fields as options; a command offers those it uses, with its own help where it differs.
+# ExecConfig's fields as options; a command offers those it uses, with its own help where it
+# differs.
 EXEC = {
-    "device": lambda h: click.option("--device", default="auto", show_default=True,
-                                     help=h or "auto, cpu, cuda or cuda:N."),
-    "pipeline": lambda h: click.option("--pipeline", type=click.Choice(PIPELINES), default="fast", show_default=True,
-                                       help=h or "Device-resident input pipeline, or the authors' DataLoader."),
-    "precision": lambda h: click.option("--precision", type=click.Choice(PRECISIONS), default="auto",
-                                        show_default=True,
-                                        help=h or "auto: bf16 autocast on CUDA with the fast pipeline, fp32 otherwise."),
-    "compile": lambda h: click.option("--compile/--no-compile", default=False, show_default=True,
-                                      help=h or "Compile the step: whole-step CUDA graphs on CUDA (fast pipeline, "
-                                                "Adam), else torch.compile; see docs/PERFORMANCE.md."),
-    "compile_mode": lambda h: click.option("--compile-mode", type=click.Choice(COMPILE_MODES), default="auto",
-                                           show_default=True,
-                                           help=h or "auto: cudagraph on CUDA, inductor elsewhere; see "
-                                                     "docs/PERFORMANCE.md."),
-    "channels_last": lambda h: click.option("--channels-last/--no-channels-last", default=True, show_default=True,
-                                            help=h or "NHWC activations in the fast pipeline."),
-    "num_workers": lambda h: click.option("--workers", "num_workers", type=click.IntRange(min=0), default=2,
-                                          show_default=True,
-                                          help=h or "Reference pipeline's DataLoader workers (the authors used 2)."),
-    "deterministic": lambda h: click.option("--deterministic", is_flag=True,
-                                            help=h or "Deterministic kernels: bitwise-repeatable runs and resumes."),
+    "device": lambda h: click.option(
+        "--device", default="auto", show_default=True, help=h or "auto, cpu, cuda or cuda:N."
+    ),
+    "pipeline": lambda h: click.option(
+        "--pipeline",
+        type=click.Choice(PIPELINES),
+        default="fast",
+        show_default=True,
+        help=h or "Device-resident input pipeline, or the authors' DataLoader.",
+    ),
+    "precision": lambda h: click.option(
+        "--precision",
+        type=click.Choice(PRECISIONS),
+        default="auto",
+        show_default=True,
+        help=h or "auto: bf16 autocast on CUDA with the fast pipeline, fp32 otherwise.",
+    ),
+    "compile": lambda h: click.option(
+        "--compile/--no-compile",
+        default=False,
+        show_default=True,
+        help=h
+        or "Compile the step: whole-step CUDA graphs on CUDA (fast pipeline, "
+        "Adam), else torch.compile; see docs/PERFORMANCE.md.",
+    ),
+    "compile_mode": lambda h: click.option(
+        "--compile-mode",
+        type=click.Choice(COMPILE_MODES),
+        default="auto",
+        show_default=True,
+        help=h or "auto: cudagraph on CUDA, inductor elsewhere; see docs/PERFORMANCE.md.",
+    ),
+    "channels_last": lambda h: click.option(
+        "--channels-last/--no-channels-last",
+        default=True,
+        show_default=True,
+        help=h or "NHWC activations in the fast pipeline.",
+    ),
+    "num_workers": lambda h: click.option(
+        "--workers",
+        "num_workers",
+        type=click.IntRange(min=0),
+        default=2,
+        show_default=True,
+        help=h or "Reference pipeline's DataLoader workers (the authors used 2).",
+    ),
+    "deterministic": lambda h: click.option(
+        "--deterministic",
+        is_flag=True,
+        help=h or "Deterministic kernels: bitwise-repeatable runs and resumes.",
+    ),
 }
 RUN_EXEC = ("device", "pipeline", "precision", "compile", "deterministic")
 
 
-def exec_options(fields: tuple[str, ...] = RUN_EXEC, fixed: dict | None = None, **helps: str) -> Callable:
-    """The ExecConfig `fields` as options (help overridden by `helps`), plus `fixed` values, as `ex`."""
-    return group([EXEC[f](helps.get(f)) for f in fields], lambda **raw: {"ex": ExecConfig(**raw, **(fixed or {}))})
+def exec_options(
+    fields: tuple[str, ...] = RUN_EXEC, fixed: dict | None = None, **helps: str
+) -> Callable:
+    """The ExecConfig `fields` as options (help overridden by `helps`), plus `fixed` values, as
+    `ex`."""
+    return group(
+        [EXEC[f](helps.get(f)) for f in fields],
+        lambda **raw: {"ex": ExecConfig(**raw, **(fixed or {}))},
+    )
 
 
 TRACKING = [
-    click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
-                 help=f"MLflow store or server [default: {names.DEFAULT_URI}]."),
-    click.option("--experiment", default=names.DEFAULT_EXPERIMENT, show_default=True, help="MLflow experiment name."),
+    click.option(
+        "--tracking-uri",
+        default=None,
+        envvar="MLFLOW_TRACKING_URI",
+        help=f"MLflow store or server [default: {names.DEFAULT_URI}].",
+    ),
+    click.option(
+        "--experiment",
+        default=names.DEFAULT_EXPERIMENT,
+        show_default=True,
+        help="MLflow experiment name.",
+    ),
 ]
-tracking_options = group(TRACKING, lambda tracking_uri, experiment: {"tracking_uri": resolve_uri(tracking_uri),
-                                                                     "experiment": experiment})
-SYSTEM_METRICS = click.option("--system-metrics/--no-system-metrics", default=None,
-                              help="Log CPU, memory and GPU use (MLflow's system metrics) [default: on for CUDA runs].")
-CHECKPOINTS = click.option("--checkpoint-dir", envvar="RESBENCH_CHECKPOINT_DIR", default=None,
-                           help="Where runs keep per-epoch checkpoints for resuming [default: .resbench/checkpoints].")
+tracking_options = group(
+    TRACKING,
+    lambda tracking_uri, experiment: {
+        "tracking_uri": resolve_uri(tracking_uri),
+        "experiment": experiment,
+    },
+)
+SYSTEM_METRICS = click.option(
+    "--system-metrics/--no-system-metrics",
+    default=None,
+    help="Log CPU, memory and GPU use (MLflow's system metrics) [default: on for CUDA runs].",
+)
+CHECKPOINTS = click.option(
+    "--checkpoint-dir",
+    envvar="RESBENCH_CHECKPOINT_DIR",
+    default=None,
+    help="Where runs keep per-epoch checkpoints for resuming [default: .resbench/checkpoints].",
+)
 
 
-def job_options(exec_fields: tuple[str, ...] = RUN_EXEC, checkpoints: bool = True,
-                epochs_help: str = "Override every entry's epochs.") -> Callable:
-    """Everything the jobs of a command share, as `job`: a JobSpec waiting for its entry and seed."""
+def job_options(
+    exec_fields: tuple[str, ...] = RUN_EXEC,
+    checkpoints: bool = True,
+    epochs_help: str = "Override every entry's epochs.",
+) -> Callable:
+    """Everything the jobs of a command share, as `job`: a JobSpec waiting for its entry and
+    seed."""
     ex = [EXEC[f](None) for f in exec_fields]
-    options = (_override_options(epochs_help) + DATA + ex + ([CHECKPOINTS] if checkpoints else []) + [SYSTEM_METRICS]
-               + TRACKING)
+    options = (
+        _override_options(epochs_help)
+        + DATA
+        + ex
+        + ([CHECKPOINTS] if checkpoints else [])
+        + [SYSTEM_METRICS]
+        + TRACKING
+    )
 
     def build(**raw) -> dict:
         data = _data(**{n: raw.pop(n) for n in _names(DATA)})
         overrides = _overrides(raw.pop("epochs"), raw.pop("sets"))
-        store = {"tracking_uri": resolve_uri(raw.pop("tracking_uri")), "experiment": raw.pop("experiment")}
+        store = {
+            "tracking_uri": resolve_uri(raw.pop("tracking_uri")),
+            "experiment": raw.pop("experiment"),
+        }
         checkpoint_dir, system_metrics = raw.pop("checkpoint_dir", None), raw.pop("system_metrics")
-        return {"job": JobSpec.of(overrides, data=data, ex=ExecConfig(**raw), checkpoint_dir=checkpoint_dir,
-                                  system_metrics=system_metrics, **store)}
+        return {
+            "job": JobSpec.of(
+                overrides,
+                data=data,
+                ex=ExecConfig(**raw),
+                checkpoint_dir=checkpoint_dir,
+                system_metrics=system_metrics,
+                **store,
+            )
+        }
 
     return group(options, build)
 
 
 EXECUTOR = [
-    click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-                 help="Runs at once, as child processes (several runs can share one GPU); per GPU with --devices."),
-    click.option("--executor", "kind", type=click.Choice(KINDS), default="local", show_default=True,
-                 help="local: child processes on this machine; ray: one Ray task per run."),
-    click.option("--devices", default=None, metavar="0,1,...",
-                 help="local: spread runs over these CUDA GPUs, --jobs at a time on each."),
-    click.option("--address", default=None,
-                 help="ray: an existing cluster ('auto', or ray://HOST:10001) [default: start a local Ray]."),
-    click.option("--gpus-per-run", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
-                 help="ray: share of a GPU each run asks for (0.25: four small runs per GPU)."),
-    click.option("--cpus-per-run", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
-                 help="ray: CPUs each run asks for."),
-    click.option("--max-retries", type=click.IntRange(min=0), default=3, show_default=True,
-                 help="ray: resubmissions of a run whose worker died (it resumes from its checkpoint "
-                      "when it lands on the same machine)."),
+    click.option(
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help=(
+            "Runs at once, as child processes (several runs can share one GPU); per GPU with "
+            "--devices."
+        ),
+    ),
+    click.option(
+        "--executor",
+        "kind",
+        type=click.Choice(KINDS),
+        default="local",
+        show_default=True,
+        help="local: child processes on this machine; ray: one Ray task per run.",
+    ),
+    click.option(
+        "--devices",
+        default=None,
+        metavar="0,1,...",
+        help="local: spread runs over these CUDA GPUs, --jobs at a time on each.",
+    ),
+    click.option(
+        "--address",
+        default=None,
+        help="ray: an existing cluster ('auto', or ray://HOST:10001) [default: start a local Ray].",
+    ),
+    click.option(
+        "--gpus-per-run",
+        type=click.FloatRange(0, 1, min_open=True),
+        default=1.0,
+        show_default=True,
+        help="ray: share of a GPU each run asks for (0.25: four small runs per GPU).",
+    ),
+    click.option(
+        "--cpus-per-run",
+        type=click.FloatRange(0, min_open=True),
+        default=1.0,
+        show_default=True,
+        help="ray: CPUs each run asks for.",
+    ),
+    click.option(
+        "--max-retries",
+        type=click.IntRange(min=0),
+        default=3,
+        show_default=True,
+        help="ray: resubmissions of a run whose worker died (it resumes from its checkpoint "
+        "when it lands on the same machine).",
+    ),
 ]
-executor_options = group(EXECUTOR, lambda devices, **raw: {
-    "placement": ExecutorConfig(devices=parse_devices(devices), **raw)})
+executor_options = group(
+    EXECUTOR,
+    lambda devices, **raw: {"placement": ExecutorConfig(devices=parse_devices(devices), **raw)},
+)

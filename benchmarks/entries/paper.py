@@ -6,13 +6,17 @@ Table 1 prints "the highest accuracies" and "the best test accuracy we obtained"
 best epoch's, so its rows are judged on best-epoch accuracy (BEST). The final model's 90.86%
 is its last epoch's (FINAL; in the authors' notebook the last epoch is also the best).
 """
+
 from benchmarks.registry import BEST, FINAL, Paper, arch, entry
 from resnet.config import TrainConfig
 
 TABLE1 = TrainConfig(epochs=50)
-SGD_UNKNOWN = ("the authors never published their SGD settings: the momentum and weight decay of the paper's "
-               "Figures 3-6 are unknown; this entry uses momentum 0 and no weight decay (plain SGD, the same lr and "
-               "schedule), which is one guess among many",)
+SGD_UNKNOWN = (
+    "the authors never published their SGD settings: the momentum and weight decay of the paper's "
+    "Figures 3-6 are unknown; this entry uses momentum 0 and no weight decay (plain SGD, the same "
+    "lr and "
+    "schedule), which is one guess among many",
+)
 
 
 @entry("table1/row1", paper=Paper(num=1, accuracy=84.8, params="1.9M", epochs=50, metric=BEST))
@@ -41,7 +45,7 @@ def row4():
 
 @entry("table1/row5", paper=Paper(num=5, accuracy=88.43, params="5.4M", epochs=50, metric=BEST))
 def row5():
-    """Table 1 row 5 as printed: ResNet-18 widths with 2x2 shortcut convs (larger than the printed 5.4M)."""
+    """Table 1 row 5 as printed: ResNet-18 widths with 2x2 shortcut convs (larger than the printed 5.4M)."""  # noqa: E501 (the first line is the entry's description)
     return arch(blocks=[2, 2, 2, 2], channels=[64, 128, 256, 512], skip_kernel=2), TABLE1
 
 
@@ -57,14 +61,27 @@ def row7():
     return arch(blocks=[5, 7, 4, 3], channels=[32, 64, 128, 256]), TABLE1
 
 
-FINAL_LOSS = ("the paper's test loss of 0.42 (the authors' notebook prints 0.4283 at the last epoch, "
-              "benchmarks/reference/) is the authors' definition: each test batch's mean loss, averaged over the 79 "
-              "batches, the last of which holds 16 images (10,000 = 78 x 128 + 16); the report compares it with that "
-              "definition (test_loss_batchmean), not with the per-image mean",)
+FINAL_LOSS = (
+    "the paper's test loss of 0.42 (the authors' notebook prints 0.4283 at the last epoch, "
+    "benchmarks/reference/) is the authors' definition: each test batch's mean loss, averaged over "
+    "the 79 "
+    "batches, the last of which holds 16 images (10,000 = 78 x 128 + 16); the report compares it "
+    "with that "
+    "definition (test_loss_batchmean), not with the per-image mean",
+)
 
 
-@entry("paper/final", paper=Paper(accuracy=90.86, params="4,902,186", epochs=80, test_loss=0.42, metric=FINAL,
-                                   notes=FINAL_LOSS))
+@entry(
+    "paper/final",
+    paper=Paper(
+        accuracy=90.86,
+        params="4,902,186",
+        epochs=80,
+        test_loss=0.42,
+        metric=FINAL,
+        notes=FINAL_LOSS,
+    ),
+)
 def final():
     """The paper's final model: row 6's architecture trained for 80 epochs."""
     return arch(blocks=[4, 6, 4, 3], channels=[32, 64, 128, 256]), TrainConfig(epochs=80)
@@ -72,8 +89,10 @@ def final():
 
 @entry("paper/sgd", paper=Paper(epochs=80, notes=SGD_UNKNOWN))
 def sgd():
-    """Figures 3-6: the final model with plain SGD at the same lr and schedule (paper: below 80%)."""
-    return arch(blocks=[4, 6, 4, 3], channels=[32, 64, 128, 256]), TrainConfig(epochs=80, optimizer="sgd")
+    """Figures 3-6: the final model with plain SGD at the same lr and schedule (paper: below 80%)."""  # noqa: E501 (the first line is the entry's description)
+    return arch(blocks=[4, 6, 4, 3], channels=[32, 64, 128, 256]), TrainConfig(
+        epochs=80, optimizer="sgd"
+    )
 
 
 @entry("paper/epochs120", paper=Paper(epochs=120))

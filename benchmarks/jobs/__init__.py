@@ -1,4 +1,5 @@
-"""Jobs: one (entry, seed) run as a frozen spec, the one function that trains it, and where it trains.
+"""Jobs: one (entry, seed) run as a frozen spec, the one function that trains it, and where it
+trains.
 
 `spec` holds `JobSpec` (all a run needs, JSON-serialisable) and `DataSpec`; `train.train_job` trains
 one spec and logs it to MLflow; `checkpoints` keeps its per-epoch state; `local` runs specs in this

@@ -1,10 +1,12 @@
-"""`python -m benchmarks.jobs SPEC.json`: train the one job a JSON spec describes (a local child's entry point).
+"""`python -m benchmarks.jobs SPEC.json`: train the one job a JSON spec describes (a local child's
+entry point).
 
 stdout gets `NAME: finished run ID`; a failure one `error: ...` line on stderr. Exit status: 0 done,
-1 the job failed (its run is FAILED), 2 the spec or the store cannot be used, 130 interrupted (KILLED).
-The store's URI comes from $RESBENCH_JOB_TRACKING_URI when set (local.URI_ENV: the parent puts it
-there, credentials included, and a masked copy in the spec file).
+1 the job failed (its run is FAILED), 2 the spec or the store cannot be used, 130 interrupted
+(KILLED). The store's URI comes from $RESBENCH_JOB_TRACKING_URI when set (local.URI_ENV: the parent
+puts it there, credentials included, and a masked copy in the spec file).
 """
+
 from __future__ import annotations
 
 import os
@@ -31,11 +33,19 @@ def main(argv: list[str]) -> int:
     except JobFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except (TrackingError, OSError, ValueError, TypeError) as err:  # the store, or a spec that is not one
+    except (
+        TrackingError,
+        OSError,
+        ValueError,
+        TypeError,
+    ) as err:  # the store, or a spec that is not one
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the run is marked KILLED and keeps its last epoch; rerun to resume", file=sys.stderr)
+        print(
+            "interrupted: the run is marked KILLED and keeps its last epoch; rerun to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

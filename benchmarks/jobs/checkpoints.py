@@ -11,6 +11,7 @@ artifact (tracking/handover.py), as often as SHARE_BUDGET allows (an upload of p
 slot here, the unfinished run of the same identity and seed another machine left. A state from
 the store may be a few epochs old; those epochs are trained again but not logged again.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,12 +46,14 @@ class Slot:
         self._lock = FileLock(self.path / "lock")
         self._shared_at, self._share_cost = float("-inf"), 0.0  # the first epoch is always shared
 
-    def __enter__(self) -> "Slot":
+    def __enter__(self) -> Slot:
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire(blocking=False)
         except Timeout:
-            raise SlotBusy(f"this run is being trained by another process right now ({self.path})") from None
+            raise SlotBusy(
+                f"this run is being trained by another process right now ({self.path})"
+            ) from None
         return self
 
     def __exit__(self, *exc):
@@ -70,17 +73,22 @@ class Slot:
         return checkpoint.load(self.file) if self.file.is_file() else None
 
     def save(self, state: dict, run: RunLogger | None = None) -> None:
-        """The epoch's state, atomically; with `run`, also as its checkpoint artifact for another machine,
-        unless the last upload was so recent that this one would take more than SHARE_BUDGET of the time."""
+        """The epoch's state, atomically; with `run`, also as its checkpoint artifact for another
+        machine, unless the last upload was so recent that this one would take more than
+        SHARE_BUDGET of the time."""
         checkpoint.save_atomic(state, self.file)
-        if run is not None and time.monotonic() - self._shared_at >= self._share_cost / SHARE_BUDGET:
+        if (
+            run is not None
+            and time.monotonic() - self._shared_at >= self._share_cost / SHARE_BUDGET
+        ):
             start = time.monotonic()
             handover.share(run, self.file)
             self._shared_at = time.monotonic()
             self._share_cost = self._shared_at - start
 
     def clear(self, run: RunLogger | None = None) -> None:
-        """Forget the state and run; with `run` (finished, or diverged), its checkpoint artifact too."""
+        """Forget the state and run; with `run` (finished, or diverged), its checkpoint artifact
+        too."""
         for f in (self.file, self.path / "run_id"):
             f.unlink(missing_ok=True)
         if run is not None:
@@ -88,7 +96,8 @@ class Slot:
 
 
 def identity_tags(run_tags: dict) -> dict[str, str]:
-    """The tags that make two runs the same (entry, identity, seed): never two unfinished runs of them."""
+    """The tags that make two runs the same (entry, identity, seed): never two unfinished runs of
+    them."""
     return {k: str(run_tags[k]) for k in (names.TAG_ENTRY, names.TAG_IDENTITY, names.TAG_SEED)}
 
 
@@ -106,7 +115,9 @@ def _fetched(tracker: Tracker, slot: Slot, run_id: str) -> dict | None:
     return state if isinstance(state, dict) and isinstance(state.get("epoch"), int) else None
 
 
-def resume_point(tracker: Tracker, slot: Slot, identity: dict[str, str]) -> tuple[str | None, dict | None]:
+def resume_point(
+    tracker: Tracker, slot: Slot, identity: dict[str, str]
+) -> tuple[str | None, dict | None]:
     """(run id, state) to continue, or (None, None) for a new run.
 
     This machine's run when the slot has one still unfinished, from the newer of the slot's state

@@ -1,4 +1,6 @@
-"""A run's learning curve: accuracy and loss against epoch, as a matplotlib figure to log with the run."""
+"""A run's learning curve: accuracy and loss against epoch, as a matplotlib figure to log with the
+run."""
+
 from __future__ import annotations
 
 import matplotlib

@@ -6,6 +6,7 @@ local Ray or an existing cluster. Options that cannot work together are refused 
 anything is created or trained, a Ray cluster without token authentication included: anyone
 who reaches an open cluster runs code on it (and Ray before 2.52 ignores RAY_AUTH_MODE).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,21 +26,25 @@ class ExecutorError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    kind: str = "local"               # local | ray
-    jobs: int = 1                     # local: runs at once on each device (on this machine without devices)
-    devices: tuple[int, ...] = ()     # local: CUDA devices to spread runs over
-    address: str | None = None        # ray: None starts a local Ray; "auto" or "ray://HOST:10001" joins a cluster
-    gpus_per_run: float = 1.0         # ray: share of a GPU per run (0.25: four runs per GPU)
-    cpus_per_run: float = 1.0         # ray: CPUs per run
-    max_retries: int = 3              # ray: resubmissions of a run whose worker died
+    kind: str = "local"  # local | ray
+    jobs: int = 1  # local: runs at once on each device (on this machine without devices)
+    devices: tuple[int, ...] = ()  # local: CUDA devices to spread runs over
+    address: str | None = (
+        None  # ray: None starts a local Ray; "auto" or "ray://HOST:10001" joins a cluster
+    )
+    gpus_per_run: float = 1.0  # ray: share of a GPU per run (0.25: four runs per GPU)
+    cpus_per_run: float = 1.0  # ray: CPUs per run
+    max_retries: int = 3  # ray: resubmissions of a run whose worker died
 
     def parallel(self, n_jobs: int) -> bool:
         """Whether `n_jobs` go to this executor rather than one after another in this process."""
-        return n_jobs > 0 and (self.kind == "ray" or bool(self.devices) or (self.jobs > 1 and n_jobs > 1))
+        return n_jobs > 0 and (
+            self.kind == "ray" or bool(self.devices) or (self.jobs > 1 and n_jobs > 1)
+        )
 
 
 def parse_devices(text: str | None) -> tuple[int, ...]:
-    """"0,1,3" -> (0, 1, 3); "" or None -> ()."""
+    """ "0,1,3" -> (0, 1, 3); "" or None -> ()."""
     if not text:
         return ()
     try:
@@ -62,12 +67,18 @@ def check(cfg: ExecutorConfig, ex: ExecConfig, uri: str) -> None:
             _check_devices(cfg.devices, ex)
         return
     if cfg.devices:
-        raise ExecutorError("--devices is for --executor local; Ray places each run on a GPU itself")
+        raise ExecutorError(
+            "--devices is for --executor local; Ray places each run on a GPU itself"
+        )
     if cfg.jobs > 1:
-        raise ExecutorError("--jobs is for --executor local; with Ray, --gpus-per-run 0.25 (or --cpus-per-run) "
-                            "fits several runs on one GPU (or machine)")
+        raise ExecutorError(
+            "--jobs is for --executor local; with Ray, --gpus-per-run 0.25 (or --cpus-per-run) "
+            "fits several runs on one GPU (or machine)"
+        )
     if ex.device.startswith("cuda:"):
-        raise ExecutorError(f"--device {ex.device}: Ray picks each run's GPU; use --device cuda or auto")
+        raise ExecutorError(
+            f"--device {ex.device}: Ray picks each run's GPU; use --device cuda or auto"
+        )
     ray = import_ray()
     if cfg.address is not None:  # an existing cluster: runs may land on any of its machines
         require_shared_store(uri, f"the Ray cluster at {cfg.address}")
@@ -75,7 +86,8 @@ def check(cfg: ExecutorConfig, ex: ExecConfig, uri: str) -> None:
 
 
 def ray_auth_problem(environ=None) -> str | None:
-    """Why this process would talk to a Ray cluster without token authentication; None when it is on.
+    """Why this process would talk to a Ray cluster without token authentication; None when it is
+    on.
 
     On means RAY_AUTH_MODE=token and a token where Ray looks for one: RAY_AUTH_TOKEN, else the
     file RAY_AUTH_TOKEN_PATH names, else ~/.ray/auth_token.
@@ -86,7 +98,9 @@ def ray_auth_problem(environ=None) -> str | None:
         return f"RAY_AUTH_MODE is {mode!r}" if mode else "RAY_AUTH_MODE is not set"
     if environ.get("RAY_AUTH_TOKEN", "").strip():
         return None
-    path = Path(environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token").expanduser()
+    path = Path(
+        environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    ).expanduser()
     try:
         if path.read_text().strip():
             return None
@@ -98,23 +112,32 @@ def ray_auth_problem(environ=None) -> str | None:
 def _require_token_auth(address: str, version: str) -> None:
     have = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     if have < RAY_AUTH_SINCE:
-        raise ExecutorError(f"--address {address}: Ray {version} has no token authentication, so anyone who "
-                            f"reaches the cluster runs code on it; pip install -U 'resbench[ray]' (Ray >= 2.52)")
+        raise ExecutorError(
+            f"--address {address}: Ray {version} has no token authentication, so anyone who "
+            f"reaches the cluster runs code on it; pip install -U 'resbench[ray]' (Ray >= 2.52)"
+        )
     why = ray_auth_problem()
     if why:
-        raise ExecutorError(f"--address {address}: Ray token authentication is off ({why}), so anyone who reaches "
-                            f"the cluster runs code on it; export RAY_AUTH_MODE=token here and on the cluster, with "
-                            f"its token in ~/.ray/auth_token or RAY_AUTH_TOKEN (`ray get-auth-token --generate`)")
+        raise ExecutorError(
+            f"--address {address}: Ray token authentication is off ({why}), so anyone who reaches "
+            f"the cluster runs code on it; export RAY_AUTH_MODE=token here and on the cluster, "
+            f"with "
+            f"its token in ~/.ray/auth_token or RAY_AUTH_TOKEN (`ray get-auth-token --generate`)"
+        )
 
 
 def _check_devices(devices: tuple[int, ...], ex: ExecConfig) -> None:
     import torch
 
     if ex.device not in ("auto", "cuda"):
-        raise ExecutorError(f"--devices spreads runs over CUDA GPUs; it cannot go with --device {ex.device}")
+        raise ExecutorError(
+            f"--devices spreads runs over CUDA GPUs; it cannot go with --device {ex.device}"
+        )
     have = torch.cuda.device_count()
     if max(devices) >= have:
-        raise ExecutorError(f"--devices {','.join(map(str, devices))}: this machine has {have} CUDA GPU(s)")
+        raise ExecutorError(
+            f"--devices {','.join(map(str, devices))}: this machine has {have} CUDA GPU(s)"
+        )
 
 
 def import_ray():

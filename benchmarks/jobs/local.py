@@ -8,6 +8,7 @@ fails is reported in one line and the others go on. The store's URI, which may h
 reaches a child through its environment (`URI_ENV`), never its command line or spec file, which
 other users of the machine can see (`ps`) or might read.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,10 @@ import queue
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from benchmarks.jobs.executor import ExecutorConfig
 from benchmarks.jobs.spec import JobSpec
@@ -26,19 +27,28 @@ from benchmarks.jobs.train import JobFailed, train_job
 from resnet.data import Dataset
 from tracking.credentials import redact
 
-URI_ENV = "RESBENCH_JOB_TRACKING_URI"  # a child's store URI, credentials included (its spec file has it masked)
+# a child's store URI, credentials included (its spec file has it masked)
+URI_ENV = "RESBENCH_JOB_TRACKING_URI"
 
 
-def run_inline(specs: list[JobSpec], data: Dataset, log: Callable[[str], None],
-               out: Callable[[str], None] | None = None) -> list[str]:
-    """Train `specs` one after another on `data` (their spec's data, loaded); returns the names that failed.
+def run_inline(
+    specs: list[JobSpec],
+    data: Dataset,
+    log: Callable[[str], None],
+    out: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Train `specs` one after another on `data` (their spec's data, loaded); returns the names that
+    failed.
 
     Progress goes to `log`, each finished run's line to `out` (default: `log`).
     """
     out = out or log
     failed = []
     for i, spec in enumerate(specs, 1):
-        log(f"[{i}/{len(specs)}] {spec.name}: training on {data.source} ({len(data.train_y)} train images)")
+        log(
+            f"[{i}/{len(specs)}] {spec.name}: training on {data.source} ({len(data.train_y)} train "
+            f"images)"
+        )
         try:
             run_id = train_job(spec, data)
         except JobFailed as err:  # its run is FAILED; the others still deserve a chance
@@ -54,9 +64,14 @@ def job_command(spec_file: Path) -> list[str]:
     return [sys.executable, "-m", "benchmarks.jobs", str(spec_file)]
 
 
-def run_children(cfg: ExecutorConfig, specs: list[JobSpec], log: Callable[[str], None],
-                 command: Callable[[Path], list[str]] = job_command) -> list[str]:
-    """Train `specs` as child processes, `cfg.jobs` at a time on each of `cfg.devices`; returns the names that failed."""
+def run_children(
+    cfg: ExecutorConfig,
+    specs: list[JobSpec],
+    log: Callable[[str], None],
+    command: Callable[[Path], list[str]] = job_command,
+) -> list[str]:
+    """Train `specs` as child processes, `cfg.jobs` at a time on each of `cfg.devices`; returns the
+    names that failed."""
     devices = [str(d) for d in cfg.devices] or [None]
     slots: queue.SimpleQueue = queue.SimpleQueue()
     for _ in range(cfg.jobs):  # round-robin, so the first runs spread over every device
@@ -84,15 +99,28 @@ def run_children(cfg: ExecutorConfig, specs: list[JobSpec], log: Callable[[str],
     with tempfile.TemporaryDirectory(prefix="resbench-jobs-") as tmp:
         pool = ThreadPoolExecutor(max_workers=width)
         try:
-            futures = {pool.submit(one, spec, Path(tmp) / f"job-{n}.json"): spec for n, spec in enumerate(specs)}
+            futures = {
+                pool.submit(one, spec, Path(tmp) / f"job-{n}.json"): spec
+                for n, spec in enumerate(specs)
+            }
             for i, fut in enumerate(as_completed(futures), 1):
                 spec, proc = futures[fut], fut.result()
                 if proc.returncode == 0:
-                    log(f"[{i}/{len(specs)}] {(proc.stdout.strip().splitlines() or [spec.name + ': finished'])[-1]}")
+                    log(
+                        f"[{i}/{len(specs)}] "
+                        f"{(proc.stdout.strip().splitlines() or [spec.name + ': finished'])[-1]}"
+                    )
                     continue
                 failed.append(spec.name)
-                lines = [ln.removeprefix("error: ") for ln in proc.stderr.splitlines() if ln.strip()]
-                log(redact(f"error: {spec.name}: {lines[-1] if lines else f'exit status {proc.returncode}'}"))
+                lines = [
+                    ln.removeprefix("error: ") for ln in proc.stderr.splitlines() if ln.strip()
+                ]
+                log(
+                    redact(
+                        f"error: {spec.name}: "
+                        f"{lines[-1] if lines else f'exit status {proc.returncode}'}"
+                    )
+                )
         finally:  # on Ctrl-C start nothing new; the running children got the same signal
             pool.shutdown(wait=True, cancel_futures=True)
     return failed

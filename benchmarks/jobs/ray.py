@@ -9,13 +9,14 @@ lost: its MLflow run is left FAILED, KILLED or RUNNING, and the next `reproduce`
 The driver's MLflow credentials reach each task as an argument (tracking.credentials.Credentials,
 shown by name only), never through `runtime_env`, whose values Ray writes into its log files.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from benchmarks.jobs import checkpoints
 from benchmarks.jobs.executor import ExecutorConfig, ExecutorError, import_ray
@@ -24,8 +25,12 @@ from benchmarks.jobs.train import JobFailed, one_line, train_job
 from resnet.config import ExecConfig
 from tracking.credentials import Credentials, redact
 
-WORKER_CHECKPOINTS = "~/.cache/resbench/checkpoints"  # on each worker of a cluster, unless told otherwise
-CANCEL_GRACE_S = 30  # after Ctrl-C, how long cancelled tasks may take before they are killed outright
+WORKER_CHECKPOINTS = (
+    "~/.cache/resbench/checkpoints"  # on each worker of a cluster, unless told otherwise
+)
+CANCEL_GRACE_S = (
+    30  # after Ctrl-C, how long cancelled tasks may take before they are killed outright
+)
 
 
 def _in_worker(task: Callable[[JobSpec], str], spec: JobSpec, credentials: Credentials) -> str:
@@ -37,7 +42,9 @@ def _in_worker(task: Callable[[JobSpec], str], spec: JobSpec, credentials: Crede
             return task(replace(spec, checkpoint_dir=str(Path(root).expanduser())))
     except JobFailed:
         raise
-    except Exception as e:  # a store error, say; KeyboardInterrupt (ray.cancel) passes: the run is KILLED
+    except (
+        Exception
+    ) as e:  # a store error, say; KeyboardInterrupt (ray.cancel) passes: the run is KILLED
         raise JobFailed(one_line(e)) from None  # the original may not survive pickling
     finally:
         import torch
@@ -69,16 +76,26 @@ def _why(ray, err: Exception, retries: int) -> str:
     if isinstance(err, ray.exceptions.TaskCancelledError):
         return "cancelled"
     x = ray.exceptions
-    if isinstance(err, (x.WorkerCrashedError, x.NodeDiedError, x.OutOfMemoryError, x.LocalRayletDiedError)):
-        return (f"its Ray worker died ({type(err).__name__}, after {retries} retr{'y' if retries == 1 else 'ies'}); "
-                f"the next reproduce resumes or reruns it")
+    if isinstance(
+        err, (x.WorkerCrashedError, x.NodeDiedError, x.OutOfMemoryError, x.LocalRayletDiedError)
+    ):
+        return (
+            f"its Ray worker died ({type(err).__name__}, after {retries} "
+            f"retr{'y' if retries == 1 else 'ies'}); "
+            f"the next reproduce resumes or reruns it"
+        )
     return redact(f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}")
 
 
 def _cancel(ray, refs: list, log) -> None:
-    log(f"interrupted: cancelling {len(refs)} Ray task(s); running runs end KILLED and resume on the next reproduce")
+    log(
+        f"interrupted: cancelling {len(refs)} Ray task(s); running runs end KILLED and resume on "
+        f"the next reproduce"
+    )
     for ref in refs:
-        ray.cancel(ref)  # a KeyboardInterrupt in the task: its run is marked KILLED, like Ctrl-C on `run`
+        ray.cancel(
+            ref
+        )  # a KeyboardInterrupt in the task: its run is marked KILLED, like Ctrl-C on `run`
     try:
         _, left = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S)
     except KeyboardInterrupt:
@@ -93,11 +110,17 @@ def start_ray(cfg: ExecutorConfig) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=cfg.address or "local", include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(
+            address=cfg.address or "local", include_dashboard=False, logging_level=logging.WARNING
+        )
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {cfg.address}" if cfg.address else "a local Ray"
-        raise ExecutorError(redact(f"cannot start or join {where} ({type(e).__name__}: "
-                                   f"{(str(e).splitlines() or [''])[0]})")) from None
+        raise ExecutorError(
+            redact(
+                f"cannot start or join {where} ({type(e).__name__}: "
+                f"{(str(e).splitlines() or [''])[0]})"
+            )
+        ) from None
     return True
 
 
@@ -106,7 +129,9 @@ def _collect(ray, cfg: ExecutorConfig, refs: dict, log) -> list[str]:
     failed, pending, i = [], list(refs), 0
     try:
         while pending:
-            done, pending = ray.wait(pending, num_returns=1, timeout=1.0)  # a timeout keeps Ctrl-C prompt
+            done, pending = ray.wait(
+                pending, num_returns=1, timeout=1.0
+            )  # a timeout keeps Ctrl-C prompt
             for ref in done:
                 i, spec = i + 1, refs[ref]
                 try:
@@ -120,21 +145,32 @@ def _collect(ray, cfg: ExecutorConfig, refs: dict, log) -> list[str]:
     return failed
 
 
-def run_ray(cfg: ExecutorConfig, specs: list[JobSpec], log, task: Callable[[JobSpec], str] = train_job) -> list[str]:
+def run_ray(
+    cfg: ExecutorConfig, specs: list[JobSpec], log, task: Callable[[JobSpec], str] = train_job
+) -> list[str]:
     """Each spec as one Ray task running `task(spec)`; returns the names that failed."""
     ray = import_ray()
     started = start_ray(cfg)
     try:
-        resources, device = _resources(ray, cfg, specs[0].ex) if specs else ({"num_cpus": 1, "num_gpus": 0}, "cpu")
+        resources, device = (
+            _resources(ray, cfg, specs[0].ex) if specs else ({"num_cpus": 1, "num_gpus": 0}, "cpu")
+        )
         credentials = Credentials.from_environ()
         options = dict(resources, max_retries=cfg.max_retries, retry_exceptions=False)
         remote = ray.remote(_in_worker)
-        share = f"{resources['num_gpus']:g} GPU" if resources["num_gpus"] else f"{resources['num_cpus']:g} CPU"
+        share = (
+            f"{resources['num_gpus']:g} GPU"
+            if resources["num_gpus"]
+            else f"{resources['num_cpus']:g} CPU"
+        )
         refs: dict = {}
         try:
             for spec in specs:
-                refs[remote.options(name=spec.name, **options).remote(task, _for_workers(cfg, spec, device),
-                                                                  credentials)] = spec
+                refs[
+                    remote.options(name=spec.name, **options).remote(
+                        task, _for_workers(cfg, spec, device), credentials
+                    )
+                ] = spec
             log(f"submitted {len(specs)} runs to Ray ({cfg.address or 'local'}), {share} each")
         except KeyboardInterrupt:
             _cancel(ray, list(refs), log)

@@ -4,6 +4,7 @@ Built once at the command line's edge and passed down whole: to `train_job` in t
 a JSON file to a child process, or pickled to a Ray task. It holds plain values only (the entry
 by name), so every path trains exactly the same run. `DataSpec` says which data a job reads.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,22 +14,23 @@ from pathlib import Path
 from filelock import FileLock
 
 from benchmarks.selection import Variant
+from resnet.config import ExecConfig
 from resnet.data import Dataset, default_data_dir
 from resnet.data import load as load_data
-from resnet.config import ExecConfig
 from tracking import names
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    source: str = "cifar10"       # cifar10 | synthetic
-    data_dir: str | None = None   # None: $RESBENCH_DATA_DIR or ~/.cache/resbench/data
-    limit_train: int = 0          # first N training images; 0 = all 50,000
-    limit_test: int = 0           # first N test images; 0 = all 10,000
-    download: bool = True         # fetch CIFAR-10 (MD5-checked) when it is missing
+    source: str = "cifar10"  # cifar10 | synthetic
+    data_dir: str | None = None  # None: $RESBENCH_DATA_DIR or ~/.cache/resbench/data
+    limit_train: int = 0  # first N training images; 0 = all 50,000
+    limit_test: int = 0  # first N test images; 0 = all 10,000
+    download: bool = True  # fetch CIFAR-10 (MD5-checked) when it is missing
 
     def load(self) -> Dataset:
-        """The data, downloaded first when missing: once per machine, however many jobs start together."""
+        """The data, downloaded first when missing: once per machine, however many jobs start
+        together."""
         root = Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
         if self.source != "cifar10" or not self.download:
             return self._load()
@@ -44,7 +46,9 @@ class DataSpec:
             lock.release()
 
     def _load(self) -> Dataset:
-        return load_data(self.source, self.data_dir, self.limit_train, self.limit_test, self.download)
+        return load_data(
+            self.source, self.data_dir, self.limit_train, self.limit_test, self.download
+        )
 
 
 @dataclass(frozen=True)
@@ -55,21 +59,23 @@ class JobSpec:
     and `job(entry, seed)` completes it for each.
     """
 
-    entry: str = ""                                   # the registered entry's name
+    entry: str = ""  # the registered entry's name
     seed: int = 0
-    overrides: tuple[tuple[str, object], ...] = ()    # TrainConfig fields, sorted by name
+    overrides: tuple[tuple[str, object], ...] = ()  # TrainConfig fields, sorted by name
     data: DataSpec = field(default_factory=DataSpec)
     ex: ExecConfig = field(default_factory=ExecConfig)
-    tracking_uri: str = field(default=names.DEFAULT_URI, repr=False)  # may hold a password: never shown
+    tracking_uri: str = field(
+        default=names.DEFAULT_URI, repr=False
+    )  # may hold a password: never shown
     experiment: str = names.DEFAULT_EXPERIMENT
-    checkpoint_dir: str | None = None                 # None: $RESBENCH_CHECKPOINT_DIR or .resbench/checkpoints
-    system_metrics: bool | None = None                # MLflow's system metrics; None: on when the run uses CUDA
+    checkpoint_dir: str | None = None  # None: $RESBENCH_CHECKPOINT_DIR or .resbench/checkpoints
+    system_metrics: bool | None = None  # MLflow's system metrics; None: on when the run uses CUDA
 
     @classmethod
-    def of(cls, overrides: dict | None = None, **fields) -> "JobSpec":
+    def of(cls, overrides: dict | None = None, **fields) -> JobSpec:
         return cls(overrides=tuple(sorted((overrides or {}).items())), **fields)
 
-    def job(self, entry: str, seed: int) -> "JobSpec":
+    def job(self, entry: str, seed: int) -> JobSpec:
         return replace(self, entry=entry, seed=seed)
 
     @property
@@ -87,6 +93,8 @@ class JobSpec:
         return json.dumps(d, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "JobSpec":
+    def from_json(cls, text: str) -> JobSpec:
         d = json.loads(text)
-        return cls.of(d.pop("overrides"), data=DataSpec(**d.pop("data")), ex=ExecConfig(**d.pop("ex")), **d)
+        return cls.of(
+            d.pop("overrides"), data=DataSpec(**d.pop("data")), ex=ExecConfig(**d.pop("ex")), **d
+        )

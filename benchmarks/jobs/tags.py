@@ -5,6 +5,7 @@ tags make runs easy to find and compare (entry, group, seed, hashes and identity
 data source and checksum, code version, hardware and software, what the paper printed).
 `resbench speed` tags its runs with the same code version and description.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -18,8 +19,8 @@ from benchmarks import environment
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
 from resnet import data as data_mod
-from resnet.data import Dataset
 from resnet.config import TrainConfig
+from resnet.data import Dataset
 from tracking import names
 from tracking.conventions import DataInput, Source
 
@@ -30,10 +31,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def git_version() -> tuple[str, bool]:
     """(commit, dirty) of the checkout the code runs from; ("unknown", False) outside git."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            != ""
+        )
         return commit, dirty
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
@@ -41,10 +56,16 @@ def git_version() -> tuple[str, bool]:
 
 @lru_cache(maxsize=1)
 def git_remote() -> str:
-    """The checkout's `origin` remote, "" where there is none (tracking drops any credentials in it)."""
+    """The checkout's `origin` remote, "" where there is none (tracking drops any credentials in
+    it)."""
     try:
-        return subprocess.run(["git", "config", "--get", "remote.origin.url"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "config", "--get", "remote.origin.url"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -55,21 +76,33 @@ def source() -> Source:
 
 
 def data_input(spec: JobSpec, data: Dataset) -> DataInput:
-    """The run's training and test sets, for MLflow's dataset inputs: from the official download (its
-    URL), from files found in a folder (that folder), or generated."""
+    """The run's training and test sets, for MLflow's dataset inputs: from the official download
+    (its URL), from files found in a folder (that folder), or generated."""
     if data.source == data_mod.SYNTHETIC:
         where = "resnet.data.synthetic"
     elif data.source == "cifar10":
         where = data_mod.URL
     else:
-        root = Path(spec.data.data_dir).expanduser() if spec.data.data_dir else data_mod.default_data_dir()
+        root = (
+            Path(spec.data.data_dir).expanduser()
+            if spec.data.data_dir
+            else data_mod.default_data_dir()
+        )
         where = str((root / data_mod.FOLDER).resolve())
-    return DataInput(data.source, data.checksum, where, len(data.train_y), len(data.test_y),
-                     spec.data.limit_train, spec.data.limit_test)
+    return DataInput(
+        data.source,
+        data.checksum,
+        where,
+        len(data.train_y),
+        len(data.test_y),
+        spec.data.limit_train,
+        spec.data.limit_test,
+    )
 
 
 def describe(entry: Entry) -> str:
-    """The entry and what the paper claimed for it, in one sentence (the run's description in the UI)."""
+    """The entry and what the paper claimed for it, in one sentence (the run's description in the
+    UI)."""
     p = entry.paper
     claim = []
     if p.accuracy is not None:
@@ -88,28 +121,49 @@ def overridden(entry: Entry, cfg: TrainConfig, spec: JobSpec) -> list[str]:
 
 
 def params(entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset) -> dict:
-    return {**entry.model.flat(), **asdict(cfg), **asdict(spec.ex), "seed": spec.seed, "data": data.source,
-            "limit_train": spec.data.limit_train, "limit_test": spec.data.limit_test,
-            "train_images": len(data.train_y), "test_images": len(data.test_y)}
+    return {
+        **entry.model.flat(),
+        **asdict(cfg),
+        **asdict(spec.ex),
+        "seed": spec.seed,
+        "data": data.source,
+        "limit_train": spec.data.limit_train,
+        "limit_test": spec.data.limit_test,
+        "train_images": len(data.train_y),
+        "test_images": len(data.test_y),
+    }
 
 
-def tags(entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset, device: torch.device) -> dict:
+def tags(
+    entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset, device: torch.device
+) -> dict:
     commit, dirty = git_version()
     p = entry.paper
     out = {
-        names.TAG_ENTRY: entry.name, names.TAG_GROUP: entry.group, names.TAG_SEED: spec.seed,
+        names.TAG_ENTRY: entry.name,
+        names.TAG_GROUP: entry.group,
+        names.TAG_SEED: spec.seed,
         names.TAG_KIND: "train",
-        names.TAG_CONFIG_HASH: entry.config_hash(cfg), names.TAG_ENTRY_HASH: entry.config_hash(),
+        names.TAG_CONFIG_HASH: entry.config_hash(cfg),
+        names.TAG_ENTRY_HASH: entry.config_hash(),
         names.TAG_OVERRIDES: ",".join(overridden(entry, cfg, spec)),
-        names.TAG_DATA_SOURCE: data.source, names.TAG_DATA_CHECKSUM: data.checksum,
+        names.TAG_DATA_SOURCE: data.source,
+        names.TAG_DATA_CHECKSUM: data.checksum,
         names.TAG_IDENTITY: spec.variant.identity(entry, data.checksum),
         names.TAG_ENTRY_VERSION: entry.version,
-        names.TAG_GIT_COMMIT: commit, names.TAG_GIT_DIRTY: dirty,
-        **environment.describe(device),  # hardware and software, for the report's reproducibility cards
+        names.TAG_GIT_COMMIT: commit,
+        names.TAG_GIT_DIRTY: dirty,
+        **environment.describe(
+            device
+        ),  # hardware and software, for the report's reproducibility cards
         names.TAG_DESCRIPTION: describe(entry),
     }
-    for tag, value in ((names.TAG_PAPER_ACCURACY, p.accuracy), (names.TAG_PAPER_PARAMS, p.params),
-                       (names.TAG_PAPER_EPOCHS, p.epochs), (names.TAG_PAPER_TEST_LOSS, p.test_loss)):
+    for tag, value in (
+        (names.TAG_PAPER_ACCURACY, p.accuracy),
+        (names.TAG_PAPER_PARAMS, p.params),
+        (names.TAG_PAPER_EPOCHS, p.epochs),
+        (names.TAG_PAPER_TEST_LOSS, p.test_loss),
+    ):
         if value is not None:
             out[tag] = value
     return out

@@ -8,15 +8,16 @@ final weights as a file). Every epoch is checkpointed (jobs/checkpoints.py) befo
 a run killed part way is continued by the next call with the same identity, on this machine or
 (from the checkpoint kept in the store) another, and never has a second unfinished run beside it.
 """
+
 from __future__ import annotations
 
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -26,13 +27,13 @@ from benchmarks import collapse, registry
 from benchmarks.jobs import checkpoints, curve, tags
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
+from resnet.config import TrainConfig
 from resnet.data import Dataset
 from resnet.pipeline import DeviceLoader
-from resnet.config import TrainConfig
 from resnet.train import Diverged, EpochStats, TrainResult, train
 from tracking import handover, names
-from tracking.store import RunLogger, Tracker, TrackingError, connect
 from tracking.credentials import redact
+from tracking.store import RunLogger, Tracker, TrackingError, connect
 
 
 class JobFailed(RuntimeError):
@@ -40,7 +41,8 @@ class JobFailed(RuntimeError):
 
 
 def one_line(err: BaseException) -> str:
-    """The error's first line, any password in a URI it quotes masked (it is shown, and tagged on the run)."""
+    """The error's first line, any password in a URI it quotes masked (it is shown, and tagged on
+    the run)."""
     return redact((str(err).strip().splitlines() or [type(err).__name__])[0])
 
 
@@ -63,7 +65,8 @@ def train_job(spec: JobSpec, data: Dataset | None = None) -> str:
 
 
 def slot_key(entry: Entry, spec: JobSpec, data: Dataset) -> str:
-    """One checkpoint slot per run identity and seed: a bumped entry version never resumes old state."""
+    """One checkpoint slot per run identity and seed: a bumped entry version never resumes old
+    state."""
     return f"{entry.name}-{spec.variant.identity(entry, data.checksum)}-s{spec.seed}"
 
 
@@ -74,7 +77,9 @@ def _uninterrupted():
     A SIGINT landing inside a store write can leave the store's connection unusable, so the
     run could not be marked KILLED and would stay RUNNING; held back, it lands between writes.
     """
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+    if (
+        threading.current_thread() is not threading.main_thread()
+    ):  # signals reach the main thread only
         yield
         return
     caught: list[int] = []
@@ -84,9 +89,9 @@ def _uninterrupted():
     finally:
         signal.signal(signal.SIGINT, previous)
         if caught and callable(previous):
-            # what the signal would have done (KeyboardInterrupt, as a rule), called here: a SIGINT raised
-            # again through the OS is swallowed by hosts that ignore it at the C level, Ray's workers among
-            # them, and ray.cancel's interrupt would be lost
+            # what the signal would have done (KeyboardInterrupt, as a rule), called here: a SIGINT
+            # raised again through the OS is swallowed by hosts that ignore it at the C level, Ray's
+            # workers among them, and ray.cancel's interrupt would be lost
             previous(signal.SIGINT, None)
 
 
@@ -97,28 +102,40 @@ def _held(write: Callable, *args, **kwargs):
 
 
 def _input_example(data: Dataset) -> np.ndarray:
-    """Two images as the network takes them (the test pipeline's normalised float32 batch, N x 3 x 32 x 32), for
-    the logged model; a training image makes up the pair when the test set holds one."""
+    """Two images as the network takes them (the test pipeline's normalised float32 batch, N x 3 x
+    32 x 32), for the logged model; a training image makes up the pair when the test set holds
+    one."""
     images = np.concatenate([data.test_x[:2], data.train_x[:2]])[:2]
     labels = np.concatenate([data.test_y[:2], data.train_y[:2]])[:2]
     batch, _ = next(iter(DeviceLoader(images, labels, 2, torch.device("cpu"), train=False)))
     return batch.numpy()
 
 
-def _open_run(tracker: Tracker, slot: checkpoints.Slot, params: dict, run_tags: dict,
-              name: str, system_metrics: bool) -> tuple[RunLogger, dict | None]:
-    """The run to log into and the state to resume from: the unfinished run of this identity and seed
-    (this machine's, or one another machine left in the store: checkpoints.resume_point), or a new one.
-    Any other unfinished run of it is closed KILLED as superseded: one (entry, identity, seed), one run."""
+def _open_run(
+    tracker: Tracker,
+    slot: checkpoints.Slot,
+    params: dict,
+    run_tags: dict,
+    name: str,
+    system_metrics: bool,
+) -> tuple[RunLogger, dict | None]:
+    """The run to log into and the state to resume from: the unfinished run of this identity and
+    seed (this machine's, or one another machine left in the store: checkpoints.resume_point), or a
+    new one. Any other unfinished run of it is closed KILLED as superseded: one (entry, identity,
+    seed), one run."""
     identity = checkpoints.identity_tags(run_tags)
     run_id, state = checkpoints.resume_point(tracker, slot, identity)
     if run_id is not None:
         run = tracker.reopen(run_id, system_metrics=system_metrics)
     else:
         with _uninterrupted():  # the run and the slot's record of it, both or neither
-            run = tracker.start_run(name, params, run_tags, source=tags.source(), system_metrics=system_metrics)
+            run = tracker.start_run(
+                name, params, run_tags, source=tags.source(), system_metrics=system_metrics
+            )
             slot.bind(run.run_id)
-    handover.supersede(tracker, [r for r in handover.unfinished(tracker, identity) if r != run.run_id], run.run_id)
+    handover.supersede(
+        tracker, [r for r in handover.unfinished(tracker, identity) if r != run.run_id], run.run_id
+    )
     return run, state
 
 
@@ -128,28 +145,45 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
     device = spec.ex.torch_device()
     tracker = connect(spec.tracking_uri, spec.experiment)
     data = data if data is not None else spec.data.load()
-    slot = checkpoints.Slot(spec.checkpoint_dir or checkpoints.default_dir(), slot_key(entry, spec, data))
+    slot = checkpoints.Slot(
+        spec.checkpoint_dir or checkpoints.default_dir(), slot_key(entry, spec, data)
+    )
     with slot:
         # MLflow's system-metrics monitor: on by default where GPU use is worth watching
-        system_metrics = spec.system_metrics if spec.system_metrics is not None else device.type == "cuda"
-        run, state = _open_run(tracker, slot, tags.params(entry, cfg, spec, data),
-                               tags.tags(entry, cfg, spec, data, device), spec.name, system_metrics)
+        system_metrics = (
+            spec.system_metrics if spec.system_metrics is not None else device.type == "cuda"
+        )
+        run, state = _open_run(
+            tracker,
+            slot,
+            tags.params(entry, cfg, spec, data),
+            tags.tags(entry, cfg, spec, data, device),
+            spec.name,
+            system_metrics,
+        )
         with run:
-            _held(run.log_datasets, tags.data_input(spec, data))  # again on a resume: MLflow keeps one of each
+            _held(
+                run.log_datasets, tags.data_input(spec, data)
+            )  # again on a resume: MLflow keeps one of each
             accs: list[float] = []  # test accuracy per epoch, for the collapse judgement
-            # epochs this run already logged: a state from the store may be older, and an epoch is logged once
+            # epochs this run already logged: a state from the store may be older, and an epoch is
+            # logged once
             logged = run.logged_steps("test_acc")
             if state is not None:  # the kill may have come between checkpoint and log
                 for h in state["history"]:
                     if h["epoch"] not in logged:
                         run.log_metrics(EpochStats(**h).metrics(), step=h["epoch"])
                 accs = [h["test_acc"] for h in state["history"]]
-                if len(accs) >= collapse.EPOCHS:  # or the kill came between that epoch's log and its tag
+                if (
+                    len(accs) >= collapse.EPOCHS
+                ):  # or the kill came between that epoch's log and its tag
                     _tag_collapse(run, accs)
 
             def on_epoch(stats: EpochStats, snapshot) -> None:
                 with _uninterrupted():
-                    slot.save(snapshot(), run)  # here, and now and then in the store for another machine
+                    slot.save(
+                        snapshot(), run
+                    )  # here, and now and then in the store for another machine
                     if stats.epoch not in logged:
                         run.log_metrics(stats.metrics(), step=stats.epoch)
                     accs.append(stats.test_acc)
@@ -157,12 +191,24 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
                         _tag_collapse(run, accs)
 
             try:
-                result = train(entry.model, cfg, data, seed=spec.seed, ex=spec.ex, on_epoch=on_epoch, resume=state)
+                result = train(
+                    entry.model,
+                    cfg,
+                    data,
+                    seed=spec.seed,
+                    ex=spec.ex,
+                    on_epoch=on_epoch,
+                    resume=state,
+                )
             except Diverged as e:
                 run.set_tags({names.TAG_DIVERGED_EPOCH: e.epoch})
-                slot.clear(run)  # a diverged run is rerun from scratch, not resumed into the same NaN
+                slot.clear(
+                    run
+                )  # a diverged run is rerun from scratch, not resumed into the same NaN
                 raise
-            _log_results(run, entry, cfg, spec, data, result)  # Ctrl-C between its writes: the run is KILLED
+            _log_results(
+                run, entry, cfg, spec, data, result
+            )  # Ctrl-C between its writes: the run is KILLED
             _held(run.finish, "FINISHED")
         slot.clear(run)
         return run.run_id
@@ -170,29 +216,56 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
 
 def _tag_collapse(run: RunLogger, accs: list[float]) -> None:
     """Tag whether the run collapsed (benchmarks/collapse.py), judged on its first K epochs."""
-    run.set_tags({names.TAG_COLLAPSED: str(collapse.collapsed(accs)).lower(),
-                  names.TAG_COLLAPSE_EPOCHS: collapse.EPOCHS})
+    run.set_tags(
+        {
+            names.TAG_COLLAPSED: str(collapse.collapsed(accs)).lower(),
+            names.TAG_COLLAPSE_EPOCHS: collapse.EPOCHS,
+        }
+    )
 
 
-def _log_results(run: RunLogger, entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset,
-                 result: TrainResult) -> None:
+def _log_results(
+    run: RunLogger,
+    entry: Entry,
+    cfg: TrainConfig,
+    spec: JobSpec,
+    data: Dataset,
+    result: TrainResult,
+) -> None:
     history = pd.DataFrame([asdict(s) for s in result.history])
     last = result.history[-1]
-    _held(run.log_metrics, {
-        names.PARAM_COUNT: result.param_count, names.TEST_ACCURACY: last.test_acc,
-        names.BEST_TEST_ACCURACY: history["test_acc"].max(), names.TEST_LOSS: last.test_loss,
-        **({names.TEST_LOSS_BATCHMEAN_FINAL: last.test_loss_batchmean} if last.test_loss_batchmean is not None else {}),
-        names.WALL_SECONDS: history["epoch_seconds"].sum(),
-    })
-    config = {"entry": entry.name, "model": entry.model.flat(), "train": asdict(cfg), "exec": asdict(spec.ex),
-              "seed": spec.seed, "data": asdict(spec.data) | {"source": data.source, "checksum": data.checksum}}
+    _held(
+        run.log_metrics,
+        {
+            names.PARAM_COUNT: result.param_count,
+            names.TEST_ACCURACY: last.test_acc,
+            names.BEST_TEST_ACCURACY: history["test_acc"].max(),
+            names.TEST_LOSS: last.test_loss,
+            **(
+                {names.TEST_LOSS_BATCHMEAN_FINAL: last.test_loss_batchmean}
+                if last.test_loss_batchmean is not None
+                else {}
+            ),
+            names.WALL_SECONDS: history["epoch_seconds"].sum(),
+        },
+    )
+    config = {
+        "entry": entry.name,
+        "model": entry.model.flat(),
+        "train": asdict(cfg),
+        "exec": asdict(spec.ex),
+        "seed": spec.seed,
+        "data": asdict(spec.data) | {"source": data.source, "checksum": data.checksum},
+    }
     _held(run.log_dict, config, names.ARTIFACT_CONFIG)
     fig = curve.learning_curve(history, spec.name)
     try:
         _held(run.log_figure, fig, names.ARTIFACT_CURVE, dpi=110, bbox_inches="tight")
     finally:
         curve.close(fig)
-    with tempfile.TemporaryDirectory() as tmp:  # torch.save needs a file; MLflow uploads it from there
+    with (
+        tempfile.TemporaryDirectory() as tmp
+    ):  # torch.save needs a file; MLflow uploads it from there
         weights = Path(tmp) / Path(names.ARTIFACT_WEIGHTS).name
         torch.save({k: v.detach().cpu() for k, v in result.model.state_dict().items()}, weights)
         _held(run.log_artifact, weights, str(Path(names.ARTIFACT_WEIGHTS).parent))

@@ -7,6 +7,7 @@ left out. The `Report` holds the rows as values, the other runs, the curves and 
 is about (data source, variant, group), with its header and one-line summary. Cards, figures
 and the renderers (cards.py, figures.py, render.py) read it; nothing here writes a file.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,7 +21,14 @@ import pandas as pd
 from benchmarks import registry
 from benchmarks.registry import Entry, RegistryError
 from benchmarks.report.rows import Row, row
-from benchmarks.report.verdicts import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, PAPER_DATA, PERCENT, REPRODUCED
+from benchmarks.report.verdicts import (
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    PAPER_DATA,
+    PERCENT,
+    REPRODUCED,
+)
 from benchmarks.selection import SOURCES, Variant, matching, resolve_source
 from tracking import query
 from tracking.credentials import redact
@@ -35,13 +43,15 @@ class Report:
     uri: str
     source: str
     variant: Variant
-    rows: list[Row]                          # one per entry, in registry order or ranked
-    other: pd.DataFrame                      # runs not counted in any row, with the reason
-    curves: pd.DataFrame                     # per-epoch histories of the counted runs (+ entry)
+    rows: list[Row]  # one per entry, in registry order or ranked
+    other: pd.DataFrame  # runs not counted in any row, with the reason
+    curves: pd.DataFrame  # per-epoch histories of the counted runs (+ entry)
     group: str | None = None
     ranked: bool = False
-    ui_url: str | None = None                # the MLflow UI the run links point into
-    generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    ui_url: str | None = None  # the MLflow UI the run links point into
+    generated: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    )
 
     @cached_property
     def table(self) -> pd.DataFrame:
@@ -54,24 +64,37 @@ class Report:
     def header(self) -> list[str]:
         config = self.variant.describe()
         if config:
-            what = f"runs with overrides: {config}, data: {self.source} — not the paper's configuration"
+            what = (
+                f"runs with overrides: {config}, data: {self.source} — not the paper's "
+                f"configuration"
+            )
         elif self.source != "cifar10":
             what = f"the entries' own configurations, data: {self.source} — not the paper's data"
         else:
             what = "each entry's own registered configuration, on CIFAR-10"
         scope = f"Rows: group {self.group!r}" if self.group else "Rows: every registered entry"
         scope += ", ranked by measured accuracy." if self.ranked else ", in registry order."
-        return [f"Configuration: {what}.", f"Data: {SOURCES.get(self.source, self.source)}.", scope,
-                f"Runs: experiment {self.experiment!r} in {self.where()}; generated {self.generated}.",
-                f"Measured accuracy is the test accuracy at the last epoch (final) and at the best epoch (best), each "
-                f"the mean over seeds (the latest finished run of each) with its {PERCENT} t-interval; a row's verdict "
-                f"is on the one the paper's figure is (the judged-on column). A row counts only finished runs of one "
-                f"identity (configuration, entry version, data checksum), collapsed ones included and named; every "
-                f"other run is listed under Other runs."]
+        return [
+            f"Configuration: {what}.",
+            f"Data: {SOURCES.get(self.source, self.source)}.",
+            scope,
+            f"Runs: experiment {self.experiment!r} in {self.where()}; generated {self.generated}.",
+            f"Measured accuracy is the test accuracy at the last epoch (final) and at the best "
+            f"epoch (best), each "
+            f"the mean over seeds (the latest finished run of each) with its {PERCENT} t-interval; "
+            f"a row's verdict "
+            f"is on the one the paper's figure is (the judged-on column). A row counts only "
+            f"finished runs of one "
+            f"identity (configuration, entry version, data checksum), collapsed ones included and "
+            f"named; every "
+            f"other run is listed under Other runs.",
+        ]
 
     def where(self) -> str:
         db = sqlite_path(self.uri)
-        return f"sqlite:///{db.resolve()}" if db is not None else redact(self.uri)  # never a password
+        return (
+            f"sqlite:///{db.resolve()}" if db is not None else redact(self.uri)
+        )  # never a password
 
     def summary(self) -> str:
         """One line: how many rows with a paper figure reproduced, and what became of the others."""
@@ -80,46 +103,69 @@ class Report:
         ran = sum(r.n > 0 for r in claimed)
         overrides = self.variant.describe()
         if self.source != PAPER_DATA:
-            line = (f"No row can count as reproduced: the runs are on {self.source}, not the paper's CIFAR-10 "
-                    f"({ran} of {len(claimed)} rows with a paper figure ran on it)")
+            line = (
+                f"No row can count as reproduced: the runs are on {self.source}, not the paper's "
+                f"CIFAR-10 "
+                f"({ran} of {len(claimed)} rows with a paper figure ran on it)"
+            )
         elif overrides:
-            line = (f"No row can count as reproduced: the runs use overrides ({overrides}), not the paper's "
-                    f"configuration ({ran} of {len(claimed)} rows with a paper figure ran)")
+            line = (
+                f"No row can count as reproduced: the runs use overrides ({overrides}), not the "
+                f"paper's "
+                f"configuration ({ran} of {len(claimed)} rows with a paper figure ran)"
+            )
         else:
-            rest = [f"{counts[c]} {c}" for c in (NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN) if counts[c]]
-            line = f"{counts[REPRODUCED]} of {len(claimed)} rows reproduced on CIFAR-10" + \
-                (", " + ", ".join(rest) if rest else "")
+            rest = [
+                f"{counts[c]} {c}" for c in (NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN) if counts[c]
+            ]
+            line = f"{counts[REPRODUCED]} of {len(claimed)} rows reproduced on CIFAR-10" + (
+                ", " + ", ".join(rest) if rest else ""
+            )
         printed = [r for r in self.rows if r.params_verdict != "not printed"]
         if printed:
             ok = sum(r.params_verdict.startswith("matches") for r in printed)
             differ = [r.entry.name for r in printed if r.params_verdict == "differs"]
-            line += (f". Parameter counts: {ok} of {len(printed)} match the paper's print"
-                     + (f"; {', '.join(differ)} differ{'s' * (len(differ) == 1)}" if differ else ""))
+            line += f". Parameter counts: {ok} of {len(printed)} match the paper's print" + (
+                f"; {', '.join(differ)} differ{'s' * (len(differ) == 1)}" if differ else ""
+            )
         return line + "."
 
 
-def _why(run: pd.Series, known: dict[str, Entry], variant: Variant, source: str, identities: dict) -> str:
+def _why(
+    run: pd.Series, known: dict[str, Entry], variant: Variant, source: str, identities: dict
+) -> str:
     entry = known.get(run["entry"])
     if entry is None:
         return "entry not in the registry"
     why = []
     if run["data"] != source:
         why.append(f"other data ({run['data']})")
-    if (run["config_hash"] != variant.config_hash(entry) or run["limit_train"] != variant.limit_train
-            or run["limit_test"] != variant.limit_test):
-        why.append("other configuration" if run["overrides"] else "the entry changed since this run")
+    if (
+        run["config_hash"] != variant.config_hash(entry)
+        or run["limit_train"] != variant.limit_train
+        or run["limit_test"] != variant.limit_test
+    ):
+        why.append(
+            "other configuration" if run["overrides"] else "the entry changed since this run"
+        )
     elif run["entry_version"] != entry.version:
         why.append(f"entry version {run['entry_version']} (now {entry.version})")
     elif not why and identities.get(entry.name) not in (None, run["identity"]):
         why.append(f"another identity (data checksum {str(run['data_checksum'])[:8]})")
     if run["status"] != "FINISHED":
-        why.append("diverged" if run["diverged"] else
-                   f"{run['status'].lower()}: {run['failure'][:80]}" if run["failure"] else run["status"].lower())
+        why.append(
+            "diverged"
+            if run["diverged"]
+            else f"{run['status'].lower()}: {run['failure'][:80]}"
+            if run["failure"]
+            else run["status"].lower()
+        )
     return "; ".join(why) or "an earlier run of the same seed"
 
 
 def group_entries(group: str | None) -> list[Entry]:
-    """Every registered entry, or those of one group (an unknown group fails with the known ones)."""
+    """Every registered entry, or those of one group (an unknown group fails with the known
+    ones)."""
     entries = registry.entries()
     if group is None:
         return entries
@@ -130,10 +176,19 @@ def group_entries(group: str | None) -> list[Entry]:
     return chosen
 
 
-def tabulate(runs: pd.DataFrame, variant: Variant, source: str, entries: list[Entry], ui_url: str | None = None,
-             group: str | None = None, rank: bool = False) -> tuple[list[Row], pd.DataFrame]:
+def tabulate(
+    runs: pd.DataFrame,
+    variant: Variant,
+    source: str,
+    entries: list[Entry],
+    ui_url: str | None = None,
+    group: str | None = None,
+    rank: bool = False,
+) -> tuple[list[Row], pd.DataFrame]:
     """(rows, other runs) from `runs` alone: no store is read."""
-    rows = [row(e, variant, runs[matching(runs, e, variant, source)], source, ui_url) for e in entries]
+    rows = [
+        row(e, variant, runs[matching(runs, e, variant, source)], source, ui_url) for e in entries
+    ]
     if rank:  # best first, rows that did not run last; ties keep registry order
         rows = sorted(rows, key=lambda r: (r.interval.mean is None, -(r.interval.mean or 0.0)))
         rows = [dataclasses.replace(r, rank=i + 1 if r.n else None) for i, r in enumerate(rows)]
@@ -142,27 +197,46 @@ def tabulate(runs: pd.DataFrame, variant: Variant, source: str, entries: list[En
     identities = {r.entry.name: r.identity for r in rows}
     registered = {e.name for e in registry.entries()}
     # runs of registered entries outside this table are another table's business
-    mine = runs["entry"].isin(known) | (~runs["entry"].isin(registered)
-                                        & (runs["entry"].str.startswith(f"{group}/") if group else True))
+    mine = runs["entry"].isin(known) | (
+        ~runs["entry"].isin(registered)
+        & (runs["entry"].str.startswith(f"{group}/") if group else True)
+    )
     rest = runs[mine & ~runs["run_id"].isin(used_ids)].copy()
     rest["why"] = [_why(r, known, variant, source, identities) for _, r in rest.iterrows()]
-    rest["status"] = rest["status"].where(~(rest["diverged"] & rest["status"].eq("FAILED")), "DIVERGED")
-    # a finished run that never took off (benchmarks/collapse.py) has a status of its own, as a diverged one has
-    rest["status"] = rest["status"].where(~(rest["collapsed"].astype(bool) & rest["status"].eq("FINISHED")),
-                                          "COLLAPSED")
-    other = rest[["entry", "run_name", "overrides", "data", "status", "acc", "why", "run_id"]].reset_index(drop=True)
+    rest["status"] = rest["status"].where(
+        ~(rest["diverged"] & rest["status"].eq("FAILED")), "DIVERGED"
+    )
+    # a finished run that never took off (benchmarks/collapse.py) has a status of its own, as a
+    # diverged one has
+    rest["status"] = rest["status"].where(
+        ~(rest["collapsed"].astype(bool) & rest["status"].eq("FINISHED")), "COLLAPSED"
+    )
+    other = rest[
+        ["entry", "run_name", "overrides", "data", "status", "acc", "why", "run_id"]
+    ].reset_index(drop=True)
     return rows, other
 
 
-def build(runs: pd.DataFrame, uri: str, experiment: str, variant: Variant = Variant(), data: str = "cifar10",
-          entries: list[Entry] | None = None, *, group: str | None = None, rank: bool = False,
-          ui_url: str | None = None) -> Report:
+def build(
+    runs: pd.DataFrame,
+    uri: str,
+    experiment: str,
+    variant: Variant = Variant(),
+    data: str = "cifar10",
+    entries: list[Entry] | None = None,
+    *,
+    group: str | None = None,
+    rank: bool = False,
+    ui_url: str | None = None,
+) -> Report:
     """The report over `runs` (from load_runs); histories are read for the counted runs only.
 
     Run links point into `ui_url`, by default the tracking URI when it is an MLflow server.
     """
     entries = entries if entries is not None else group_entries(group)
-    ui_url = redact(ui_url or (uri if uri.startswith(("http://", "https://")) else None))  # links show no password
+    ui_url = redact(
+        ui_url or (uri if uri.startswith(("http://", "https://")) else None)
+    )  # links show no password
     source = resolve_source(runs, entries, variant, data)
     rows, other = tabulate(runs, variant, source, entries, ui_url, group, rank)
     ids = [(r.entry.name, i) for r in rows for i in r.run_ids]

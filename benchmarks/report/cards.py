@@ -1,4 +1,5 @@
-"""A reproducibility card per report row: what produced its numbers, and where it departs from the paper.
+"""A reproducibility card per report row: what produced its numbers, and where it departs from the
+paper.
 
 Built from a `Row` (benchmarks/report/rows.py): its entry, interval and verdict, and the tags and
 params its counted runs recorded (hardware, software, code and data versions, the execution
@@ -7,6 +8,7 @@ software, every hyperparameter, cost, and the deviations from the paper. Values 
 between a row's runs are listed with counts; values a run did not record (runs older than the
 tag) read "not recorded".
 """
+
 from __future__ import annotations
 
 import math
@@ -29,10 +31,10 @@ NOT_RECORDED = "not recorded"
 @dataclass(frozen=True)
 class Card:
     entry: str
-    anchor: str                                  # HTML id, "card-" + the entry name made safe
-    headline: str                                # verdict and run count, one line
-    fields: list[tuple[str, str]]                # (label, text), in reading order
-    runs: list[tuple[str, str | None, str]]      # (run id, UI URL or None, "seed 0: 90.12%")
+    anchor: str  # HTML id, "card-" + the entry name made safe
+    headline: str  # verdict and run count, one line
+    fields: list[tuple[str, str]]  # (label, text), in reading order
+    runs: list[tuple[str, str | None, str]]  # (run id, UI URL or None, "seed 0: 90.12%")
     deviations: list[str]
 
 
@@ -47,8 +49,8 @@ def _text(v, count: bool = False) -> str:
 
 
 def _values(runs: pd.DataFrame, col: str, count: bool = False) -> str:
-    """The runs' value of `col` (`count`: a number of things, shown 50,000): one value, or each distinct
-    value with its run count."""
+    """The runs' value of `col` (`count`: a number of things, shown 50,000): one value, or each
+    distinct value with its run count."""
     vals = runs[col].map(lambda v: _text(v, count))
     counts = vals.value_counts()
     if len(counts) <= 1:
@@ -57,7 +59,8 @@ def _values(runs: pd.DataFrame, col: str, count: bool = False) -> str:
 
 
 def _bf16(run: pd.Series) -> bool:
-    """Whether the run trained under bf16 autocast (ExecConfig.dtype's rule, from what it recorded)."""
+    """Whether the run trained under bf16 autocast (ExecConfig.dtype's rule, from what it
+    recorded)."""
     precision, pipeline = str(run.get("precision")), str(run.get("pipeline"))
     on_gpu = str(run.get("device") or "cpu") != "cpu"
     return precision == "bf16" or (precision == "auto" and pipeline == "fast" and on_gpu)
@@ -65,20 +68,34 @@ def _bf16(run: pd.Series) -> bool:
 
 def _hardware(runs: pd.DataFrame) -> str:
     cpu_only = runs["device"].fillna("cpu").eq("cpu").all()
-    where = f"CPU {_values(runs, 'cpu')}, no GPU" if cpu_only else \
-        f"GPU {_values(runs, 'device')} ({_values(runs, 'gpu_count')} visible), CPU {_values(runs, 'cpu')}"
+    where = (
+        f"CPU {_values(runs, 'cpu')}, no GPU"
+        if cpu_only
+        else (
+            f"GPU {_values(runs, 'device')} ({_values(runs, 'gpu_count')} visible), CPU "
+            f"{_values(runs, 'cpu')}"
+        )
+    )
     stack = f"torch built for CUDA {_values(runs, 'cuda')}, cuDNN {_values(runs, 'cudnn')}"
     if cpu_only:
         return f"{where}; {_values(runs, 'platform')} ({stack}, unused)"
-    return f"{where}; NVIDIA driver {_values(runs, 'gpu_driver')}, {stack}; {_values(runs, 'platform')}"
+    return (
+        f"{where}; NVIDIA driver {_values(runs, 'gpu_driver')}, {stack}; "
+        f"{_values(runs, 'platform')}"
+    )
 
 
-def deviations(entry: Entry, train, variant_text: str, source: str, runs: pd.DataFrame) -> list[str]:
+def deviations(
+    entry: Entry, train, variant_text: str, source: str, runs: pd.DataFrame
+) -> list[str]:
     """Where this row, as configured and as run, departs from what the paper describes."""
     p, out = entry.paper, []
     from_paper = any(v is not None for v in (p.accuracy, p.params, p.epochs, p.num))
     if not from_paper:
-        out.append("not one of the paper's experiments: a configuration of this suite, with no paper figure")
+        out.append(
+            "not one of the paper's experiments: a configuration of this suite, with no paper "
+            "figure"
+        )
     if source != "cifar10":
         out.append(f"data: {SOURCES.get(source, source)}")
     if variant_text:
@@ -86,55 +103,89 @@ def deviations(entry: Entry, train, variant_text: str, source: str, runs: pd.Dat
     if from_paper and train.t_max != train.epochs:
         cosine = (1 + math.cos(math.pi * (train.epochs - 1) / train.t_max)) / 2
         last = train.eta_min + (train.lr - train.eta_min) * cosine  # the rate of the last epoch
-        out.append(f"learning-rate schedule: CosineAnnealingLR(T_max={train.t_max}) stepped per epoch, as the "
-                   f"authors' code has it (the paper only says 'cosine annealing'); over {train.epochs} epochs the "
-                   f"rate only falls from {train.lr:g} to {last:.4g}")
+        out.append(
+            f"learning-rate schedule: CosineAnnealingLR(T_max={train.t_max}) stepped per epoch, as "
+            f"the "
+            f"authors' code has it (the paper only says 'cosine annealing'); over {train.epochs} "
+            f"epochs the "
+            f"rate only falls from {train.lr:g} to {last:.4g}"
+        )
     note = params_note(p.params, entry.param_count)
     if note:
         out.append(f"parameter count: {note}")
     if p.num is not None:
-        out.append(f"epochs: the paper trained Table 1's rows for 'around 50 epochs' (§3); this row uses exactly "
-                   f"{train.epochs}; the authors' main.py trains 100 at the commits that build row 3 "
-                   f"(entry authors/row3-100ep)")
+        out.append(
+            f"epochs: the paper trained Table 1's rows for 'around 50 epochs' (§3); this row uses "
+            f"exactly "
+            f"{train.epochs}; the authors' main.py trains 100 at the commits that build row 3 "
+            f"(entry authors/row3-100ep)"
+        )
     elif p.epochs is not None and train.epochs != p.epochs:
         out.append(f"epochs: {train.epochs}, where the paper ran {p.epochs}")
     if from_paper and len(runs):
-        out.append(f"statistic: the paper reports one run (seed not given) and its {METRIC_TEXT[p.metric]}; this row "
-                   f"is the mean of {len(runs)} seed{'s' * (len(runs) > 1)}")
+        out.append(
+            f"statistic: the paper reports one run (seed not given) and its "
+            f"{METRIC_TEXT[p.metric]}; this row "
+            f"is the mean of {len(runs)} seed{'s' * (len(runs) > 1)}"
+        )
     if len(runs):
         if runs.apply(_bf16, axis=1).any():
-            out.append("precision: bf16 autocast on the GPU (the authors trained in fp32; --precision fp32 "
-                       "runs as they did)")
+            out.append(
+                "precision: bf16 autocast on the GPU (the authors trained in fp32; --precision "
+                "fp32 "
+                "runs as they did)"
+            )
         if runs["pipeline"].eq("fast").any():
-            out.append("input pipeline: device-resident crop and flip, the same distribution as the authors' "
-                       "torchvision transforms, drawn from a different random stream")
+            out.append(
+                "input pipeline: device-resident crop and flip, the same distribution as the "
+                "authors' "
+                "torchvision transforms, drawn from a different random stream"
+            )
         if runs["compile"].astype(str).str.lower().eq("true").any():
-            out.append("execution: the training step was compiled (same mathematics, different kernels)")
-    out.append(f"every known departure from the authors' run, with its measured effect: `resbench deviations "
-               f"{entry.name}` and docs/FIDELITY.md (here: "
-               f"{', '.join(d.name for d in known_deviations.applicable(entry))})")
+            out.append(
+                "execution: the training step was compiled (same mathematics, different kernels)"
+            )
+    out.append(
+        f"every known departure from the authors' run, with its measured effect: `resbench "
+        f"deviations "
+        f"{entry.name}` and docs/FIDELITY.md (here: "
+        f"{', '.join(d.name for d in known_deviations.applicable(entry))})"
+    )
     return out
 
 
 def _statistic(what: str, iv: Interval, seeds: str) -> str:
     """One metric's interval over the seeds, with the numbers that make it."""
     if iv.n >= 2:
-        return (f"{what}, mean of {iv.n} seeds ({seeds}) with its {PERCENT} t-interval: {iv.mean:.2f} "
-                f"[{iv.low:.2f}, {iv.high:.2f}] (s = {iv.std:.3f}, t({1 - ALPHA:g}, {iv.n - 1}) = "
-                f"{t_quantile(iv.n - 1):.4g})")
-    return f"{what} of one run (seed {seeds}): {iv.mean:.2f}; no interval" if iv.n else "no finished run"
+        return (
+            f"{what}, mean of {iv.n} seeds ({seeds}) with its {PERCENT} t-interval: {iv.mean:.2f} "
+            f"[{iv.low:.2f}, {iv.high:.2f}] (s = {iv.std:.3f}, t({1 - ALPHA:g}, {iv.n - 1}) = "
+            f"{t_quantile(iv.n - 1):.4g})"
+        )
+    return (
+        f"{what} of one run (seed {seeds}): {iv.mean:.2f}; no interval"
+        if iv.n
+        else "no finished run"
+    )
 
 
 def _loss(row: Row) -> str:
-    """The test loss both ways, beside the paper's figure, which is the authors' mean over batches."""
+    """The test loss both ways, beside the paper's figure, which is the authors' mean over
+    batches."""
     p = row.entry.paper
-    paper = f"; the paper printed {p.test_loss:g} (the authors' mean over batches)" if p.test_loss is not None else ""
+    paper = (
+        f"; the paper printed {p.test_loss:g} (the authors' mean over batches)"
+        if p.test_loss is not None
+        else ""
+    )
     mean, batches = row.mean_of("loss"), row.mean_of("loss_batchmean")
     if mean is None or pd.isna(mean):
         return "no finished run" + paper
     authors = NOT_RECORDED if batches is None or pd.isna(batches) else f"{batches:.4f}"
-    return (f"last epoch, mean over seeds: {mean:.4f} per image, {authors} as the authors averaged (over batches)"
-            + paper)
+    return (
+        f"last epoch, mean over seeds: {mean:.4f} per image, {authors} as the authors averaged "
+        f"(over batches)" + paper
+    )
 
 
 def _collapsed(row: Row) -> str:
@@ -142,7 +193,9 @@ def _collapsed(row: Row) -> str:
     if not len(gone):
         return f"none of {row.n} counted runs ({collapse.describe()})"
     seeds = ", ".join(f"seed {int(r['seed'])}" for _, r in gone.iterrows())
-    return f"{len(gone)} collapsed of {row.n} ({seeds}), counted in the verdict; {collapse.describe()}"
+    return (
+        f"{len(gone)} collapsed of {row.n} ({seeds}), counted in the verdict; {collapse.describe()}"
+    )
 
 
 def card(row: Row, variant_text: str, source: str) -> Card:
@@ -151,52 +204,119 @@ def card(row: Row, variant_text: str, source: str) -> Card:
     p, n = entry.paper, row.n
     seeds = ",".join(map(str, row.seeds))
     points = f"±{p.tolerance:g} point{'s' * (p.tolerance != 1)}"
-    claim = [None if p.accuracy is None else f"{p.accuracy:.2f}% {METRIC_TEXT[p.metric]} (tolerance {points})",
-             f"{p.params} parameters" if p.params else None, f"{p.epochs} epochs" if p.epochs else None]
+    claim = [
+        None
+        if p.accuracy is None
+        else f"{p.accuracy:.2f}% {METRIC_TEXT[p.metric]} (tolerance {points})",
+        f"{p.params} parameters" if p.params else None,
+        f"{p.epochs} epochs" if p.epochs else None,
+    ]
     where = f"Table 1 row {p.num}" if p.num is not None else "no Table 1 row"
     claimed = ", ".join(c for c in claim if c)
-    fields = [("Paper", f"{claimed} ({where})" if claimed else "no figure printed for this entry"),
-              ("Verdict", f"{row.verdict.text}, judged on {row.verdict.judged_on}: {row.verdict.why}")]
+    fields = [
+        ("Paper", f"{claimed} ({where})" if claimed else "no figure printed for this entry"),
+        ("Verdict", f"{row.verdict.text}, judged on {row.verdict.judged_on}: {row.verdict.why}"),
+    ]
     if p.notes:
         fields.append(("Sources and caveats", "; ".join(p.notes)))
     judged_first = sorted(((FINAL, row.final), (BEST, row.best)), key=lambda mv: mv[0] != p.metric)
-    fields.append(("Statistic", "; ".join(_statistic(METRIC_TEXT[m], v, seeds) for m, v in judged_first)
-                   if n else "no finished run"))
+    fields.append(
+        (
+            "Statistic",
+            "; ".join(_statistic(METRIC_TEXT[m], v, seeds) for m, v in judged_first)
+            if n
+            else "no finished run",
+        )
+    )
     fields.append(("Test loss", _loss(row)))
     if n:
         fields.append(("Collapsed runs", _collapsed(row)))
     fits = "within" if entry.param_count <= BUDGET else "over"
-    printed = f"the paper's print {p.params}: {row.params_verdict}" if p.params else "no print in the paper"
-    fields.append(("Budget", f"{entry.param_count:,} parameters ({printed}); {row.mflops:,.1f} forward MFLOPs "
-                             f"per image; {fits} the 5M budget"))
+    printed = (
+        f"the paper's print {p.params}: {row.params_verdict}"
+        if p.params
+        else "no print in the paper"
+    )
+    fields.append(
+        (
+            "Budget",
+            f"{entry.param_count:,} parameters ({printed}); {row.mflops:,.1f} forward MFLOPs "
+            f"per image; {fits} the 5M budget",
+        )
+    )
     if n:
         fields += [
-            ("Identity", f"{row.identity} = hash(config {row.config_hash}, data checksum and limits, "
-                         f"entry version {entry.version})"),
-            ("Code", f"git {_values(runs, 'git_commit')}" + (" with uncommitted changes" if row.git_dirty else
-                                                               ", clean checkout")),
-            ("Data", f"{SOURCES.get(source, source)}; checksum {_values(runs, 'data_checksum')}; "
-                     f"{_values(runs, 'train_images', True)} training and "
-                     f"{_values(runs, 'test_images', True)} test images"),
+            (
+                "Identity",
+                f"{row.identity} = hash(config {row.config_hash}, data checksum and limits, "
+                f"entry version {entry.version})",
+            ),
+            (
+                "Code",
+                f"git {_values(runs, 'git_commit')}"
+                + (" with uncommitted changes" if row.git_dirty else ", clean checkout"),
+            ),
+            (
+                "Data",
+                f"{SOURCES.get(source, source)}; checksum {_values(runs, 'data_checksum')}; "
+                f"{_values(runs, 'train_images', True)} training and "
+                f"{_values(runs, 'test_images', True)} test images",
+            ),
             ("Hardware", _hardware(runs)),
-            ("Software", f"Python {_values(runs, 'python')}, torch {_values(runs, 'torch')}, torchvision "
-                         f"{_values(runs, 'torchvision')}, MLflow {_values(runs, 'mlflow')}"),
+            (
+                "Software",
+                f"Python {_values(runs, 'python')}, torch {_values(runs, 'torch')}, torchvision "
+                f"{_values(runs, 'torchvision')}, MLflow {_values(runs, 'mlflow')}",
+            ),
         ]
     m = entry.model
-    fields.append(("Model", f"N={m.layers}, B={list(m.blocks)}, C={list(m.channels)}, F={list(m.conv_kernel)}, "
-                            f"K={list(m.skip_kernel)}, P={m.pool_kernel}"))
+    fields.append(
+        (
+            "Model",
+            f"N={m.layers}, B={list(m.blocks)}, C={list(m.channels)}, F={list(m.conv_kernel)}, "
+            f"K={list(m.skip_kernel)}, P={m.pool_kernel}",
+        )
+    )
     fields.append(("Training", ", ".join(f"{k}={v}" for k, v in asdict(train).items())))
     if n:
-        fields.append(("Execution", ", ".join(f"{k}={_values(runs, k)}" for k in
-                                              ("pipeline", "precision", "compile", "channels_last", "deterministic"))
-                       + (" (bf16 autocast)" if runs.apply(_bf16, axis=1).any() else "")))
+        fields.append(
+            (
+                "Execution",
+                ", ".join(
+                    f"{k}={_values(runs, k)}"
+                    for k in ("pipeline", "precision", "compile", "channels_last", "deterministic")
+                )
+                + (" (bf16 autocast)" if runs.apply(_bf16, axis=1).any() else ""),
+            )
+        )
         wall = runs["wall"].dropna()
         gpu = "CPU only, no GPU time" if not row.gpu_hours else f"{row.gpu_hours:.2f} GPU-hours"
-        fields.append(("Cost", f"wall time {duration(wall.mean())} per run, {duration(wall.sum())} in all; {gpu}"
-                       if len(wall) else NOT_RECORDED))
-    run_list = [(r["run_id"], url, f"seed {int(r['seed'])}: final {r['acc']:.2f}%, best {r['best']:.2f}%"
-                 + (" (collapsed)" if r["collapsed"] else "")) for (_, r), url in zip(runs.iterrows(), row.urls)]
+        fields.append(
+            (
+                "Cost",
+                f"wall time {duration(wall.mean())} per run, {duration(wall.sum())} in all; {gpu}"
+                if len(wall)
+                else NOT_RECORDED,
+            )
+        )
+    run_list = [
+        (
+            r["run_id"],
+            url,
+            f"seed {int(r['seed'])}: final {r['acc']:.2f}%, best {r['best']:.2f}%"
+            + (" (collapsed)" if r["collapsed"] else ""),
+        )
+        for (_, r), url in zip(runs.iterrows(), row.urls, strict=False)
+    ]
     judged = f" on {row.verdict.judged_on}" if n and p.accuracy is not None else ""
-    headline = f"{row.verdict.text}{judged} — {n} run{'s' * (n != 1)}" + (f" on {source}" if n else "")
-    return Card(entry.name, anchor(entry.name), headline, fields, run_list,
-                deviations(entry, train, variant_text, source, runs))
+    headline = f"{row.verdict.text}{judged} — {n} run{'s' * (n != 1)}" + (
+        f" on {source}" if n else ""
+    )
+    return Card(
+        entry.name,
+        anchor(entry.name),
+        headline,
+        fields,
+        run_list,
+        deviations(entry, train, variant_text, source, runs),
+    )

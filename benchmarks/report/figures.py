@@ -4,6 +4,7 @@ Adam against SGD (the paper's Figures 3-6) and the 120-epoch run (Figure 7).
 Drawn from the report's rows and the counted runs' curves; each only when the runs behind it
 are in the report. All are PNG files written through `resnet.files.atomic_write`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,8 +53,13 @@ def _epoch_axis(ax, last_epoch) -> None:
         ax.set_xlim(-0.5, max(last_epoch, 1) + 0.5)
 
 
-def accuracy_panels(curves: pd.DataFrame, order: list[str], path: str | Path, title: str,
-                    paper: dict[str, float] | None = None) -> Path:
+def accuracy_panels(
+    curves: pd.DataFrame,
+    order: list[str],
+    path: str | Path,
+    title: str,
+    paper: dict[str, float] | None = None,
+) -> Path:
     """Test accuracy against epoch, one small panel per entry in `order`.
 
     `curves` has columns entry, run_id, epoch, test_acc: each run is drawn thin, the mean
@@ -61,19 +67,40 @@ def accuracy_panels(curves: pd.DataFrame, order: list[str], path: str | Path, ti
     """
     cols = min(4, max(1, len(order)))
     rows = -(-len(order) // cols)
-    fig, axes = _pyplot().subplots(rows, cols, figsize=(3.4 * cols, 2.7 * rows), sharey=True, squeeze=False)
-    for ax, name in zip(axes.flat, order):
+    fig, axes = _pyplot().subplots(
+        rows, cols, figsize=(3.4 * cols, 2.7 * rows), sharey=True, squeeze=False
+    )
+    for ax, name in zip(axes.flat, order, strict=False):
         df = curves[curves["entry"] == name]
         if len(df):
             m = _marker(df)
             for _, run in df.groupby("run_id"):
-                ax.plot(run["epoch"], run["test_acc"], color="tab:blue", alpha=0.35, lw=1, marker=m, ms=3)
+                ax.plot(
+                    run["epoch"],
+                    run["test_acc"],
+                    color="tab:blue",
+                    alpha=0.35,
+                    lw=1,
+                    marker=m,
+                    ms=3,
+                )
             mean = df.groupby("epoch")["test_acc"].mean()
-            ax.plot(mean.index, mean.values, color="tab:blue", lw=2, marker=m, label=f"mean of {df['run_id'].nunique()}")
+            ax.plot(
+                mean.index,
+                mean.values,
+                color="tab:blue",
+                lw=2,
+                marker=m,
+                label=f"mean of {df['run_id'].nunique()}",
+            )
         else:
-            ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center", color="grey")
+            ax.text(
+                0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center", color="grey"
+            )
         if paper and paper.get(name) is not None:
-            ax.axhline(paper[name], color="tab:red", ls="--", lw=1, label=f"paper {paper[name]:.2f}%")
+            ax.axhline(
+                paper[name], color="tab:red", ls="--", lw=1, label=f"paper {paper[name]:.2f}%"
+            )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         _epoch_axis(ax, df["epoch"].max() if len(df) else None)
@@ -81,7 +108,7 @@ def accuracy_panels(curves: pd.DataFrame, order: list[str], path: str | Path, ti
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="lower right")
-    for ax in axes.flat[len(order):]:
+    for ax in axes.flat[len(order) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("test accuracy (%)", fontsize=8)
@@ -90,8 +117,13 @@ def accuracy_panels(curves: pd.DataFrame, order: list[str], path: str | Path, ti
     return _save(fig, path)
 
 
-def runs_vs_reference(curves: pd.DataFrame, reference: pd.DataFrame, path: str | Path, title: str,
-                      reference_label: str = "paper") -> Path:
+def runs_vs_reference(
+    curves: pd.DataFrame,
+    reference: pd.DataFrame,
+    path: str | Path,
+    title: str,
+    reference_label: str = "paper",
+) -> Path:
     """Accuracy and loss against epoch: each measured run (solid) beside a reference curve (dashed).
 
     `curves` has columns run_id, epoch, train_acc, test_acc, train_loss, test_loss (it may be
@@ -101,18 +133,36 @@ def runs_vs_reference(curves: pd.DataFrame, reference: pd.DataFrame, path: str |
     m = _marker(curves) if len(curves) else None
     for ax, kind, unit in ((acc, "acc", "accuracy (%)"), (loss, "loss", "cross-entropy")):
         for split, colour in (("train", "tab:blue"), ("test", "tab:orange")):
-            ax.plot(reference["epoch"], reference[f"{split}_{kind}"], color=colour, ls="--", alpha=0.8,
-                    label=f"{split} ({reference_label})")
+            ax.plot(
+                reference["epoch"],
+                reference[f"{split}_{kind}"],
+                color=colour,
+                ls="--",
+                alpha=0.8,
+                label=f"{split} ({reference_label})",
+            )
             for i, (_, run) in enumerate(curves.groupby("run_id")):
-                ax.plot(run["epoch"], run[f"{split}_{kind}"], color=colour, lw=1.2, marker=m, ms=4,
-                        label=f"{split} (measured)" if i == 0 else None)
+                ax.plot(
+                    run["epoch"],
+                    run[f"{split}_{kind}"],
+                    color=colour,
+                    lw=1.2,
+                    marker=m,
+                    ms=4,
+                    label=f"{split} (measured)" if i == 0 else None,
+                )
         ax.set_xlabel("epoch")
         ax.set_ylabel(unit)
         _epoch_axis(ax, None)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if len(curves) and curves[["train_loss", "test_loss"]].max().max() > 100 * reference["test_loss"].max():
-        loss.set_yscale("log")  # a blown-up measured loss would flatten the paper's curve to nothing
+    if (
+        len(curves)
+        and curves[["train_loss", "test_loss"]].max().max() > 100 * reference["test_loss"].max()
+    ):
+        loss.set_yscale(
+            "log"
+        )  # a blown-up measured loss would flatten the paper's curve to nothing
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -134,16 +184,27 @@ def _axes(ax, unit: str) -> None:
 
 
 def optimizers(curves: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
-    """Accuracy and loss against epoch for each optimiser (mean over its runs): train dashed, test solid."""
+    """Accuracy and loss against epoch for each optimiser (mean over its runs): train dashed, test
+    solid."""
     fig, (acc, loss) = _pyplot().subplots(1, 2, figsize=(10, 3.8))
-    colours = dict(zip(curves, ("tab:blue", "tab:red", "tab:green")))
+    colours = dict(zip(curves, ("tab:blue", "tab:red", "tab:green"), strict=False))
     for ax, kind, unit in ((acc, "acc", "accuracy (%)"), (loss, "loss", "cross-entropy")):
         for label, df in curves.items():
             marker = "o" if df["epoch"].nunique() <= 5 else None
             for split, style in (("train", "--"), ("test", "-")):
                 m = _mean(df, f"{split}_{kind}")
-                ax.plot(m.index, m.values, color=colours[label], ls=style, marker=marker, ms=3,
-                        label=f"{label}, {split} ({df['run_id'].nunique()} run{'s' * (df['run_id'].nunique() > 1)})")
+                ax.plot(
+                    m.index,
+                    m.values,
+                    color=colours[label],
+                    ls=style,
+                    marker=marker,
+                    ms=3,
+                    label=(
+                        f"{label}, {split} ({df['run_id'].nunique()} "
+                        f"run{'s' * (df['run_id'].nunique() > 1)})"
+                    ),
+                )
         _axes(ax, unit)
     fig.suptitle(title)
     return _save(fig, path)
@@ -159,11 +220,19 @@ def long_run(curves: pd.DataFrame, path: Path, title: str, stop: int = PAPER_STO
             m = _mean(curves, f"{split}_{kind}")
             ax.plot(m.index, m.values, color=colour, marker=marker, ms=3, label=split)
         if last >= stop:
-            ax.axvline(stop, color="tab:red", ls=":", lw=1.5, label=f"epoch {stop}: the paper stopped here")
+            ax.axvline(
+                stop, color="tab:red", ls=":", lw=1.5, label=f"epoch {stop}: the paper stopped here"
+            )
         _axes(ax, unit)
     if last < stop:
-        fig.text(0.5, -0.06, f"These runs end at epoch {last}; the paper's stop at epoch {stop} lies beyond them.",
-                 ha="center", fontsize=8, color="tab:red")
+        fig.text(
+            0.5,
+            -0.06,
+            f"These runs end at epoch {last}; the paper's stop at epoch {stop} lies beyond them.",
+            ha="center",
+            fontsize=8,
+            color="tab:red",
+        )
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -173,24 +242,42 @@ def figures_for(r, folder: Path) -> dict[str, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     order = [row.entry.name for row in r.rows]
-    paper = {row.entry.name: row.entry.paper.accuracy for row in r.rows if row.entry.paper.accuracy is not None}
+    paper = {
+        row.entry.name: row.entry.paper.accuracy
+        for row in r.rows
+        if row.entry.paper.accuracy is not None
+    }
     c = r.curves
-    out = {"Test accuracy against epoch, every row": accuracy_panels(
-        c, order, folder / FIG_PANELS, f"Test accuracy per epoch ({r.source})", paper)}
+    out = {
+        "Test accuracy against epoch, every row": accuracy_panels(
+            c, order, folder / FIG_PANELS, f"Test accuracy per epoch ({r.source})", paper
+        )
+    }
     if ADAM in order:
         final = c[c["entry"] == ADAM]
-        if "test_loss_batchmean" in final:  # the notebook's test loss is a mean over batches: compare like with like
+        if (
+            "test_loss_batchmean" in final
+        ):  # the notebook's test loss is a mean over batches: compare like with like
             final = final.assign(test_loss=final["test_loss_batchmean"].fillna(final["test_loss"]))
         out[f"{ADAM}: measured against the paper's own curve"] = runs_vs_reference(
-            final, pd.read_csv(REFERENCE), folder / FIG_FINAL,
+            final,
+            pd.read_csv(REFERENCE),
+            folder / FIG_FINAL,
             f"{ADAM}: {final['run_id'].nunique()} measured run(s) vs the authors' notebook "
-            f"(test loss: mean over batches, as theirs)", reference_label="paper")
+            f"(test loss: mean over batches, as theirs)",
+            reference_label="paper",
+        )
     if (c["entry"] == ADAM).any() and (c["entry"] == SGD).any():
         out["Adam against SGD (the paper's Figures 3-6)"] = optimizers(
             {"Adam (paper/final)": c[c["entry"] == ADAM], "SGD (paper/sgd)": c[c["entry"] == SGD]},
-            folder / FIG_OPTIMIZERS, f"Adam vs SGD, same lr, schedule and model ({r.source}); "
-                                     "the paper: SGD stays below 80%")
+            folder / FIG_OPTIMIZERS,
+            f"Adam vs SGD, same lr, schedule and model ({r.source}); "
+            "the paper: SGD stays below 80%",
+        )
     if (c["entry"] == LONG).any():
         out["The 120-epoch run (the paper's Figure 7)"] = long_run(
-            c[c["entry"] == LONG], folder / FIG_LONG, f"{LONG}: the final model past epoch {PAPER_STOP} ({r.source})")
+            c[c["entry"] == LONG],
+            folder / FIG_LONG,
+            f"{LONG}: the final model past epoch {PAPER_STOP} ({r.source})",
+        )
     return out

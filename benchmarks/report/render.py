@@ -8,6 +8,7 @@ run ids, config hash, identity, code version, data checksum included); JSON adds
 and the summary. Every file goes through `resnet.files.atomic_write`: no reader sees half a
 report.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.registry import BEST, FINAL
 from benchmarks.report import cards as cards_mod
 from benchmarks.report.build import Report
 from benchmarks.report.figures import REFERENCE_SOURCE, figures_for
-from benchmarks.registry import BEST, FINAL
 from benchmarks.report.verdicts import PERCENT, RULE
 from resnet.files import atomic_write
 
@@ -36,20 +37,36 @@ def _num(v, fmt: str = "{:.2f}", empty: str = "—") -> str:
 def display_table(r: Report) -> pd.DataFrame:
     """The results as people read them: formatted text, one row per entry."""
     rows = r.rows
-    out = pd.DataFrame({"rank": [_num(x.rank, "{:.0f}", "") for x in rows]}) if r.ranked else pd.DataFrame()
+    out = (
+        pd.DataFrame({"rank": [_num(x.rank, "{:.0f}", "") for x in rows]})
+        if r.ranked
+        else pd.DataFrame()
+    )
     cols = {
-        "Num": [_num(x.entry.paper.num, "{:.0f}", "") for x in rows], "entry": [x.entry.name for x in rows],
-        "epochs": [x.train.epochs for x in rows], "paper acc (%)": [_num(x.entry.paper.accuracy) for x in rows],
+        "Num": [_num(x.entry.paper.num, "{:.0f}", "") for x in rows],
+        "entry": [x.entry.name for x in rows],
+        "epochs": [x.train.epochs for x in rows],
+        "paper acc (%)": [_num(x.entry.paper.accuracy) for x in rows],
         f"final-epoch acc (%), mean ± {PERCENT} CI": [x.final.text() for x in rows],
         f"best-epoch acc (%), mean ± {PERCENT} CI": [x.best.text() for x in rows],
-        "judged on": [JUDGED[x.verdict.metric] if x.entry.paper.accuracy is not None else "—" for x in rows],
-        "Δ vs paper": [_num(x.interval.mean - x.entry.paper.accuracy if x.n and x.entry.paper.accuracy is not None
-                            else None, "{:+.2f}") for x in rows],
+        "judged on": [
+            JUDGED[x.verdict.metric] if x.entry.paper.accuracy is not None else "—" for x in rows
+        ],
+        "Δ vs paper": [
+            _num(
+                x.interval.mean - x.entry.paper.accuracy
+                if x.n and x.entry.paper.accuracy is not None
+                else None,
+                "{:+.2f}",
+            )
+            for x in rows
+        ],
         "verdict": [x.verdict.text for x in rows],
         "test loss / image": [_loss(x.mean_of("loss")) for x in rows],
         "test loss / batch (authors')": [_loss(x.mean_of("loss_batchmean")) for x in rows],
         "paper test loss": [_num(x.entry.paper.test_loss, "{:g}", "") for x in rows],
-        "wall time / run": [cards_mod.duration(x.mean_of("wall")) for x in rows], "status": [x.status for x in rows],
+        "wall time / run": [cards_mod.duration(x.mean_of("wall")) for x in rows],
+        "status": [x.status for x in rows],
         "runs": [" ".join(i[:8] for i in x.run_ids[:MAX_LINKS]) or "—" for x in rows],
     }
     for k, v in cols.items():
@@ -64,14 +81,26 @@ def _loss(v) -> str:
 def display_arch(r: Report) -> pd.DataFrame:
     """The rows as configured: the paper's architecture columns and the budget columns."""
     t = r.table
-    return pd.DataFrame({
-        "Num": [_num(v, "{:.0f}", "") for v in t["num"]], "entry": t["entry"], "res. layers": t["layers"],
-        "blocks": t["blocks"], "channels": t["channels"], "conv kernel": t["conv_kernel"],
-        "skip kernel": t["skip_kernel"], "pool kernel": t["pool_kernel"], "paper #params": t["paper_params"].fillna(""),
-        "#params": [f"{v:,}" + ("" if agree else " *") for v, agree in zip(t["params"], t["params_agree"])],
-        "params vs print": t["params_verdict"], "fwd MFLOPs/img": [f"{v:,.1f}" for v in t["mflops"]],
-        "≤ 5M params": t["fits_5m"].map({True: "yes", False: "no"}),
-    })
+    return pd.DataFrame(
+        {
+            "Num": [_num(v, "{:.0f}", "") for v in t["num"]],
+            "entry": t["entry"],
+            "res. layers": t["layers"],
+            "blocks": t["blocks"],
+            "channels": t["channels"],
+            "conv kernel": t["conv_kernel"],
+            "skip kernel": t["skip_kernel"],
+            "pool kernel": t["pool_kernel"],
+            "paper #params": t["paper_params"].fillna(""),
+            "#params": [
+                f"{v:,}" + ("" if agree else " *")
+                for v, agree in zip(t["params"], t["params_agree"], strict=False)
+            ],
+            "params vs print": t["params_verdict"],
+            "fwd MFLOPs/img": [f"{v:,.1f}" for v in t["mflops"]],
+            "≤ 5M params": t["fits_5m"].map({True: "yes", False: "no"}),
+        }
+    )
 
 
 def notes(r: Report) -> list[str]:
@@ -81,10 +110,18 @@ def notes(r: Report) -> list[str]:
 
 def display_other(r: Report) -> pd.DataFrame:
     o = r.other
-    return pd.DataFrame({"entry": o["entry"], "run": o["run_name"], "overrides": o["overrides"].replace("", "none"),
-                         "data": o["data"].fillna("?"), "status": o["status"].astype(str).str.lower(),
-                         "test acc (%)": [_num(v) for v in o["acc"]], "not counted because": o["why"],
-                         "run id": o["run_id"]})
+    return pd.DataFrame(
+        {
+            "entry": o["entry"],
+            "run": o["run_name"],
+            "overrides": o["overrides"].replace("", "none"),
+            "data": o["data"].fillna("?"),
+            "status": o["status"].astype(str).str.lower(),
+            "test acc (%)": [_num(v) for v in o["acc"]],
+            "not counted because": o["why"],
+            "run id": o["run_id"],
+        }
+    )
 
 
 def cards(r: Report) -> list[cards_mod.Card]:
@@ -94,11 +131,15 @@ def cards(r: Report) -> list[cards_mod.Card]:
 def _links_hint(r: Report) -> str:
     if r.ui_url:
         return f"Run ids link to the MLflow UI at {r.ui_url}."
-    return ("Run ids are MLflow run ids (the first 8 characters in the table, in full in the cards); `resbench ui` "
-            "serves them, and `resbench report --ui-url URL` turns them into links.")
+    return (
+        "Run ids are MLflow run ids (the first 8 characters in the table, in full in the cards); "
+        "`resbench ui` "
+        "serves them, and `resbench report --ui-url URL` turns them into links."
+    )
 
 
-# ---------------------------------------------------------------------------------------------- Markdown
+# ----------------------------------------------------------------------------------------- Markdown
+
 
 def _md_table(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False, disable_numparse=True) if len(df) else "_none_"
@@ -107,25 +148,56 @@ def _md_table(df: pd.DataFrame) -> str:
 def _md_runs(r: Report) -> pd.DataFrame:
     shown = display_table(r)
     if r.ui_url:
-        shown["runs"] = [" ".join(f"[{i[:8]}]({u})" for i, u in zip(x.run_ids[:MAX_LINKS], x.urls)) or "—"
-                         for x in r.rows]
+        shown["runs"] = [
+            " ".join(f"[{i[:8]}]({u})" for i, u in zip(x.run_ids[:MAX_LINKS], x.urls, strict=False))
+            or "—"
+            for x in r.rows
+        ]
     return shown
 
 
 def _md_card(c: cards_mod.Card) -> list[str]:
-    runs = ", ".join(f"[{i}]({u}) ({label})" if u else f"`{i}` ({label})" for i, u, label in c.runs) or "none"
-    return [f"### {c.entry}: {c.headline}", "", *(f"- **{k}**: {v}" for k, v in c.fields), f"- **Runs**: {runs}",
-            "- **Deviations from the paper**:" + ("" if c.deviations else " none"),
-            *(f"    - {d}" for d in c.deviations), ""]
+    runs = (
+        ", ".join(f"[{i}]({u}) ({label})" if u else f"`{i}` ({label})" for i, u, label in c.runs)
+        or "none"
+    )
+    return [
+        f"### {c.entry}: {c.headline}",
+        "",
+        *(f"- **{k}**: {v}" for k, v in c.fields),
+        f"- **Runs**: {runs}",
+        "- **Deviations from the paper**:" + ("" if c.deviations else " none"),
+        *(f"    - {d}" for d in c.deviations),
+        "",
+    ]
 
 
 def markdown(r: Report, figs: dict[str, Path] | None = None) -> str:
-    parts = ["# Table 1, regenerated", "", f"**{r.summary()}**", "", "\n\n".join(r.header()), "",
-             _md_table(_md_runs(r)), "", _links_hint(r), "", RULE, "",
-             "## Architectures and budgets", "", _md_table(display_arch(r)), "",
-             "Notes (\\* marks a computed parameter count that disagrees with the paper's print):", "",
-             *(f"- {n}" for n in notes(r) or ["none"]), "",
-             f"Paper figures: Table 1 and §3 of the paper; the final model's curve is from {REFERENCE_SOURCE}.", ""]
+    parts = [
+        "# Table 1, regenerated",
+        "",
+        f"**{r.summary()}**",
+        "",
+        "\n\n".join(r.header()),
+        "",
+        _md_table(_md_runs(r)),
+        "",
+        _links_hint(r),
+        "",
+        RULE,
+        "",
+        "## Architectures and budgets",
+        "",
+        _md_table(display_arch(r)),
+        "",
+        "Notes (\\* marks a computed parameter count that disagrees with the paper's print):",
+        "",
+        *(f"- {n}" for n in notes(r) or ["none"]),
+        "",
+        f"Paper figures: Table 1 and §3 of the paper; the final model's curve is from "
+        f"{REFERENCE_SOURCE}.",
+        "",
+    ]
     for title, path in (figs or {}).items():
         parts += [f"## {title}", "", f"![{title}]({path.name})", ""]
     parts += ["## Reproducibility cards", ""]
@@ -135,7 +207,7 @@ def markdown(r: Report, figs: dict[str, Path] | None = None) -> str:
     return "\n".join(parts)
 
 
-# ---------------------------------------------------------------------------------------------- HTML
+# --------------------------------------------------------------------------------------------- HTML
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1500px}
 table{border-collapse:collapse;font-size:12px;margin:6px 0 14px}
@@ -150,7 +222,7 @@ td.not-run,td.no-paper-figure{color:#888}a{color:#2a5db0}code{font-size:11px}
 details.card{border:1px solid #ddd;border-radius:4px;margin:8px 0;padding:4px 10px;max-width:1300px}
 details.card summary{cursor:pointer;font-size:14px;padding:4px 0}details.card table{width:100%}
 details.card th{width:150px;text-align:left;background:#fafafa}details.card td{white-space:normal;text-align:left}
-details.card ul{margin:0;padding-left:18px}"""
+details.card ul{margin:0;padding-left:18px}"""  # noqa: E501 (CSS rules, one a line)
 
 
 def _e(v) -> str:
@@ -161,8 +233,11 @@ def _cls(text: str) -> str:
     return text.split(":")[0].split(" (")[0].replace(" ", "-")
 
 
-def _html_table(df: pd.DataFrame, raw: dict[str, list[str]] | None = None, left=(), status=()) -> str:
-    """`raw` columns hold ready HTML; `left` columns align left; `status` cells get a class from their text."""
+def _html_table(
+    df: pd.DataFrame, raw: dict[str, list[str]] | None = None, left=(), status=()
+) -> str:
+    """`raw` columns hold ready HTML; `left` columns align left; `status` cells get a class from
+    their text."""
     if not len(df):
         return "<p><em>none</em></p>"
     raw = raw or {}
@@ -181,56 +256,118 @@ def _html_table(df: pd.DataFrame, raw: dict[str, list[str]] | None = None, left=
 
 def _run_links(ids: list[str], urls: list[str | None], short: bool = True) -> str:
     out = []
-    for i, u in zip(ids, urls):
+    for i, u in zip(ids, urls, strict=False):
         label = _e(i[:8] if short else i)
-        out.append(f'<a href="{_e(u)}" title="{_e(i)}">{label}</a>' if u else f'<code title="{_e(i)}">{label}</code>')
+        out.append(
+            f'<a href="{_e(u)}" title="{_e(i)}">{label}</a>'
+            if u
+            else f'<code title="{_e(i)}">{label}</code>'
+        )
     return " ".join(out) or "—"
 
 
 def _html_card(c: cards_mod.Card, open_: bool) -> str:
     rows = [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in c.fields]
-    runs = "<br>".join(f"{_run_links([i], [u], short=False)} — {_e(label)}" for i, u, label in c.runs) or "none"
-    devs = "<ul>" + "".join(f"<li>{_e(d)}</li>" for d in c.deviations) + "</ul>" if c.deviations else "none"
-    rows += [f"<tr><th>Runs</th><td>{runs}</td></tr>", f"<tr><th>Deviations from the paper</th><td>{devs}</td></tr>"]
-    return (f'<details class="card" id="{c.anchor}"{" open" if open_ else ""}><summary><b>{_e(c.entry)}</b>: '
-            f"{_e(c.headline)}</summary><table>{''.join(rows)}</table></details>")
+    runs = (
+        "<br>".join(f"{_run_links([i], [u], short=False)} — {_e(label)}" for i, u, label in c.runs)
+        or "none"
+    )
+    devs = (
+        "<ul>" + "".join(f"<li>{_e(d)}</li>" for d in c.deviations) + "</ul>"
+        if c.deviations
+        else "none"
+    )
+    rows += [
+        f"<tr><th>Runs</th><td>{runs}</td></tr>",
+        f"<tr><th>Deviations from the paper</th><td>{devs}</td></tr>",
+    ]
+    return (
+        f'<details class="card" id="{c.anchor}"{" open" if open_ else ""}>'
+        f'<summary><b>{_e(c.entry)}</b>: '
+        f"{_e(c.headline)}</summary><table>{''.join(rows)}</table></details>"
+    )
 
 
 def to_html(r: Report, figs: dict[str, Path] | None = None) -> str:
     shown = display_table(r)
-    raw = {"entry": [f'<a href="#{cards_mod.anchor(x.entry.name)}">{_e(x.entry.name)}</a>' for x in r.rows],
-           "runs": [_run_links(list(x.run_ids[:MAX_LINKS]), list(x.urls)) for x in r.rows]}
-    body = ["<h1>Table 1, regenerated</h1>", f'<p class="summary">{_e(r.summary())}</p>',
-            *(f'<p class="note">{_e(h)}</p>' for h in r.header()),
-            _html_table(shown, raw, left=("entry", "verdict", "runs"), status=("verdict", "status")),
-            f'<p class="note">{_e(_links_hint(r))} Each entry links to its reproducibility card below.</p>',
-            f'<p class="note">{_e(RULE).replace("*", "")}</p>',
-            "<h2>Architectures and budgets</h2>", _html_table(display_arch(r), left=("entry",)),
-            "<p>Notes (* marks a computed parameter count that disagrees with the paper's print):</p><ul>",
-            *(f"<li>{_e(n)}</li>" for n in notes(r) or ["none"]), "</ul>"]
+    raw = {
+        "entry": [
+            f'<a href="#{cards_mod.anchor(x.entry.name)}">{_e(x.entry.name)}</a>' for x in r.rows
+        ],
+        "runs": [_run_links(list(x.run_ids[:MAX_LINKS]), list(x.urls)) for x in r.rows],
+    }
+    body = [
+        "<h1>Table 1, regenerated</h1>",
+        f'<p class="summary">{_e(r.summary())}</p>',
+        *(f'<p class="note">{_e(h)}</p>' for h in r.header()),
+        _html_table(shown, raw, left=("entry", "verdict", "runs"), status=("verdict", "status")),
+        f'<p class="note">{_e(_links_hint(r))} Each entry links to its reproducibility card '
+        f'below.</p>',
+        f'<p class="note">{_e(RULE).replace("*", "")}</p>',
+        "<h2>Architectures and budgets</h2>",
+        _html_table(display_arch(r), left=("entry",)),
+        "<p>Notes (* marks a computed parameter count that disagrees with the paper's "
+        "print):</p><ul>",
+        *(f"<li>{_e(n)}</li>" for n in notes(r) or ["none"]),
+        "</ul>",
+    ]
     for title, path in (figs or {}).items():
         data = base64.b64encode(Path(path).read_bytes()).decode()
-        body += [f"<h2>{_e(title)}</h2>", f'<img alt="{_e(title)}" src="data:image/png;base64,{data}">']
-    body += ["<h2>Reproducibility cards</h2>",
-             *(_html_card(c, open_=bool(c.runs)) for c in cards(r))]
+        body += [
+            f"<h2>{_e(title)}</h2>",
+            f'<img alt="{_e(title)}" src="data:image/png;base64,{data}">',
+        ]
+    body += [
+        "<h2>Reproducibility cards</h2>",
+        *(_html_card(c, open_=bool(c.runs)) for c in cards(r)),
+    ]
     other = display_other(r)
-    body += ["<h2>Other runs</h2>",
-             _html_table(other, left=("entry", "run", "not counted because"), status=("status",))]
-    return (f'<!doctype html><html><head><meta charset="utf-8"><title>resbench: Table 1</title><style>{CSS}</style>'
-            f"</head><body>{''.join(body)}</body></html>\n")
+    body += [
+        "<h2>Other runs</h2>",
+        _html_table(other, left=("entry", "run", "not counted because"), status=("status",)),
+    ]
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8">'
+        f'<title>resbench: Table 1</title><style>{CSS}</style>'
+        f"</head><body>{''.join(body)}</body></html>\n"
+    )
 
 
-# ---------------------------------------------------------------------------------------------- data
+# --------------------------------------------------------------------------------------------- data
+
 
 def to_json(r: Report) -> str:
     clean = lambda df: json.loads(df.to_json(orient="records"))  # noqa: E731
-    return json.dumps({
-        "experiment": r.experiment, "tracking_uri": r.where(), "ui_url": r.ui_url, "data": r.source,
-        "overrides": r.variant.describe(), "group": r.group, "ranked": r.ranked, "generated": r.generated,
-        "summary": r.summary(), "verdict_rule": RULE, "header": r.header(), "rows": clean(r.table),
-        "cards": {c.entry: {"headline": c.headline, **dict(c.fields), "deviations": c.deviations,
-                            "runs": [{"run_id": i, "url": u, "what": w} for i, u, w in c.runs]} for c in cards(r)},
-        "other_runs": clean(r.other)}, indent=2) + "\n"
+    return (
+        json.dumps(
+            {
+                "experiment": r.experiment,
+                "tracking_uri": r.where(),
+                "ui_url": r.ui_url,
+                "data": r.source,
+                "overrides": r.variant.describe(),
+                "group": r.group,
+                "ranked": r.ranked,
+                "generated": r.generated,
+                "summary": r.summary(),
+                "verdict_rule": RULE,
+                "header": r.header(),
+                "rows": clean(r.table),
+                "cards": {
+                    c.entry: {
+                        "headline": c.headline,
+                        **dict(c.fields),
+                        "deviations": c.deviations,
+                        "runs": [{"run_id": i, "url": u, "what": w} for i, u, w in c.runs],
+                    }
+                    for c in cards(r)
+                },
+                "other_runs": clean(r.other),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 def render(r: Report, fmt: str, figs: dict[str, Path] | None = None) -> str:
@@ -259,4 +396,6 @@ def write(r: Report, output: Path, formats: list[str] | None = None) -> list[Pat
     """Into folder `output`: report.<ext> for each format (default all) and the figures."""
     formats = formats or list(FORMATS)
     figs = figures_for(r, output) if {"markdown", "html"} & set(formats) else {}
-    return [_write_text(output / f"report.{FORMATS[f]}", render(r, f, figs)) for f in formats] + list(figs.values())
+    return [
+        _write_text(output / f"report.{FORMATS[f]}", render(r, f, figs)) for f in formats
+    ] + list(figs.values())

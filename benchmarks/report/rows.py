@@ -1,4 +1,5 @@
-"""One table row per entry, its values kept as values: the counted runs, their intervals and verdict.
+"""One table row per entry, its values kept as values: the counted runs, their intervals and
+verdict.
 
 A row counts only FINISHED runs of one identity (`selection.row_identity`): the latest
 finished one's identity, the latest run of each seed (`selection.counted`). The row holds
@@ -8,11 +9,12 @@ and what was left out as notes. Collapsed runs (benchmarks/collapse.py) count li
 finished run; the row's status, notes and verdict name them. `record()` flattens the row into
 the columns CSV and JSON carry.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import pandas as pd
 
@@ -28,18 +30,18 @@ from resnet.flops import flops_per_image
 @dataclass(frozen=True, eq=False)
 class Row:
     entry: Entry
-    train: TrainConfig                 # the entry's configuration with the table's overrides
-    runs: pd.DataFrame                 # the counted runs, one per seed, by seed
-    urls: tuple[str | None, ...]       # each counted run's page in the MLflow UI (None: no UI known)
-    final: Interval                    # of the last epoch's test accuracy (metric test_accuracy)
-    best: Interval                     # of the best epoch's (best_test_accuracy)
-    verdict: Verdict                   # on `interval`, the paper's metric
-    status: str                        # finished [(n collapsed of N)] | running | diverged | failed | killed | not run
-    notes: tuple[str, ...]             # what the row does not count, and a disagreeing parameter count
-    identity: str | None               # of the counted runs; None when nothing counts
+    train: TrainConfig  # the entry's configuration with the table's overrides
+    runs: pd.DataFrame  # the counted runs, one per seed, by seed
+    urls: tuple[str | None, ...]  # each counted run's page in the MLflow UI (None: no UI known)
+    final: Interval  # of the last epoch's test accuracy (metric test_accuracy)
+    best: Interval  # of the best epoch's (best_test_accuracy)
+    verdict: Verdict  # on `interval`, the paper's metric
+    status: str  # finished [(n collapsed of N)] | running | diverged | failed | killed | not run
+    notes: tuple[str, ...]  # what the row does not count, and a disagreeing parameter count
+    identity: str | None  # of the counted runs; None when nothing counts
     config_hash: str
     mflops: float
-    rank: int | None = None            # position by measured accuracy, in a ranked table that ran
+    rank: int | None = None  # position by measured accuracy, in a ranked table that ran
 
     @property
     def n(self) -> int:
@@ -79,7 +81,11 @@ class Row:
 
     @property
     def git_dirty(self) -> bool | None:
-        return bool(self.runs["git_dirty"].astype(str).str.lower().eq("true").any()) if self.n else None
+        return (
+            bool(self.runs["git_dirty"].astype(str).str.lower().eq("true").any())
+            if self.n
+            else None
+        )
 
     def mean_of(self, column: str) -> float | None:
         return self.runs[column].mean() if self.n else None
@@ -89,30 +95,61 @@ class Row:
         e, p, m, iv, n = self.entry, self.entry.paper, self.entry.model, self.interval, self.n
         kernel = lambda v: v[0] if len(set(v)) == 1 else "[" + ",".join(map(str, v)) + "]"  # noqa: E731
         return {
-            "num": p.num, "entry": e.name, "paper_accuracy": p.accuracy, "tolerance": p.tolerance,
-            "paper_params": p.params, "params": e.param_count, "params_agree": self.params_agree,
-            "params_verdict": self.params_verdict, "mflops": self.mflops, "fits_5m": e.param_count <= registry.BUDGET,
-            "layers": m.layers, "blocks": "[" + ",".join(map(str, m.blocks)) + "]",
-            "channels": "[" + ",".join(map(str, m.channels)) + "]", "conv_kernel": kernel(m.conv_kernel),
-            "skip_kernel": kernel(m.skip_kernel), "pool_kernel": m.pool_kernel, "epochs": self.train.epochs,
-            "n": n, "ci_level": LEVEL, **_columns("final", self.final), **_columns("best", self.best),
-            "verdict_metric": p.metric, "delta": iv.mean - p.accuracy if n and p.accuracy is not None else None,
-            "verdict": self.verdict.code, "verdict_text": self.verdict.text, "verdict_why": self.verdict.why,
-            "collapsed": len(self.collapsed), "collapsed_seeds": ",".join(str(int(s)) for s in self.collapsed["seed"]),
-            "test_loss": self.mean_of("loss"), "test_loss_batchmean": self.mean_of("loss_batchmean"),
-            "paper_test_loss": p.test_loss, "wall_seconds": self.mean_of("wall"), "gpu_hours": self.gpu_hours,
-            "status": self.status, "seeds": ",".join(map(str, self.seeds)), "notes": "; ".join(self.notes),
-            "run_ids": ",".join(self.run_ids), "run_urls": ",".join(u for u in self.urls if u),
-            "identity": self.identity, "config_hash": self.config_hash, "entry_version": e.version,
+            "num": p.num,
+            "entry": e.name,
+            "paper_accuracy": p.accuracy,
+            "tolerance": p.tolerance,
+            "paper_params": p.params,
+            "params": e.param_count,
+            "params_agree": self.params_agree,
+            "params_verdict": self.params_verdict,
+            "mflops": self.mflops,
+            "fits_5m": e.param_count <= registry.BUDGET,
+            "layers": m.layers,
+            "blocks": "[" + ",".join(map(str, m.blocks)) + "]",
+            "channels": "[" + ",".join(map(str, m.channels)) + "]",
+            "conv_kernel": kernel(m.conv_kernel),
+            "skip_kernel": kernel(m.skip_kernel),
+            "pool_kernel": m.pool_kernel,
+            "epochs": self.train.epochs,
+            "n": n,
+            "ci_level": LEVEL,
+            **_columns("final", self.final),
+            **_columns("best", self.best),
+            "verdict_metric": p.metric,
+            "delta": iv.mean - p.accuracy if n and p.accuracy is not None else None,
+            "verdict": self.verdict.code,
+            "verdict_text": self.verdict.text,
+            "verdict_why": self.verdict.why,
+            "collapsed": len(self.collapsed),
+            "collapsed_seeds": ",".join(str(int(s)) for s in self.collapsed["seed"]),
+            "test_loss": self.mean_of("loss"),
+            "test_loss_batchmean": self.mean_of("loss_batchmean"),
+            "paper_test_loss": p.test_loss,
+            "wall_seconds": self.mean_of("wall"),
+            "gpu_hours": self.gpu_hours,
+            "status": self.status,
+            "seeds": ",".join(map(str, self.seeds)),
+            "notes": "; ".join(self.notes),
+            "run_ids": ",".join(self.run_ids),
+            "run_urls": ",".join(u for u in self.urls if u),
+            "identity": self.identity,
+            "config_hash": self.config_hash,
+            "entry_version": e.version,
             "data_checksum": _distinct(self.runs["data_checksum"]) or None,
-            "git_commit": _distinct(self.runs["git_commit"]) or None, "git_dirty": self.git_dirty,
+            "git_commit": _distinct(self.runs["git_commit"]) or None,
+            "git_dirty": self.git_dirty,
         }
 
 
 def _columns(prefix: str, iv: Interval) -> dict:
     """An interval as CSV columns: <prefix>_mean, _std, _ci_low, _ci_high (the LEVEL interval)."""
-    return {f"{prefix}_mean": iv.mean, f"{prefix}_std": iv.std, f"{prefix}_ci_low": iv.low,
-            f"{prefix}_ci_high": iv.high}
+    return {
+        f"{prefix}_mean": iv.mean,
+        f"{prefix}_std": iv.std,
+        f"{prefix}_ci_low": iv.low,
+        f"{prefix}_ci_high": iv.high,
+    }
 
 
 def run_url(ui_url: str | None, experiment_id, run_id: str) -> str | None:
@@ -122,14 +159,15 @@ def run_url(ui_url: str | None, experiment_id, run_id: str) -> str | None:
     return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _flops(model):
     """Counted once per architecture and process: a count takes a fraction of a second."""
     return flops_per_image(model)
 
 
 def _status(runs: pd.DataFrame, used: pd.DataFrame) -> str:
-    """finished (with "n collapsed of N" when some counted runs collapsed), or why nothing counts."""
+    """finished (with "n collapsed of N" when some counted runs collapsed), or why nothing
+    counts."""
     statuses, n = set(runs["status"]), len(used)
     if n:
         k = int(used["collapsed"].sum())
@@ -147,10 +185,15 @@ def _naming_collapsed(verdict: Verdict, gone: pd.DataFrame, n: int) -> Verdict:
     """The verdict with the collapsed runs it counted named: they are never left out silently."""
     if not len(gone):
         return verdict
-    named = ", ".join(f"seed {int(r['seed'])} ({r['acc']:.2f}% at the end, run {str(r['run_id'])[:8]})"
-                      for _, r in gone.iterrows())
-    return dataclasses.replace(verdict, why=f"{verdict.why}; it counts {len(gone)} collapsed run"
-                                            f"{'s' * (len(gone) > 1)} of {n}: {named}")
+    named = ", ".join(
+        f"seed {int(r['seed'])} ({r['acc']:.2f}% at the end, run {str(r['run_id'])[:8]})"
+        for _, r in gone.iterrows()
+    )
+    return dataclasses.replace(
+        verdict,
+        why=f"{verdict.why}; it counts {len(gone)} collapsed run"
+        f"{'s' * (len(gone) > 1)} of {n}: {named}",
+    )
 
 
 def _distinct(values) -> str:
@@ -158,29 +201,51 @@ def _distinct(values) -> str:
 
 
 def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url: str | None) -> Row:
-    """The row of `entry` from `runs`, the runs matching it in this variant and data source (any status)."""
+    """The row of `entry` from `runs`, the runs matching it in this variant and data source (any
+    status)."""
     ident = row_identity(runs)
     same = runs[runs["identity"].eq(ident)]
     use = counted(same)
     p = entry.paper
     final, best = interval(use["acc"]), interval(use["best"])
-    verdict = accuracy_verdict(best if p.metric == BEST else final, p.accuracy, p.tolerance, source,
-                               variant.describe(), p.metric)
+    verdict = accuracy_verdict(
+        best if p.metric == BEST else final,
+        p.accuracy,
+        p.tolerance,
+        source,
+        variant.describe(),
+        p.metric,
+    )
     gone = use[use["collapsed"].astype(bool)]
     verdict = _naming_collapsed(verdict, gone, len(use))
     notes = [params_note(p.params, entry.param_count)]
     if len(gone):
-        notes.append(f"{len(gone)} collapsed of {len(use)} counted: seed{'s' * (len(gone) > 1)} "
-                     f"{', '.join(str(int(x)) for x in gone['seed'])} (counted in the verdict)")
+        notes.append(
+            f"{len(gone)} collapsed of {len(use)} counted: seed{'s' * (len(gone) > 1)} "
+            f"{', '.join(str(int(x)) for x in gone['seed'])} (counted in the verdict)"
+        )
     left = same[~same["run_id"].isin(use["run_id"])]
     for status, count in left["status"].value_counts().items():
         if status != "FINISHED":
             notes.append(f"{count} {status.lower()} run{'s' * (count > 1)} not counted")
     foreign = len(runs) - len(same)
     if foreign:
-        notes.append(f"{foreign} run{'s' * (foreign > 1)} of another identity (data checksum) not counted")
-    return Row(entry, variant.train(entry), use, tuple(run_url(ui_url, e, i) for e, i in
-                                                        zip(use["experiment_id"], use["run_id"])),
-               final, best, verdict, _status(same, use),
-               tuple(x for x in notes if x), ident if len(use) else None, variant.config_hash(entry),
-               round(_flops(entry.model).forward / 1e6, 1))
+        notes.append(
+            f"{foreign} run{'s' * (foreign > 1)} of another identity (data checksum) not counted"
+        )
+    return Row(
+        entry,
+        variant.train(entry),
+        use,
+        tuple(
+            run_url(ui_url, e, i) for e, i in zip(use["experiment_id"], use["run_id"], strict=False)
+        ),
+        final,
+        best,
+        verdict,
+        _status(same, use),
+        tuple(x for x in notes if x),
+        ident if len(use) else None,
+        variant.config_hash(entry),
+        round(_flops(entry.model).forward / 1e6, 1),
+    )

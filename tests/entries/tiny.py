@@ -2,6 +2,7 @@
 
 Found through $RESBENCH_ENTRIES_PATH, so it never appears in the suite's own registry.
 """
+
 from benchmarks.registry import arch, entry
 from resnet.config import TrainConfig
 
