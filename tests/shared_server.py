@@ -1,8 +1,8 @@
-"""The README's shared tracking server, started for tests: its code blocks run with only names,
-ports and paths substituted (`readme_block`, `readme_setup`, `start_server`), and TLS in front of
-it: Caddy with the README's site block when Caddy is installed, else a small Python reverse proxy
-that does what that block does (HTTPS for the public name, each request passed on unchanged, Host
-header included, to the server on 127.0.0.1)."""
+"""The shared tracking server of docs/DEPLOY.md, started for tests: its code blocks run with only
+names, ports and paths substituted (`deploy_block`, `deploy_setup`, `start_server`), and TLS in
+front of it: Caddy with the document's site block when Caddy is installed, else a small Python
+reverse proxy that does what that block does (HTTPS for the public name, each request passed on
+unchanged, Host header included, to the server on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+DEPLOY = (Path(__file__).resolve().parent.parent / "docs" / "DEPLOY.md").read_text()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -46,23 +46,23 @@ def answers(url: str, **kw) -> bool:
         return False
 
 
-def readme_block(marker: str) -> str:
-    """The one README code block holding `marker`."""
-    (block,) = [b for b in re.findall(r"```\w*\n(.*?)```", README, re.S) if marker in b]
+def deploy_block(marker: str) -> str:
+    """The one docs/DEPLOY.md code block holding `marker`."""
+    (block,) = [b for b in re.findall(r"```\w*\n(.*?)```", DEPLOY, re.S) if marker in b]
     return block
 
 
 def substituted(text: str, subs: list[tuple[str, str]]) -> str:
     for old, new in subs:
-        assert old in text, f"the README no longer holds {old!r}"
+        assert old in text, f"docs/DEPLOY.md does not hold {old!r}"
         text = text.replace(old, new)
     return text
 
 
-def readme_setup(home: Path, pg_port: int, db_password: str, admin_password: str) -> dict:
-    """The README's setup lines from `umask 077` on, in bash with `home` as $HOME and working
+def deploy_setup(home: Path, pg_port: int, db_password: str, admin_password: str) -> dict:
+    """docs/DEPLOY.md's setup lines from `umask 077` on, in bash with `home` as $HOME and working
     folder, the passwords typed at its prompts; returns the environment they export."""
-    block = readme_block("cat > basic_auth.ini")
+    block = deploy_block("cat > basic_auth.ini")
     script = substituted(
         block[block.index("umask 077") :],
         [("localhost:5432", f"127.0.0.1:{pg_port}"), ("@localhost/", f"@127.0.0.1:{pg_port}/")],
@@ -95,12 +95,12 @@ class Server:
 def start_server(
     marker: str, subs: list, home: Path, env: dict, port: int, workers: int
 ) -> subprocess.Popen:
-    """The README's `mlflow server` command (the block holding `marker`), `--workers` added to spare
-    the CPU."""
+    """docs/DEPLOY.md's `mlflow server` command (the block holding `marker`), `--workers` added to
+    spare the CPU."""
     artifacts = home / "artifacts"
     argv = shlex.split(
         substituted(
-            readme_block(marker),
+            deploy_block(marker),
             [("--port 5000", f"--port {port}"), ("/srv/mlflow/artifacts", str(artifacts)), *subs],
         ).replace("\\\n", " ")
     )

@@ -1,9 +1,9 @@
-"""The shared-server setup the README documents (More than one machine → 1. The tracking server),
-run from the README's own code blocks, with only names, ports and paths substituted.
+"""The shared-server setup docs/DEPLOY.md documents (1. The tracking server),
+run from its own code blocks, with only names, ports and paths substituted.
 
 A throwaway PostgreSQL cluster that asks for passwords (the server finds its password in
-~/.pgpass, never on a command line), the README's setup lines (files mode 0600), and both
-variants: behind TLS (Caddy with the README's site block if Caddy is installed, else a small
+~/.pgpass, never on a command line), docs/DEPLOY.md's setup lines (files mode 0600), and both
+variants: behind TLS (Caddy with docs/DEPLOY.md's site block if Caddy is installed, else a small
 Python TLS proxy doing the same) on 127.0.0.1, and on a private address (127.0.0.2 standing in for
 10.0.0.5). The public names resolve to those addresses inside this module only. What cannot be
 tested here: a real certificate authority, another machine, and the clear-text risk of plain HTTP.
@@ -33,9 +33,9 @@ from benchmarks.cli.main import main
 from tests.shared_server import (
     Server,
     answers,
+    deploy_block,
+    deploy_setup,
     free_port,
-    readme_block,
-    readme_setup,
     self_signed,
     start_caddy,
     start_python_proxy,
@@ -60,21 +60,21 @@ pytestmark = [
 ]
 psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 is missing: pip install -e '.[server]'")
 
-NAME = "mlflow.lab.example"  # the README's public name
+NAME = "mlflow.lab.example"  # docs/DEPLOY.md's public name
 PRIVATE_NAME = "mlflow-private.lab.example"  # the same, for the private-network server
-PRIVATE_IP = "127.0.0.2"  # stands for the README's 10.0.0.5
+PRIVATE_IP = "127.0.0.2"  # stands for docs/DEPLOY.md's 10.0.0.5
 RESOLVE = {NAME: "127.0.0.1", PRIVATE_NAME: PRIVATE_IP}
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
 USERS = {
     "alice": secrets.token_urlsafe(16),
     "bob": secrets.token_urlsafe(16),
-}  # one per person, as the README
+}  # one per person, as docs/DEPLOY.md
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def lab_names():
-    """The README's names resolve to this machine's loopback addresses, in this module only."""
+    """docs/DEPLOY.md's names resolve to this machine's loopback addresses, in this module only."""
     real = socket.getaddrinfo
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(
@@ -85,8 +85,8 @@ def lab_names():
 
 @pytest.fixture(scope="module")
 def postgres():
-    """A cluster on 127.0.0.1 asking for passwords over TCP, with the README's role `mlflow` (its
-    password returned) owning databases `mlflow` and `mlflow_auth`; yields (port, password)."""
+    """A cluster on 127.0.0.1 asking for passwords over TCP, with docs/DEPLOY.md's role `mlflow`
+    (its password returned) owning databases `mlflow` and `mlflow_auth`; yields (port, password)."""
     base = Path(tempfile.mkdtemp(prefix="resbench-pg-", dir="/tmp"))  # pytest's tmp is root-only
     as_owner = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
@@ -154,16 +154,16 @@ def tls_server(postgres, tmp_path_factory):
     """The default variant: the server on 127.0.0.1 behind TLS as https://mlflow.lab.example:PORT;
     users alice and bob created by the admin; alice's credentials exported, as each worker does."""
     home = tmp_path_factory.mktemp("tls")
-    env = readme_setup(home, *postgres, ADMIN_PASSWORD)
+    env = deploy_setup(home, *postgres, ADMIN_PASSWORD)
     port, proxy_port = free_port(), free_port()
-    public = f"{NAME}:{proxy_port}"  # the README's name, on the test's port
+    public = f"{NAME}:{proxy_port}"  # docs/DEPLOY.md's name, on the test's port
     proc = start_server(
         "--host 127.0.0.1", [*_db(postgres), (NAME, public)], home, env, port, workers=2
     )
     cert, key = self_signed(home, NAME)
     if shutil.which("caddy"):
         site = substituted(
-            readme_block("reverse_proxy 127.0.0.1:5000"),
+            deploy_block("reverse_proxy 127.0.0.1:5000"),
             [
                 (f"/etc/ssl/{NAME}.crt", str(cert)),
                 (f"/etc/ssl/{NAME}.key", str(key)),
@@ -178,7 +178,7 @@ def tls_server(postgres, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(
             "MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert)
-        )  # as the README says for your own CA
+        )  # as docs/DEPLOY.md says for your own CA
         try:
             wait_until(lambda: answers(f"{url}/health", verify=cert), "the TLS proxy", 60)
             mp.setenv("MLFLOW_TRACKING_USERNAME", "admin")
@@ -307,7 +307,7 @@ def test_everyone_reads_but_only_those_granted_edit_write(tls_server, monkeypatc
     url = tls_server.url
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
-    shared = connect(url, "shared").experiment_id  # the admin's, as in the README
+    shared = connect(url, "shared").experiment_id  # the admin's, as in docs/DEPLOY.md
     get_app_client("basic-auth", tracking_uri=url).grant_user_permission(
         "alice", "experiment", shared, "EDIT"
     )
@@ -381,7 +381,7 @@ def private_server(postgres, tls_server, tmp_path_factory):
         "--host 10.0.0.5",
         [*_db(postgres), ("10.0.0.5", PRIVATE_IP), (f"{NAME}:5000", f"{PRIVATE_NAME}:{port}")],
         home,
-        readme_setup(home, *postgres, ADMIN_PASSWORD),
+        deploy_setup(home, *postgres, ADMIN_PASSWORD),
         port,
         workers=1,
     )
