@@ -33,21 +33,18 @@ def walls() -> dict[str, float]:
     return {label: float(sec) for label, sec, *_ in tsv("walls.tsv")}
 
 
-def search(store: str):
-    """The store's runs as MLflow's DataFrame; None when the stage never created it.
+def search(store: str, columns: dict):
+    """The store's runs, newest first, with tracking.query's plain columns and `columns` (a name
+    for each tag, param or metric wanted); None when the stage never created the store.
 
     MLflow is imported only when there is a store to read: a stage without one is summarised
     quickly."""
     if not (WORK / store).is_file():
         return None
     from tracking import names
-    from tracking.query import search_runs
+    from tracking.query import run_table
 
-    return search_runs(f"sqlite:///{WORK / store}", names.DEFAULT_EXPERIMENT)
-
-
-def metric(r, key: str) -> float:
-    return float(r.get(f"metrics.{key}", "nan"))
+    return run_table(f"sqlite:///{WORK / store}", names.DEFAULT_EXPERIMENT, columns, [])
 
 
 def mode_of(params: dict) -> str:
@@ -58,18 +55,22 @@ def mode_of(params: dict) -> str:
 
 
 def collect_speed(st: dict) -> None:
-    df = search("speed.db")
+    from tracking import names
+    from tracking.query import metric, param, tag
+
+    measured = {
+        prefix + key: metric(f"{pipeline}.{key}")
+        for prefix, pipeline in (("", "fast"), ("ref_", "reference"))
+        for key in names.SPEED_METRICS
+    } | {key: metric(key) for key in (names.SPEEDUP_TRAIN, names.SPEEDUP_TEST)}
+    modes = {k: param(k) for k in ("compile", "compile_mode", "precision")}
+    df = search("speed.db", {"device": tag(names.TAG_DEVICE)} | modes | measured)
     if df is None:
         return
-    from tracking import names
-
     rows, w = [], walls()
     for _, r in df.iloc[::-1].iterrows():  # oldest first: the order the modes ran in
-        mode = mode_of({k: r[f"params.{k}"] for k in ("compile", "compile_mode", "precision")})
-        row = {"mode": mode, "device": r[f"tags.{names.TAG_DEVICE}"]}
-        for prefix, pipeline in (("", "fast"), ("ref_", "reference")):
-            row |= {prefix + key: metric(r, f"{pipeline}.{key}") for key in names.SPEED_METRICS}
-        row |= {key: metric(r, key) for key in (names.SPEEDUP_TRAIN, names.SPEEDUP_TEST)}
+        mode = mode_of({k: r[k] for k in modes})
+        row = {"mode": mode, "device": r["device"]} | {k: float(r[k]) for k in measured}
         rows.append(row | {"process_s": w.get(f"speed:{mode}")})
     st["speed"] = rows
     write_csv("speed.csv", rows)
@@ -91,32 +92,39 @@ def collect_speed(st: dict) -> None:
 
 
 def collect_full(st: dict) -> None:
-    df = search("full.db")
+    from tracking import names
+    from tracking.query import metric, metric_histories, param, tag
+
+    results = {
+        "train_s": metric(names.WALL_SECONDS),
+        "test_acc": metric(names.TEST_ACCURACY),
+        "best_test_acc": metric(names.BEST_TEST_ACCURACY),
+        "test_loss": metric(names.TEST_LOSS),
+    }
+    df = search(
+        "full.db",
+        {"entry": tag(names.TAG_ENTRY), "device": tag(names.TAG_DEVICE)}
+        | {k: param(k) for k in ("precision", "seed", "epochs", "compile")}
+        | results,
+    )
     if df is None:
         return
-    from tracking import names
-    from tracking.query import metric_histories
-
     latest, w = {}, walls()
     for _, r in df.iloc[::-1].iterrows():  # oldest first, so a rerun's run replaces the earlier one
-        stage = "fp32" if r["params.precision"] == "fp32" else "full"
-        device = r.get(f"tags.{names.TAG_DEVICE}", "")
+        stage = "fp32" if r["precision"] == "fp32" else "full"
+        device = r["device"] or ""
         latest[stage] = {
             "stage": stage,
             "run_id": r["run_id"],
             "status": r["status"],
-            "entry": r[f"tags.{names.TAG_ENTRY}"],
-            "seed": r["params.seed"],
-            "epochs": r["params.epochs"],
-            "compile": r["params.compile"],
+            "entry": r["entry"],
+            "seed": r["seed"],
+            "epochs": r["epochs"],
+            "compile": r["compile"],
             "device": device,
             "precision": "bf16" if stage == "full" and device != "cpu" else "fp32",
             "process_s": w.get(stage),
-            "train_s": metric(r, names.WALL_SECONDS),
-            "test_acc": metric(r, names.TEST_ACCURACY),
-            "best_test_acc": metric(r, names.BEST_TEST_ACCURACY),
-            "test_loss": metric(r, names.TEST_LOSS),
-        }
+        } | {k: float(r[k]) for k in results}
     rows = list(latest.values())
     curves = metric_histories(
         f"sqlite:///{WORK / 'full.db'}", [r["run_id"] for r in rows], names.EPOCH_METRICS
@@ -142,7 +150,7 @@ def collect_packed(st: dict) -> None:
         ("sequential", "seq.db", w.get("packed:sequential")),
         (f"jobs={ENV['GC_PACK_JOBS']}", "jobs.db", w.get("packed:jobs")),
     ):
-        df = search(store)
+        df = search(store, {})
         if df is None:
             continue
         ids = list(df["run_id"])
@@ -171,25 +179,22 @@ def collect_collapse(st: dict) -> None:
     """collapse.csv: each seed's epochs and whether train_job tagged the run collapsed
     (benchmarks/collapse.py's definition; empty: not judged, a run stopped before its K-th epoch);
     summary.json: one row per seed, and their epochs' seconds for a later window's estimate."""
-    df = search("collapse.db")
+    from tracking import names
+    from tracking.query import metric_histories, param, tag
+
+    df = search("collapse.db", {"seed": param("seed"), "collapsed": tag(names.TAG_COLLAPSED)})
     if df is None:
         return
-    from tracking import names
-    from tracking.query import metric_histories
-
     latest = {}
-    for _, r in df.iloc[
-        ::-1
-    ].iterrows():  # oldest first: a seed's later run replaces an earlier one
-        latest[int(r["params.seed"])] = r
+    for _, r in df.iloc[::-1].iterrows():  # oldest first: a later run of a seed replaces it
+        latest[int(r["seed"])] = r
     keys = ("train_loss", "train_acc", "test_acc", "test_loss", "epoch_seconds")
     h = metric_histories(
         f"sqlite:///{WORK / 'collapse.db'}", [r["run_id"] for r in latest.values()], keys
     )
     rows, seeds = [], []
     for seed, r in sorted(latest.items()):
-        tag = r.get(f"tags.{names.TAG_COLLAPSED}")
-        collapsed = tag if isinstance(tag, str) else ""
+        collapsed = r["collapsed"] if isinstance(r["collapsed"], str) else ""
         epochs = h[h["run_id"].eq(r["run_id"])].sort_values("epoch")
         rows += [
             {

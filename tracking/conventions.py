@@ -25,7 +25,7 @@ from mlflow.entities import Dataset, DatasetInput, Experiment, InputTag
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
-from tracking import names
+from tracking import internals, names
 
 
 def experiment_tags() -> dict[str, str]:
@@ -129,7 +129,7 @@ def dataset_inputs(data: DataInput) -> list[DatasetInput]:
         dataset = Dataset(
             name=data.name,
             digest=split_digest(data.checksum, split, limit),
-            source_type=source._get_source_type(),
+            source_type=internals.source_type(source),
             source=source.to_json(),
             schema=json.dumps(_SCHEMA.to_dict()),
             profile=json.dumps(profile),

@@ -18,58 +18,38 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from mlflow.exceptions import MlflowException
-
 from tracking import names
-from tracking.credentials import printed_redacted, redact
-from tracking.store import RunLogger, Tracker, store_errors
+from tracking.credentials import redact
+from tracking.store import RunLogger, StoredRun, Tracker, TrackingError
 
 UNFINISHED = ("RUNNING", "KILLED", "FAILED")
 log = logging.getLogger(__name__)
 
 
-def _open(run) -> bool:
-    tags = run.data.tags
+def _open(run: StoredRun) -> bool:
     return (
-        run.info.status in UNFINISHED
-        and names.TAG_DIVERGED_EPOCH not in tags
-        and names.TAG_SUPERSEDED_BY not in tags
+        run.status in UNFINISHED
+        and names.TAG_DIVERGED_EPOCH not in run.tags
+        and names.TAG_SUPERSEDED_BY not in run.tags
     )
 
 
 def resumable(tracker: Tracker, run_id: str) -> bool:
     """Whether `run_id` is a run to continue: unfinished, not diverged, not superseded by
     another."""
-    try:
-        return _open(tracker.client.get_run(run_id))
-    except MlflowException:  # no such run (a store that was wiped, say)
-        return False
+    run = tracker.run(run_id)
+    return run is not None and _open(run)
 
 
 def last_epoch(tracker: Tracker, run_id: str) -> int:
     """The last epoch `run_id` logged (the step of its last test accuracy); -1 before its first."""
-    with store_errors(tracker.uri):
-        return max(
-            (m.step for m in tracker.client.get_metric_history(run_id, "test_acc")), default=-1
-        )
+    return max(tracker.metric_steps(run_id, "test_acc"), default=-1)
 
 
 def unfinished(tracker: Tracker, tags: dict[str, str]) -> list[str]:
     """The ids of the runs left unfinished with exactly these tags (identity, seed, ...), newest
     first."""
-    exact = [f"tags.`{k}` = '{v}'" for k, v in tags.items() if "'" not in str(v) and "`" not in k]
-    with store_errors(tracker.uri):
-        found = tracker.client.search_runs(
-            [tracker.experiment_id],
-            " and ".join(exact),
-            order_by=["attributes.start_time DESC"],
-            max_results=1000,
-        )
-    return [
-        r.info.run_id
-        for r in found
-        if _open(r) and all(r.data.tags.get(k) == str(v) for k, v in tags.items())
-    ]
+    return [r.run_id for r in tracker.runs_tagged(tags) if _open(r)]
 
 
 def share(run: RunLogger, checkpoint: Path) -> None:
@@ -85,14 +65,11 @@ def fetch(tracker: Tracker, run_id: str, into: Path) -> Path | None:
     """Download `run_id`'s checkpoint artifact into the folder `into`; None when it has none."""
     tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=into))
     try:
-        got = Path(tracker.client.download_artifacts(run_id, names.ARTIFACT_CHECKPOINT, str(tmp)))
+        got = tracker.download_artifact(run_id, names.ARTIFACT_CHECKPOINT, tmp)
         dest = into / f"{run_id}-{got.name}"
         got.replace(dest)
         return dest
-    except (
-        MlflowException,
-        OSError,
-    ):  # no checkpoint logged (it died in its first epoch), or unreadable
+    except (TrackingError, OSError):  # no checkpoint logged (it died in its first epoch)
         return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -101,15 +78,9 @@ def fetch(tracker: Tracker, run_id: str, into: Path) -> Path | None:
 def drop(run: RunLogger) -> None:
     """Delete the run's checkpoint artifact (it is finished, or diverged and never resumed); a store
     that cannot delete artifacts keeps it, with a warning: the run itself is done either way."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
     try:
-        uri = run.client.get_run(run.run_id).info.artifact_uri
-        repo = get_artifact_repository(
-            uri, tracking_uri=run.uri
-        )  # mlflow-artifacts:/ resolves against our server
-        repo.delete_artifacts(names.ARTIFACT_CHECKPOINT.rsplit("/", 1)[0])
-    except (MlflowException, OSError, NotImplementedError) as e:
+        run.delete_artifacts(names.ARTIFACT_CHECKPOINT.rsplit("/", 1)[0])
+    except (TrackingError, OSError, NotImplementedError) as e:
         log.warning(
             "run %s keeps its checkpoint artifact (%s)",
             run.run_id,
@@ -119,7 +90,5 @@ def drop(run: RunLogger) -> None:
 
 def supersede(tracker: Tracker, run_ids: list[str], by: str) -> None:
     """Close `run_ids` as KILLED, each tagged as superseded by the run `by`."""
-    with store_errors(tracker.uri), printed_redacted():
-        for run_id in run_ids:
-            tracker.client.set_tag(run_id, names.TAG_SUPERSEDED_BY, by)
-            tracker.client.set_terminated(run_id, status="KILLED")
+    for run_id in run_ids:
+        tracker.close(run_id, "KILLED", {names.TAG_SUPERSEDED_BY: by})

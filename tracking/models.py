@@ -21,7 +21,7 @@ from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
 from mlflow.models import Model, infer_signature
 from mlflow.tracking import MlflowClient
 
-from tracking import names
+from tracking import internals, names
 
 
 def requirements() -> list[str]:
@@ -82,7 +82,7 @@ def log_model(
         # metric.
         latest = [
             Metric(m.key, m.value, m.timestamp, m.step, model_id=logged.model_id, run_id=run_id)
-            for m in run.data._metric_objs
+            for m in internals.latest_metrics(run)
             if not m.key.startswith(names.SYSTEM_METRICS_PREFIX)
         ]
         for i in range(0, len(latest), 1000):  # MLflow's per-call metric limit

@@ -1,27 +1,31 @@
-"""Reading runs back: a search into a pandas DataFrame and per-epoch metric histories.
+"""Reading runs back as plain columns: a search into pandas DataFrames, per-epoch metric histories.
 
-The search is MLflow's own `mlflow.search_runs` (columns `run_id`, `status`, `start_time`,
-`params.*`, `metrics.*`, `tags.*`), narrowed by MLflow filter strings. Histories are read in
-bulk: from a database store, every key of many runs in one query on MLflow's own metrics table
-(what its `get_metric_history_bulk` runs); over HTTP, the `get-history-bulk` endpoint the MLflow
-UI's charts use (one request per key and 100 runs); from other stores, one `get_metric_history`
-per run and key. Reading never creates a store: a missing SQLite file or experiment is an error,
-not an empty database left behind.
+A search (`run_table`) gives one row per run with the columns a caller names, each a tag, param
+or metric (`tag`, `param`, `metric`), so MLflow's `tags.`/`params.`/`metrics.` layout stays here.
+Histories are read in bulk: from a database store, every key of many runs in one query on MLflow's
+own metrics table (what its `get_metric_history_bulk` runs); over HTTP, the `get-history-bulk`
+endpoint the MLflow UI's charts use (one request per key and 100 runs); from other stores, one
+`get_metric_history` per run and key. Reading never creates a store: a missing SQLite file or
+experiment is an error, not an empty database left behind.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from dataclasses import dataclass
 
-import mlflow
+import numpy as np
 import pandas as pd
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.tracking._tracking_service.utils import _get_store, _use_tracking_uri
 
-from tracking.store import TrackingError, resolve_uri, sqlite_path
+from tracking import internals
+from tracking.store import TrackingError, client, resolve_uri, sqlite_path
+
+PAGE = 10_000  # runs per search request (MLflow's own page for a DataFrame)
+RUN_NAME_TAG = "mlflow.runName"  # MLflow's own tag holding a run's name
 
 
 def _check_exists(uri: str) -> None:
@@ -33,25 +37,11 @@ def _check_exists(uri: str) -> None:
         )
 
 
-@contextmanager
-def _using(uri: str):
-    """mlflow.search_runs reads the global tracking URI; set it for this call only."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    try:
-        with _use_tracking_uri(uri):
-            yield
-    finally:  # MLflow mirrors the global into the environment; put the user's value back
-        if env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = env
-
-
 def _client(uri: str) -> MlflowClient:
     """A client of the store at `uri`; one that cannot be opened (a file that is no database) is a
     TrackingError."""
     try:
-        return MlflowClient(uri)
+        return client(uri)
     except Exception as e:  # drivers' and SQL errors alike: this store cannot be read
         first = (str(e).splitlines() or [type(e).__name__])[0]
         raise TrackingError(
@@ -59,26 +49,24 @@ def _client(uri: str) -> MlflowClient:
         ) from None
 
 
-def search_runs(uri: str | None, experiment: str, filter_string: str = "") -> pd.DataFrame:
-    """Every run of `experiment` (all statuses, newest first) as one DataFrame row each."""
-    uri = resolve_uri(uri)
-    _check_exists(uri)
-    client = _client(uri)
-    try:
-        if client.get_experiment_by_name(experiment) is None:
-            known = [e.name for e in client.search_experiments()]
-            raise TrackingError(
-                f"no experiment {experiment!r} in {uri} (experiments: {', '.join(known) or 'none'})"
-            )
-        with _using(uri):
-            return mlflow.search_runs(
-                experiment_names=[experiment],
-                filter_string=filter_string,
-                order_by=["attributes.start_time DESC"],
-                output_format="pandas",
-            )
-    except MlflowException as e:
-        raise TrackingError(f"tracking store {uri}: {e.message.splitlines()[0]}") from None
+@dataclass(frozen=True)
+class Field:
+    """One value a run may have recorded, by its MLflow name: a tag, a param or a metric."""
+
+    kind: str  # "tags" | "params" | "metrics"
+    name: str
+
+
+def tag(name: str) -> Field:
+    return Field("tags", name)
+
+
+def param(name: str) -> Field:
+    return Field("params", name)
+
+
+def metric(name: str) -> Field:
+    return Field("metrics", name)
 
 
 def glob_filter(key: str, pattern: str) -> str | None:
@@ -91,122 +79,140 @@ def glob_filter(key: str, pattern: str) -> str | None:
     return f"tags.\"{key}\" {'LIKE' if like != pattern else '='} '{like}'"
 
 
+def _search(reader: MlflowClient, experiment_id: str, filter_string: str) -> list:
+    """The active runs of `experiment_id` that match `filter_string`, newest first, page by page."""
+    found, token = [], None
+    while True:
+        page = reader.search_runs(
+            [experiment_id],
+            filter_string,
+            ViewType.ACTIVE_ONLY,
+            PAGE,
+            ["attributes.start_time DESC"],
+            token,
+        )
+        found += page
+        token = page.token
+        if not token:
+            return found
+
+
+def _runs(uri: str | None, experiment: str, filters: list[str]) -> list:
+    """The runs of `experiment` matching any of `filters` (MLflow filter strings; every run for
+    []), each once, newest first."""
+    uri = resolve_uri(uri)
+    _check_exists(uri)
+    reader = _client(uri)
+    try:
+        exp = reader.get_experiment_by_name(experiment)
+        if exp is None:
+            known = [e.name for e in reader.search_experiments()]
+            raise TrackingError(
+                f"no experiment {experiment!r} in {uri} (experiments: {', '.join(known) or 'none'})"
+            )
+        found = {}
+        for one in dict.fromkeys(filters or [""]):  # MLflow's filters have no OR: one search each
+            found |= {r.info.run_id: r for r in _search(reader, exp.experiment_id, one)}
+    except MlflowException as e:
+        raise TrackingError(f"tracking store {uri}: {e.message.splitlines()[0]}") from None
+    return sorted(found.values(), key=lambda r: r.info.start_time or 0, reverse=True)
+
+
+def _value(run, field: Field):
+    if field.kind == "tags":
+        return run.data.tags.get(field.name)
+    if field.kind == "params":
+        return run.data.params.get(field.name)
+    if field.kind == "metrics":
+        return run.data.metrics.get(field.name, np.nan)
+    raise ValueError(f"{field.kind!r}: not a kind of run field (tags, params, metrics)")
+
+
+def run_table(
+    uri: str | None, experiment: str, columns: Mapping[str, Field], filters: list[str]
+) -> pd.DataFrame:
+    """The runs matching any of `filters` (all runs for []), newest first, with plain columns:
+    run_id, run_name, status, experiment_id, start_time and one per item of `columns` (None
+    where a run did not record it; metrics as numbers, NaN where missing)."""
+    return _table(_runs(uri, experiment, filters), columns)
+
+
+def _table(found: list, columns: Mapping[str, Field]) -> pd.DataFrame:
+    start = pd.Series([r.info.start_time for r in found], dtype="Int64")
+    table = {
+        "run_id": [r.info.run_id for r in found],
+        "run_name": [r.data.tags.get(RUN_NAME_TAG) for r in found],
+        "status": [r.info.status for r in found],
+        "experiment_id": [r.info.experiment_id for r in found],
+        "start_time": pd.to_datetime(start, unit="ms", utc=True),
+    }
+    for name, field in columns.items():
+        values = [_value(r, field) for r in found]
+        table[name] = pd.Series(values, dtype=float if field.kind == "metrics" else object)
+    return pd.DataFrame(table, index=pd.RangeIndex(len(found)))
+
+
 def search_any(uri: str | None, experiment: str, filters: list[str]) -> pd.DataFrame:
-    """The runs matching any of `filters` (MLflow filter strings; it has no OR), each once, newest
-    first."""
-    found = [search_runs(uri, experiment, f) for f in dict.fromkeys(filters)] or [
-        search_runs(uri, experiment)
-    ]
-    hits = [df for df in found if len(df)]
-    if len(hits) <= 1:
-        return (hits or found)[0]
-    both = pd.concat(hits, ignore_index=True).drop_duplicates("run_id")
-    return both.sort_values("start_time", ascending=False, kind="stable").reset_index(drop=True)
+    """The runs matching any of `filters` (every run for []), newest first, in MLflow's own
+    search layout: run_id, experiment_id, status, start_time, then `metrics.*`, `params.*` and
+    `tags.*` columns (what `run_table` gives as plain columns)."""
+    found = _runs(uri, experiment, filters)
+    layout = {
+        f"{kind}.{name}": Field(kind, name)
+        for kind in ("metrics", "params", "tags")
+        for name in dict.fromkeys(k for r in found for k in getattr(r.data, kind))
+    }
+    return _table(found, layout)
 
 
 # MLflow's own limits on the HTTP endpoint: run ids per request, values per answer.
 HTTP_RUNS, HTTP_CAP = 100, 25_000
 HTTP_THREADS = 4  # requests in flight at once
-HISTORY_BULK = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
 SQL_RUNS = 500  # run ids per query, well under SQLite's bound-parameter limit
-Value = tuple[str, str, int, float]  # run_id, key, step, value
+Value = internals.Value  # run_id, key, step, value
 
 
-def _one_by_one(client: MlflowClient, run_ids: list[str], keys: tuple[str, ...]) -> list[Value]:
+def _one_by_one(reader: MlflowClient, run_ids: list[str], keys: tuple[str, ...]) -> list[Value]:
     return [
         (run_id, key, m.step, m.value)
         for run_id in run_ids
         for key in keys
-        for m in client.get_metric_history(run_id, key)
+        for m in reader.get_metric_history(run_id, key)
     ]
 
 
-def _sql(store, run_ids: list[str], keys: tuple[str, ...]) -> list[Value]:
-    """Every key of many runs in one query on the store's own session and table, as plain rows.
-
-    What `get_metric_history_bulk` runs, less its ORM objects: building one per value costs tens
-    of times the query itself, seconds for a thousand runs. Each run's values of a key come in
-    get_metric_history's order (timestamp, step, value); NaN is stored as a flag, as MLflow reads
-    it.
-    """
-    from mlflow.entities.entity_type import EntityAssociationType
-    from mlflow.store.tracking.dbmodels.models import SqlMetric as M
-
-    out = []
-    with store.ManagedSessionMaker() as session:
-        for i in range(0, len(run_ids), SQL_RUNS):
-            ids = store._filter_entity_ids(
-                session, EntityAssociationType.RUN, run_ids[i : i + SQL_RUNS]
-            )
-            rows = (
-                session.query(M.run_uuid, M.key, M.step, M.value, M.is_nan)
-                .filter(M.key.in_(keys), M.run_uuid.in_(ids))
-                .order_by(M.run_uuid, M.key, M.timestamp, M.step, M.value)
-                .all()
-            )
-            out += [
-                (run_id, key, step, float("nan") if nan else value)
-                for run_id, key, step, value, nan in rows
-            ]
-    return out
-
-
-def _http(store, run_ids: list[str], key: str) -> list[Value] | None:
-    """The UI's bulk endpoint, with the store's credentials; None when the server has no such
-    endpoint."""
-    from mlflow.utils.rest_utils import http_request, verify_rest_response
-
-    response = http_request(
-        store.get_host_creds(),
-        HISTORY_BULK,
-        "GET",
-        params={"run_id": run_ids, "metric_key": key, "max_results": HTTP_CAP},
-    )
-    if response.status_code == 404:
-        return None
-    verify_rest_response(response, HISTORY_BULK)
-    return [
-        (m["run_id"], key, int(m.get("step", 0)), float(m["value"]))
-        for m in response.json().get("metrics", [])
-    ]
-
-
-def _http_all(store, client: MlflowClient, run_ids: list[str], key: str) -> list[Value]:
+def _http_all(store, reader: MlflowClient, run_ids: list[str], key: str) -> list[Value]:
     """`key` for `run_ids` over HTTP in full: an answer that fills the cap may be cut short, so
     halves are asked for again, down to one run read page by page."""
-    got = _http(store, run_ids, key)
+    got = internals.http_metric_values(store, run_ids, key, HTTP_CAP)
     if got is None or (len(got) >= HTTP_CAP and len(run_ids) == 1):
-        return _one_by_one(client, run_ids, (key,))
+        return _one_by_one(reader, run_ids, (key,))
     if len(got) < HTTP_CAP:
         return got
     half = len(run_ids) // 2
-    return _http_all(store, client, run_ids[:half], key) + _http_all(
-        store, client, run_ids[half:], key
+    return _http_all(store, reader, run_ids[:half], key) + _http_all(
+        store, reader, run_ids[half:], key
     )
 
 
 def _values(uri: str, run_ids: list[str], keys: tuple[str, ...], bulk: bool) -> list[Value]:
     """(run_id, key, step, value) for `run_ids`, each run's values of a key in the order they were
     logged."""
-    from mlflow.store.tracking.rest_store import RestStore
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    client = MlflowClient(uri)
-    store = _get_store(uri) if bulk else None
-    if isinstance(store, SqlAlchemyStore):
-        return _sql(store, run_ids, keys)
-    if isinstance(
-        store, RestStore
-    ):  # the server answers a few requests at once: its time dominates
+    reader = _client(uri)
+    store = internals.store(uri) if bulk else None
+    if store is not None and internals.is_sql(store):
+        return internals.sql_metric_values(store, run_ids, keys, SQL_RUNS)
+    if store is not None and internals.is_rest(store):
+        # the server answers a few requests at once: its time dominates
         asks = [
             (run_ids[i : i + HTTP_RUNS], key)
             for key in keys
             for i in range(0, len(run_ids), HTTP_RUNS)
         ]
         with ThreadPoolExecutor(HTTP_THREADS) as pool:
-            answers = pool.map(lambda ask: _http_all(store, client, *ask), asks)
+            answers = pool.map(lambda ask: _http_all(store, reader, *ask), asks)
             return [v for answer in answers for v in answer]
-    return _one_by_one(client, run_ids, keys)
+    return _one_by_one(reader, run_ids, keys)
 
 
 def metric_histories(

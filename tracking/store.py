@@ -8,10 +8,10 @@ take precedence. Runs are written through MlflowClient, so no global active-run 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,7 +20,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tracking import conventions, names
+from tracking import conventions, internals, names
 from tracking.credentials import printed_redacted, redact
 
 SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
@@ -41,6 +41,11 @@ def mlflow_version() -> str:
     import mlflow
 
     return mlflow.__version__
+
+
+def client(uri: str) -> MlflowClient:
+    """An MLflow client of the store at `uri`: the one place resbench builds one."""
+    return MlflowClient(tracking_uri=uri)
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -112,6 +117,19 @@ def _creation_lock(uri: str):
         yield
 
 
+@dataclass(frozen=True)
+class StoredRun:
+    """What the store holds about a run's state: its id, status and tags."""
+
+    run_id: str
+    status: str  # FINISHED, RUNNING, FAILED or KILLED
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _stored(run) -> StoredRun:
+    return StoredRun(run.info.run_id, run.info.status, dict(run.data.tags))
+
+
 class Tracker:
     """A connection to one store and one experiment."""
 
@@ -128,7 +146,7 @@ class Tracker:
                 )
         try:
             with _creation_lock(uri):
-                self.client = MlflowClient(tracking_uri=uri)
+                self.client = client(uri)
                 self.experiment_id = self._experiment_id(experiment)
         except TrackingError:
             raise
@@ -183,10 +201,51 @@ class Tracker:
 
     def run_status(self, run_id: str) -> str | None:
         """FINISHED, RUNNING, FAILED or KILLED; None when the run does not exist."""
+        found = self.run(run_id)
+        return found.status if found else None
+
+    def run(self, run_id: str) -> StoredRun | None:
+        """The run `run_id`; None when the store has no such run (a store that was wiped, say)."""
         try:
-            return self.client.get_run(run_id).info.status
+            return _stored(self.client.get_run(run_id))
         except MlflowException:
             return None
+
+    def runs_tagged(self, tags: dict[str, str], limit: int = 1000) -> list[StoredRun]:
+        """This experiment's runs (any status) with exactly these tags, newest first, at most
+        `limit`."""
+        # what a filter string cannot quote is left to the exact comparison below
+        exact = [
+            f"tags.`{k}` = '{v}'" for k, v in tags.items() if "'" not in str(v) and "`" not in k
+        ]
+        with store_errors(self.uri):
+            found = self.client.search_runs(
+                [self.experiment_id],
+                " and ".join(exact),
+                order_by=["attributes.start_time DESC"],
+                max_results=limit,
+            )
+        return [
+            _stored(r) for r in found if all(r.data.tags.get(k) == str(v) for k, v in tags.items())
+        ]
+
+    def metric_steps(self, run_id: str, key: str) -> list[int]:
+        """The steps at which `run_id` logged `key`, in the order logged."""
+        with store_errors(self.uri):
+            return [m.step for m in self.client.get_metric_history(run_id, key)]
+
+    def download_artifact(self, run_id: str, path: str, into: Path) -> Path:
+        """Download `run_id`'s artifact `path` into the folder `into`; returns where it lies.
+
+        TrackingError when the run has no such artifact or the store cannot be read."""
+        with store_errors(self.uri):
+            return Path(self.client.download_artifacts(run_id, path, str(into)))
+
+    def close(self, run_id: str, status: str, tags: dict[str, str]) -> None:
+        """End `run_id` with `status` (FINISHED, FAILED or KILLED), tagged with `tags` first."""
+        with store_errors(self.uri), printed_redacted():
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self.client.set_terminated(run_id, status=status)
 
     def reopen(self, run_id: str, system_metrics: bool = False) -> RunLogger:
         """Continue an unfinished run (after a crash or Ctrl-C): it is RUNNING again."""
@@ -228,16 +287,7 @@ class RunLogger:
         """Sample CPU, memory, disk, network and (with pynvml) GPU use into `system/*` metrics until
         the run finishes: MLflow's own monitor, a background thread (every 10 s unless
         MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says otherwise); `resume` continues its steps."""
-        from mlflow.system_metrics.system_metrics_monitor import (
-            SystemMetricsMonitor,
-        )  # needs psutil
-
-        logging.getLogger("mlflow.system_metrics").setLevel(
-            logging.WARNING
-        )  # no start/stop lines per run
-        self.monitor = SystemMetricsMonitor(
-            self.run_id, resume_logging=resume, tracking_uri=self.uri
-        )
+        self.monitor = internals.system_metrics_monitor(self.run_id, self.uri, resume)
         self.monitor.start()
 
     def log_datasets(self, data: conventions.DataInput) -> None:
@@ -297,6 +347,13 @@ class RunLogger:
 
     def logged_steps(self, key: str) -> set[int]:
         return {m.step for m in self.client.get_metric_history(self.run_id, key)}
+
+    def delete_artifacts(self, path: str) -> None:
+        """Delete the run's artifact folder `path`. A store that cannot delete artifacts raises
+        NotImplementedError; one that cannot be reached, TrackingError; the disk, OSError."""
+        with store_errors(self.run_id):
+            artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
+            internals.delete_artifacts(artifact_uri, self.uri, path)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         with store_errors(self.run_id):

@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 import requests
-from mlflow.tracking import MlflowClient
 
 from tracking import conventions
 from tracking.credentials import redact
-from tracking.store import TrackingError, resolve_uri, sqlite_path
+from tracking.store import TrackingError, client, resolve_uri, sqlite_path
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 ANY_ADDRESS = ("0.0.0.0", "::", "")
@@ -264,10 +263,10 @@ def serve(
                 f"public: anyone who can reach port {port} here can read and edit these runs, with "
                 f"no login"
             )
-        client = MlflowClient(resolve_uri(uri))
-        found = client.get_experiment_by_name(experiment) if experiment else None
+        reader = client(resolve_uri(uri))
+        found = reader.get_experiment_by_name(experiment) if experiment else None
         if found is not None:
-            conventions.mark_experiment(client, found)
+            conventions.mark_experiment(reader, found)
             echo(f"runs of {experiment!r}: {runs_link(url, found.experiment_id)}")
         code = proc.wait()
         if code != 0:
