@@ -41,6 +41,7 @@ def test_sql_metric_values_are_what_get_metric_history_returns(tracker):
     ids = [first, second]
     for per_query in (1, 500):  # one query per run, and both in one
         got = internals.sql_metric_values(internals.store(tracker.uri), ids, ("a", "b"), per_query)
+        got = sorted(got, key=lambda v: v[:2])  # each run's values of a key stay in their order
         expected = [
             (run_id, key, m.step, m.value)
             for run_id in sorted(ids)
