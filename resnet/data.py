@@ -1,20 +1,21 @@
 """CIFAR-10 on disk (find, download, verify, load) and a generated CIFAR-shaped source.
 
 Everything is returned as uint8 NCHW arrays plus int64 labels; augmentation and
-normalisation belong to the training pipelines. CIFAR-10's python files are pickles,
-so they are read with an unpickler that only builds numpy arrays and plain containers.
+normalisation belong to the training pipelines. CIFAR-10's python files are pickles, read by
+`resnet.batchfile` without an unpickler.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from resnet.batchfile import MAX_FILE_BYTES, BatchError
+from resnet.batchfile import read as read_batch_file
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -69,90 +70,6 @@ def default_data_dir() -> Path:
     return Path(cache) / "resbench" / "data"
 
 
-# Bounds for untrusted batch files, from what an official batch holds: 10,000 images of
-# 3 x 32 x 32 bytes (~31 MB on disk). Anything larger is refused before it is read or built.
-MAX_FILE_BYTES = 64 << 20
-MAX_IMAGES = 10_000
-IMAGE_BYTES = 3 * 32 * 32
-MAX_ARRAY_BYTES = MAX_IMAGES * IMAGE_BYTES
-
-
-def _checked_layout(shape, dtype) -> int:
-    """The byte size of an array of `shape` and `dtype`, refused before anything is allocated
-    unless it is a plain numeric array no bigger than one batch."""
-    if not (
-        isinstance(dtype, np.dtype)
-        and dtype.kind in "biuf"
-        and dtype.subdtype is None
-        and dtype.names is None
-    ):
-        raise pickle.UnpicklingError(f"refusing an array of dtype {dtype!r}")
-    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
-        raise pickle.UnpicklingError(f"refusing an array of shape {shape!r}")
-    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
-    if nbytes > MAX_ARRAY_BYTES:
-        raise pickle.UnpicklingError(
-            f"refusing an array of shape {shape} ({nbytes:,} bytes; "
-            f"a batch holds at most {MAX_ARRAY_BYTES:,})"
-        )
-    return nbytes
-
-
-class _NdarrayName:
-    """Stands for numpy.ndarray in a pickle: only `_reconstruct` may use it, so the pickle
-    cannot call ndarray(shape) itself and allocate an array of any size."""
-
-    def __new__(cls, *args, **kwargs):
-        raise pickle.UnpicklingError("refusing numpy.ndarray(...) outside _reconstruct")
-
-
-class _CheckedArray(np.ndarray):
-    """The arrays a batch builds: their pickled state is checked before numpy fills them."""
-
-    def __setstate__(self, state):
-        if not (isinstance(state, tuple) and len(state) in (4, 5)):
-            raise pickle.UnpicklingError("refusing an array state that is not numpy's")
-        shape, dtype, _, raw = state[-4:]
-        nbytes = _checked_layout(shape, dtype)
-        if not isinstance(raw, (bytes, str)) or len(raw) != nbytes:
-            raise pickle.UnpicklingError(f"array data of shape {shape} is not {nbytes} raw bytes")
-        super().__setstate__(state)
-
-
-def _reconstruct(subtype, shape, dtype):
-    if subtype is not _NdarrayName:
-        raise pickle.UnpicklingError(f"refusing _reconstruct of {subtype!r}")
-    _checked_layout(shape, dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
-    return np.ndarray.__new__(_CheckedArray, shape, dtype)
-
-
-def _latin1(text, encoding):
-    # numpy's Python 2 pickles carry raw bytes as latin-1 text; other codecs (hex, base64,
-    # zlib) could blow a few bytes up into gigabytes, so only this one is allowed.
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError(f"refusing _codecs.encode(..., {encoding!r})")
-    return text.encode("latin1")
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Builds only what CIFAR-10 batches hold: bounded numeric arrays and builtin containers."""
-
-    _ALLOWED = {
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): _latin1,
-        ("numpy", "ndarray"): _NdarrayName,
-        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy.core.multiarray", "scalar"): None,
-        ("numpy._core.multiarray", "scalar"): None,
-    }
-
-    def find_class(self, module, name):
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return self._ALLOWED[module, name] or super().find_class(module, name)
-
-
 def _check_size(path: Path) -> None:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
@@ -162,38 +79,14 @@ def _check_size(path: Path) -> None:
         )
 
 
-def _checked_batch(d) -> tuple[np.ndarray, np.ndarray]:
-    """The images and labels of an unpickled batch, refused unless they are what a batch holds."""
-    if not isinstance(d, dict) or "data" not in d or "labels" not in d:
-        raise ValueError("not a dict with 'data' and 'labels'")
-    x, labels = d["data"], d["labels"]
-    if not (
-        isinstance(x, np.ndarray)
-        and x.dtype == np.uint8
-        and x.ndim == 2
-        and x.shape[1] == IMAGE_BYTES
-        and 0 < x.shape[0] <= MAX_IMAGES
-    ):
-        raise ValueError(
-            f"'data' is not a uint8 array of at most {MAX_IMAGES} rows of {IMAGE_BYTES} bytes"
-        )
-    # Length first, then types: a short pickle can nest lists that expand enormously if converted.
-    if not isinstance(labels, (list, tuple)) or len(labels) != len(x):
-        raise ValueError(f"'labels' is not a list of {len(x)} labels, one per image")
-    if not all(type(v) is int and 0 <= v <= 9 for v in labels):
-        raise ValueError("'labels' holds something other than the integers 0-9")
-    return np.asarray(x).reshape(-1, 3, 32, 32), np.array(labels, dtype=np.int64)
-
-
-def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels of one batch file, or a one-line DataError saying what to do."""
     _check_size(path)
     try:
-        with open(path, "rb") as f:
-            return _checked_batch(_ArrayUnpickler(f, encoding="latin1").load())
-    except Exception as e:  # truncated or foreign files fail in many ways
-        why = " ".join(str(e).split())  # one line, whatever the parser said
+        return read_batch_file(path)
+    except (BatchError, OSError) as e:  # BatchError's text names types and sizes only
         raise DataError(
-            f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {why}); "
+            f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {e}); "
             f"delete it to download a fresh copy"
         ) from None
 
@@ -240,8 +133,8 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
         readme = folder / "readme.txt"
         rebuilt = readme.is_file() and "JPEG" in readme.read_text(errors="replace")
         source = "cifar10-jpeg-rebuild" if rebuilt else "cifar10-unverified"
-    train = [_read_batch(folder / n) for n in TRAIN_FILES]
-    test_x, test_y = _read_batch(folder / "test_batch")
+    train = [read_batch(folder / n) for n in TRAIN_FILES]
+    test_x, test_y = read_batch(folder / "test_batch")
     checksum = hashlib.md5("".join(digests[n] for n in sorted(digests)).encode()).hexdigest()
     return Dataset(
         np.concatenate([x for x, _ in train]),

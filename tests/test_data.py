@@ -153,7 +153,9 @@ def test_codecs_other_than_latin1_are_refused(tmp_path):
 
     # hex doubles what it is given: nested calls would grow a few bytes into gigabytes
     err, *_ = _load_batch(tmp_path, {"data": Reduce(_codecs.encode, (b"00", "hex")), "labels": [0]})
-    assert isinstance(err, data.DataError) and "refusing _codecs.encode(..., 'hex')" in str(err)
+    assert isinstance(err, data.DataError) and "_codecs.encode other than on text to latin1" in str(
+        err
+    )
 
 
 def test_python2_style_batches_still_load(tmp_path):
