@@ -9,6 +9,7 @@ A command whose runs failed says so and exits 1.
 from __future__ import annotations
 
 import importlib
+import re
 
 import click
 
@@ -116,10 +117,15 @@ class Resbench(click.Group):
                 raise
             from tracking.credentials import redact
 
-            click.echo(
-                redact(f"error: {(str(e).strip().splitlines() or [type(e).__name__])[0]}"), err=True
-            )
+            click.echo(redact(f"error: {first_line(str(e)) or type(e).__name__}"), err=True)
             ctx.exit(2)
+
+
+def first_line(text: str, limit: int = 500) -> str:
+    """The first non-blank line of `text`, cut at `limit` characters: read in place, so a huge
+    message is never copied whole."""
+    line = re.match(r"\s*([^\r\n]*)", text[: limit + 1000]).group(1).rstrip()
+    return line if len(line) <= limit else line[:limit] + "..."
 
 
 @click.group(cls=Resbench, context_settings={"help_option_names": ["-h", "--help"]})
