@@ -51,6 +51,26 @@ SECRET = "s3cret-Pa55"
             "postgresql+psycopg2://mlflow@localhost/mlflow",
         ),  # no password
         ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+        # user names with an @ in them (an e-mail; Azure's user@server logins): the userinfo runs
+        # to the authority's last @
+        (f"http://alice@lab.org:{SECRET}@mlflow.lab", "http://alice@lab.org:***@mlflow.lab"),
+        (
+            f"postgresql://mlflow@server:{SECRET}@server.postgres.example/mlflow",
+            "postgresql://mlflow@server:***@server.postgres.example/mlflow",
+        ),
+        (
+            f"https://alice@lab.org:{SECRET}@mlflow.lab/#/experiments/1/runs/abc",
+            "https://alice@lab.org:***@mlflow.lab/#/experiments/1/runs/abc",
+        ),
+        (f"postgresql://u:{SECRET}/x@db/m", "postgresql://u:***@db/m"),  # a / in it (SQLAlchemy)
+        ("http://alice@lab.org@mlflow.lab:5000/", "http://alice@lab.org@mlflow.lab:5000/"),
+        # query parameters, whatever their case
+        (f"postgresql://db/m?PASSWORD={SECRET}", "postgresql://db/m?PASSWORD=***"),
+        (
+            f"postgresql://db/m?sslmode=require&Token={SECRET}",
+            "postgresql://db/m?sslmode=require&Token=***",
+        ),
+        (f"http://h/api?Access_Token={SECRET}#x", "http://h/api?Access_Token=***#x"),
         ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
         (
             f"error: cannot reach http://a:{SECRET}@h:1 or sqlite:///m.db",
@@ -126,8 +146,11 @@ def test_a_job_spec_never_shows_its_uri():
     assert SECRET not in repr(spec) and SECRET not in str(spec)
 
 
-def test_the_ui_server_takes_a_database_password_from_its_environment():
-    uri = f"postgresql://alice:{SECRET}@db.lab/mlflow"
+@pytest.mark.parametrize(
+    "uri",
+    [f"postgresql://alice:{SECRET}@db.lab/mlflow", f"postgresql://alice@srv:{SECRET}@db.lab/m"],
+)
+def test_the_ui_server_takes_a_database_password_from_its_environment(uri):
     cmd = ui.server_command(uri, "127.0.0.1", 5001)
     assert SECRET not in " ".join(cmd) and "--backend-store-uri" not in cmd
     assert ui.server_env(uri) == {"MLFLOW_BACKEND_STORE_URI": uri}

@@ -2,7 +2,8 @@
 nowhere.
 
 `redact` masks the password in any URI inside a text (`postgresql://u:pw@db/x`, `http://u:pw@host`,
-`?password=...`): reports, run links, error messages and logs show its result, never the raw URI;
+`http://alice@lab.org:pw@host`, `?password=...`): reports, run links, error messages and logs show
+its result, never the raw URI;
 `printed_redacted` does it to what MLflow itself prints.
 `Credentials` carries the driver's MLflow credentials and TLS settings to a Ray task as an argument
 whose repr names the variables but never their values; the task sets them in its environment for
@@ -16,6 +17,7 @@ import io
 import os
 import re
 import sys
+import urllib.parse
 from contextlib import contextmanager, redirect_stdout
 
 # what MLflow's client reads to reach an authenticated (and TLS) server
@@ -28,20 +30,48 @@ FORWARDED = (
     "MLFLOW_TRACKING_CLIENT_CERT_PATH",
 )
 MASK = "***"
-# scheme://user:password@ (the password: up to the last @ before a space, as one typed with an @ or
-# / in it)
-_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):\S*@")
+# scheme://... up to the next space: a URI (or the start of one) inside a message
+_URI = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://(?P<rest>\S+)")
+# SQLAlchemy's reading of a database URI: the user up to a ':' (an '@' allowed in it), the password
+# up to the next '@' (a '/' allowed in it)
+_DB_USERINFO = re.compile(r"[^:/\s]*:(?P<password>[^@\s]*)@")
 # libpq and friends also take the password (or a token) as a query parameter
 _QUERY = re.compile(
     r"(?P<head>[?&](?:password|passwd|pwd|token|access_token|secret)=)[^&#\s]*", re.I
 )
 
 
+def _password_end(rest: str) -> int | None:
+    """Where the password ends in `rest` (a URI after its `scheme://`), or None without one; it
+    starts after the first ':'. Both readings count, so neither parser's view of it shows:
+    urllib's (userinfo up to the authority's last '@') and SQLAlchemy's."""
+    ends = []
+    try:
+        netloc = urllib.parse.urlsplit("x://" + rest).netloc
+    except ValueError:  # a malformed IPv6 host: the authority up to the first / ? #
+        netloc = re.match(r"[^/?#]*", rest).group()
+    userinfo, at, _ = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        ends.append(len(userinfo))
+    sqlalchemy = _DB_USERINFO.match(rest)
+    if sqlalchemy:
+        ends.append(sqlalchemy.end("password"))
+    return max(ends) if ends else None
+
+
+def _masked_uri(m: re.Match) -> str:
+    rest = m.group("rest")
+    end = _password_end(rest)
+    if end is not None:
+        rest = f"{rest[: rest.index(':') + 1]}{MASK}{rest[end:]}"
+    return m.group(0)[: m.start("rest") - m.start()] + rest
+
+
 def redact(text: str) -> str:
     """`text` (a URI, or a message holding some) with every password in a URI replaced by ***."""
     if not text:
         return text
-    return _QUERY.sub(rf"\g<head>{MASK}", _USERINFO.sub(rf"\g<head>:{MASK}@", text))
+    return _QUERY.sub(rf"\g<head>{MASK}", _URI.sub(_masked_uri, text))
 
 
 @contextmanager
