@@ -6,7 +6,8 @@ run links, the verdict rule, the architectures with their budgets, the figures, 
 reproducibility card per row and the runs left out. CSV is the flat table (`Report.table`:
 run ids, config hash, identity, code version, data checksum included); JSON adds the cards
 and the summary. Every file goes through `resnet.files.atomic_write`: no reader sees half a
-report.
+report. Store values (run names, tags, params) render as text in every format: HTML escapes
+them, Markdown and CSV go through benchmarks/report/escape.py, links go out only to http(s) URLs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from benchmarks.registry import BEST, FINAL
 from benchmarks.report import cards as cards_mod
 from benchmarks.report.build import Report
 from benchmarks.report.figures import REFERENCE_SOURCE, figures_for
+from benchmarks.report.escape import csv_text, md_text, safe_url
 from benchmarks.report.verdicts import PERCENT, RULE
 from resnet.files import atomic_write
 
@@ -128,9 +130,9 @@ def cards(r: Report) -> list[cards_mod.Card]:
     return [cards_mod.card(x, r.variant.describe(), r.source) for x in r.rows]
 
 
-def _links_hint(r: Report) -> str:
+def _links_hint(r: Report, quote=str) -> str:
     if r.ui_url:
-        return f"Run ids link to the MLflow UI at {r.ui_url}."
+        return f"Run ids link to the MLflow UI at {quote(r.ui_url)}."
     return (
         "Run ids are MLflow run ids (the first 8 characters in the table, in full in the cards); "
         "`resbench ui` "
@@ -141,33 +143,43 @@ def _links_hint(r: Report) -> str:
 # ----------------------------------------------------------------------------------------- Markdown
 
 
-def _md_table(df: pd.DataFrame) -> str:
-    return df.to_markdown(index=False, disable_numparse=True) if len(df) else "_none_"
+def _md_table(df: pd.DataFrame, raw: dict[str, list[str]] | None = None) -> str:
+    """`df` with each cell as text (md_text), but the `raw` columns, which hold ready Markdown."""
+    if not len(df):
+        return "_none_"
+    shown = df.map(md_text)
+    for column, cells in (raw or {}).items():
+        shown[column] = cells
+    shown.columns = [md_text(c) for c in df.columns]
+    return shown.to_markdown(index=False, disable_numparse=True)
 
 
-def _md_runs(r: Report) -> pd.DataFrame:
-    shown = display_table(r)
-    if r.ui_url:
-        shown["runs"] = [
-            " ".join(f"[{i[:8]}]({u})" for i, u in zip(x.run_ids[:MAX_LINKS], x.urls, strict=False))
+def _md_link(label: str, url) -> str:
+    target = safe_url(url)
+    return f"[{md_text(label)}]({target})" if target else md_text(label)
+
+
+def _md_runs(r: Report) -> dict[str, list[str]]:
+    return {
+        "runs": [
+            " ".join(
+                _md_link(i[:8], u) for i, u in zip(x.run_ids[:MAX_LINKS], x.urls, strict=False)
+            )
             or "—"
             for x in r.rows
         ]
-    return shown
+    }
 
 
 def _md_card(c: cards_mod.Card) -> list[str]:
-    runs = (
-        ", ".join(f"[{i}]({u}) ({label})" if u else f"`{i}` ({label})" for i, u, label in c.runs)
-        or "none"
-    )
+    runs = ", ".join(f"{_md_link(i, u)} ({md_text(label)})" for i, u, label in c.runs) or "none"
     return [
-        f"### {c.entry}: {c.headline}",
+        f"### {md_text(c.entry)}: {md_text(c.headline)}",
         "",
-        *(f"- **{k}**: {v}" for k, v in c.fields),
+        *(f"- **{md_text(k)}**: {md_text(v)}" for k, v in c.fields),
         f"- **Runs**: {runs}",
         "- **Deviations from the paper**:" + ("" if c.deviations else " none"),
-        *(f"    - {d}" for d in c.deviations),
+        *(f"    - {md_text(d)}" for d in c.deviations),
         "",
     ]
 
@@ -176,13 +188,13 @@ def markdown(r: Report, figs: dict[str, Path] | None = None) -> str:
     parts = [
         "# Table 1, regenerated",
         "",
-        f"**{r.summary()}**",
+        f"**{md_text(r.summary())}**",
         "",
-        "\n\n".join(r.header()),
+        "\n\n".join(md_text(h) for h in r.header()),
         "",
-        _md_table(_md_runs(r)),
+        _md_table(display_table(r), _md_runs(r)),
         "",
-        _links_hint(r),
+        _links_hint(r, md_text),
         "",
         RULE,
         "",
@@ -192,7 +204,7 @@ def markdown(r: Report, figs: dict[str, Path] | None = None) -> str:
         "",
         "Notes (\\* marks a computed parameter count that disagrees with the paper's print):",
         "",
-        *(f"- {n}" for n in notes(r) or ["none"]),
+        *(f"- {md_text(n)}" for n in notes(r) or ["none"]),
         "",
         f"Paper figures: Table 1 and §3 of the paper; the final model's curve is from "
         f"{REFERENCE_SOURCE}.",
@@ -248,7 +260,7 @@ def _html_table(
         for c in df.columns:
             classes = [_cls(str(row[c]))] if c in status else []
             classes += ["l"] if c in left else []
-            attr = f' class="{" ".join(classes)}"' if classes else ""
+            attr = f' class="{_e(" ".join(classes))}"' if classes else ""
             cells.append(f"<td{attr}>{raw[c][i] if c in raw else _e(row[c])}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -258,9 +270,10 @@ def _run_links(ids: list[str], urls: list[str | None], short: bool = True) -> st
     out = []
     for i, u in zip(ids, urls, strict=False):
         label = _e(i[:8] if short else i)
+        target = safe_url(u)
         out.append(
-            f'<a href="{_e(u)}" title="{_e(i)}">{label}</a>'
-            if u
+            f'<a href="{_e(target)}" title="{_e(i)}">{label}</a>'
+            if target
             else f'<code title="{_e(i)}">{label}</code>'
         )
     return " ".join(out) or "—"
@@ -377,7 +390,7 @@ def render(r: Report, fmt: str, figs: dict[str, Path] | None = None) -> str:
         return to_html(r, figs)
     if fmt == "json":
         return to_json(r)
-    return r.table.to_csv(index=False)
+    return r.table.map(csv_text).to_csv(index=False)
 
 
 def _write_text(path: Path, text: str) -> Path:
