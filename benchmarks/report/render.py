@@ -22,8 +22,8 @@ import pandas as pd
 from benchmarks.registry import BEST, FINAL
 from benchmarks.report import cards as cards_mod
 from benchmarks.report.build import Report
-from benchmarks.report.figures import REFERENCE_SOURCE, figures_for
 from benchmarks.report.escape import csv_text, md_text, safe_url
+from benchmarks.report.figures import REFERENCE_SOURCE, figures_for
 from benchmarks.report.verdicts import PERCENT, RULE
 from resnet.files import atomic_write
 
