@@ -64,6 +64,16 @@ class Paper:
     tolerance: float = 1.0  # accuracy points either side of `accuracy` that count as reproduced
     metric: str = FINAL  # `accuracy` is the best epoch's (BEST) or the last epoch's (FINAL)
     notes: tuple[str, ...] = ()  # sources and caveats behind the claim, shown on the entry's card
+    digits: int | None = None  # decimals `accuracy` was printed with (89.10: 2); None: as written
+
+    @property
+    def accuracy_text(self) -> str | None:
+        """`accuracy` as the paper printed it, at its own precision: 84.8, 89.10, 91.78."""
+        if self.accuracy is None:
+            return None
+        return (
+            f"{self.accuracy:.{self.digits}f}" if self.digits is not None else repr(self.accuracy)
+        )
 
     def __post_init__(self):
         if self.metric not in METRICS:
@@ -120,6 +130,7 @@ def describe_entry(e: Entry) -> dict:
         "train_gflops": round(flops.train / 1e9, 3),
         "paper_params": e.paper.params,
         "paper_acc": e.paper.accuracy,
+        "paper_acc_printed": e.paper.accuracy_text,
         "paper_metric": e.paper.metric,
         "description": e.description,
     }

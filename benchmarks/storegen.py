@@ -94,7 +94,7 @@ def params_and_tags(entry: Entry, seed: int, spec: StoreSpec) -> tuple[dict, dic
     claim = ", ".join(
         x
         for x in (
-            p.accuracy is not None and f"{p.accuracy:.2f}% test accuracy",
+            p.accuracy is not None and f"{p.accuracy_text}% test accuracy",
             p.params and f"{p.params} parameters",
             p.epochs and f"{p.epochs} epochs",
         )

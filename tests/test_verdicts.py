@@ -285,7 +285,7 @@ def test_rank_sorts_by_measured_accuracy_and_groups_select_entries():
     assert list(t["rank"].astype(object).where(t["rank"].notna(), None)) == [1, 2, 3, None]
     assert {e.group for e in build.group_entries("table1")} == {"table1"} and len(
         build.group_entries("table1")
-    ) == 7
+    ) == 8  # rows 1-7, row 5 both ways
     with pytest.raises(RegistryError, match="no entries in group 'nope'"):
         build.group_entries("nope")
 

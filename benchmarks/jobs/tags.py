@@ -106,7 +106,7 @@ def describe(entry: Entry) -> str:
     p = entry.paper
     claim = []
     if p.accuracy is not None:
-        claim.append(f"{p.accuracy:.2f}% test accuracy")
+        claim.append(f"{p.accuracy_text}% test accuracy")
     if p.params:
         claim.append(f"{p.params} parameters")
     if p.epochs:

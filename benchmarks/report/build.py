@@ -128,7 +128,27 @@ class Report:
             line += f". Parameter counts: {ok} of {len(printed)} match the paper's print" + (
                 f"; {', '.join(differ)} differ{'s' * (len(differ) == 1)}" if differ else ""
             )
-        return line + "."
+        return line + "".join(f". {r}" for r in self.readings()) + "."
+
+    def readings(self) -> list[str]:
+        """For each Table 1 row judged in more than one reading (row 5: as printed and as its
+        parameter count reads), which reading the parameter-count check supports."""
+        by_num: dict[int, list[Row]] = {}
+        for r in self.rows:
+            if r.entry.paper.num is not None:
+                by_num.setdefault(r.entry.paper.num, []).append(r)
+        out = []
+        for num, rows in by_num.items():
+            if len(rows) < 2:
+                continue
+            counts = ", ".join(f"{r.entry.name} {r.entry.param_count:,}" for r in rows)
+            ok = [r.entry.name for r in rows if r.params_verdict.startswith("matches")]
+            out.append(
+                f"Table 1 row {num} is judged in {len(rows)} readings ({counts} parameters, "
+                f"printed {rows[0].entry.paper.params}): the parameter-count check supports "
+                + (" and ".join(ok) if ok else "none of them")
+            )
+        return out
 
 
 def _why(

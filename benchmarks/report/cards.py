@@ -207,7 +207,7 @@ def card(row: Row, variant_text: str, source: str) -> Card:
     claim = [
         None
         if p.accuracy is None
-        else f"{p.accuracy:.2f}% {METRIC_TEXT[p.metric]} (tolerance {points})",
+        else f"{p.accuracy_text}% {METRIC_TEXT[p.metric]} (tolerance {points})",
         f"{p.params} parameters" if p.params else None,
         f"{p.epochs} epochs" if p.epochs else None,
     ]

@@ -48,7 +48,7 @@ def display_table(r: Report) -> pd.DataFrame:
         "Num": [_num(x.entry.paper.num, "{:.0f}", "") for x in rows],
         "entry": [x.entry.name for x in rows],
         "epochs": [x.train.epochs for x in rows],
-        "paper acc (%)": [_num(x.entry.paper.accuracy) for x in rows],
+        "paper acc (%)": [x.entry.paper.accuracy_text or "—" for x in rows],
         f"final-epoch acc (%), mean ± {PERCENT} CI": [x.final.text() for x in rows],
         f"best-epoch acc (%), mean ± {PERCENT} CI": [x.best.text() for x in rows],
         "judged on": [

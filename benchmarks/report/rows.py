@@ -71,7 +71,8 @@ class Row:
 
     @property
     def params_agree(self) -> bool:
-        return not params_note(self.entry.paper.params, self.entry.param_count)
+        """The count matches the print (truncated prints too), or nothing was printed."""
+        return self.params_verdict != "differs"
 
     @property
     def gpu_hours(self) -> float | None:
@@ -215,6 +216,7 @@ def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url:
         source,
         variant.describe(),
         p.metric,
+        p.accuracy_text,
     )
     gone = use[use["collapsed"].astype(bool)]
     verdict = _naming_collapsed(verdict, gone, len(use))

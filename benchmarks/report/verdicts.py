@@ -155,6 +155,7 @@ def accuracy_verdict(
     source: str,
     overrides: str = "",
     metric: str = FINAL,
+    printed: str | None = None,
 ) -> Verdict:
     """The row's verdict from its interval of `metric` (registry.BEST or FINAL), the paper's figure,
     the data it ran on and the table's overrides (TOST at ALPHA: see RULE)."""
@@ -168,7 +169,7 @@ def accuracy_verdict(
             NO_CLAIM, "no paper figure", "the paper printed no accuracy for this entry", metric
         )
     pos = _position(iv, paper, tolerance)
-    band = f"the paper's {paper:.2f} ± {tolerance:g}"
+    band = f"the paper's {printed or f'{paper:g}'} ± {tolerance:g}"
     the = f"the {PERCENT} interval of the {what}"
     if source != PAPER_DATA:
         return Verdict(
