@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from benchmarks import registry
+from benchmarks import collapse, registry
 from benchmarks.registry import Entry
 from resnet.config import TrainConfig
 from resnet.data import DataError
@@ -157,6 +157,7 @@ def load_runs(
             "collapsed": col(f"tags.{names.TAG_COLLAPSED}", "")
             .fillna("")
             .eq("true"),  # benchmarks/collapse.py
+            "shape": col(f"tags.{names.TAG_COLLAPSE_SHAPE}", "").fillna(""),
             "failure": col(f"tags.{names.TAG_FAILURE}", "").fillna(""),
             **{
                 key: pd.to_numeric(col(f"metrics.{metric}"), errors="coerce")
@@ -177,6 +178,8 @@ def load_runs(
         ", ".join(f"{k}={rec.get('params.' + k)}" for k in tag.split(",") if k)
         for tag, rec in zip(df["overrides"], raw.to_dict("records"), strict=False)
     ]
+    # runs tagged collapsed before shapes were: at chance through their first 3 epochs
+    df.loc[df["collapsed"] & df["shape"].eq(""), "shape"] = collapse.FIRST_EPOCHS
     # runs logged before identities were tagged: the same hash, from what they did record (version
     # 1)
     df["entry_version"] = pd.to_numeric(df["entry_version"], errors="coerce").fillna(1).astype(int)

@@ -220,17 +220,52 @@ def test_training_logs_the_authors_loss_on_the_real_test_pass():
 # ----------------------------------------------------------------------------------------- collapse
 
 
-def test_collapse_definition():
-    assert (collapse.CHANCE, collapse.THRESHOLD, collapse.EPOCHS) == (10.0, 12.5, 3)
-    assert collapse.collapsed([10.3, 10.02, 9.2]) is True
-    assert (
-        collapse.collapsed([12.5, 12.5, 12.5, 90.0]) is True
-    )  # the threshold counts; later epochs do not
-    assert collapse.collapsed([10.3, 12.6, 9.0]) is False
-    assert collapse.collapsed([18.9, 30.0, 40.0]) is False
-    assert collapse.collapsed([10.0, 10.0]) is None  # shorter than K: not judged
-    # the runs at chance fall at or below the threshold, those that took off above it
-    assert max(10.3, 9.2, 10.02) <= collapse.THRESHOLD < min(18.9, 19.4, 22.75, 23.6, 32.75, 33.32)
+def test_collapse_lines():
+    assert (collapse.CHANCE, collapse.THRESHOLD, collapse.TAKEOFF, collapse.EPOCHS) == (
+        10.0,
+        12.5,
+        15.0,
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    "accs,shape",
+    [
+        ([10.0, 10.0], None),  # shorter than K: not judged
+        ([10.3, 10.02, 9.2], "never-took-off"),
+        ([15.0, 15.0, 15.0], "never-took-off"),  # 15% itself is not above the take-off line
+        ([12.4, 12.6, 12.4, 12.6, 12.4, 12.6], "never-took-off"),  # one noisy epoch is no escape
+        ([10.0, 12.6, 14.9, 13.0], "never-took-off"),  # between the lines, never above 15%
+        ([10.0, 10.0, 15.1], "slow-start"),  # just above the take-off line
+        ([10, 10, 10, 85, 90], "slow-start"),  # at chance early, then ends at 90%
+        ([10.10, 14.24, 22.32], "slow-start"),  # the measured slow start
+        ([12.5, 30.0, 40.0], "slow-start"),  # 12.5% is at chance
+        ([12.6, 30.0, 40.0], "took-off"),  # 12.6% is not
+        ([30, 10, 10, 10, 10], "fell-to-chance"),  # good, then at chance
+        ([30.0, 50.0, 12.5], "fell-to-chance"),  # the last epoch at 12.5% is at chance
+        ([30.0, 50.0, 12.6], "took-off"),  # ... at 12.6% it is not
+        ([10.0, 30.0, 10.0], "fell-to-chance"),
+        ([36.18, 44.80, 49.21], "took-off"),
+    ],
+)
+def test_collapse_shapes_on_the_whole_curve(accs, shape):
+    assert collapse.shape(accs) == shape
+    expected = None if shape is None else shape in ("never-took-off", "fell-to-chance")
+    assert collapse.collapsed(accs) is expected
+
+
+def test_the_measured_curves_sit_where_the_lines_say(capsys):
+    # docs/collapse-measurements.csv: every measured curve, and the margins the lines leave
+    collapse.main(["docs/collapse-measurements.csv", "benchmarks/reference/final-model-curve.csv"])
+    out = capsys.readouterr().out.splitlines()
+    shapes = [line.rsplit(" -> ", 1)[1] for line in out[:-1]]
+    assert shapes.count("slow-start") == 1 and shapes.count("took-off") == 8
+    assert "never-took-off" not in shapes and "fell-to-chance" not in shapes
+    assert out[-1] == (
+        "at chance (<= 12.5%): 4 epochs, highest 10.3%; first epoch above 15% of each run that "
+        "took off: lowest 18.9%; epochs between the lines: 14.24"
+    )
 
 
 ROW, FIN = "table1/row1", "paper/final"
@@ -364,15 +399,20 @@ def test_a_collapsed_run_is_tagged_counted_and_named(logged):
     uri, ids = logged
     client = MlflowClient(uri)
     tags = client.get_run(ids[FIN, 3]).data.tags
-    assert (tags[names.TAG_COLLAPSED], tags[names.TAG_COLLAPSE_EPOCHS]) == ("true", "3")
+    assert (
+        tags[names.TAG_COLLAPSED],
+        tags[names.TAG_COLLAPSE_SHAPE],
+        tags[names.TAG_COLLAPSE_EPOCHS],
+    ) == ("true", "never-took-off", "4")  # the whole curve, tagged at its last epoch
     assert client.get_run(ids[FIN, 0]).data.tags[names.TAG_COLLAPSED] == "false"
     assert names.TAG_COLLAPSED not in client.get_run(ids["short"]).data.tags  # 2 epochs: not judged
     r = _report(uri)
     final = r.rows[1]
     assert final.n == 4 and final.seeds == (0, 1, 2, 3)  # counted, never left out
     assert list(final.collapsed["seed"]) == [3] and final.status == "finished (1 collapsed of 4)"
-    assert "1 collapsed run of 4: seed 3 (10.00% at the end" in final.verdict.why
-    assert any("1 collapsed of 4 counted: seed 3" in n for n in final.notes)
+    assert "1 collapsed run of 4: seed 3 (never took off" in final.verdict.why
+    assert "10.00% at the end" in final.verdict.why
+    assert any("1 collapsed of 4 counted: seed 3 (never took off" in n for n in final.notes)
     rec = r.table.set_index("entry").loc[FIN]
     assert (
         rec["collapsed"] == 1
@@ -381,8 +421,8 @@ def test_a_collapsed_run_is_tagged_counted_and_named(logged):
     )
     assert r.rows[0].status == "finished" and r.table.set_index("entry").loc[ROW, "collapsed"] == 0
     card = render.cards(r)[1]
-    assert dict(card.fields)["Collapsed runs"].startswith("1 collapsed of 4 (seed 3)")
-    assert [label.endswith("(collapsed)") for _, _, label in card.runs] == [
+    assert dict(card.fields)["Collapsed runs"].startswith("1 collapsed of 4 (seed 3: never took")
+    assert ["(collapsed: never took off" in label for _, _, label in card.runs] == [
         False,
         False,
         False,

@@ -71,6 +71,7 @@ def fake_runs(*specs) -> pd.DataFrame:
             "limit_test": 0,
             "diverged": False,
             "collapsed": False,
+            "shape": "took-off",
             "failure": "",
             "acc": acc,
             "best": acc + 0.5 if acc is not None else None,

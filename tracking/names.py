@@ -43,9 +43,11 @@ TAG_DIVERGED_EPOCH = "resbench.diverged_epoch"
 TAG_SUPERSEDED_BY = (
     "resbench.superseded_by"  # on a KILLED run another machine replaced: that run's id
 )
-# "true" | "false" once the first K epochs are judged (benchmarks/collapse.py)
+# A run's curve judged from its K-th epoch on (benchmarks/collapse.py): "true" | "false", its
+# shape (took-off, slow-start, never-took-off, fell-to-chance) and the epochs it was judged on
 TAG_COLLAPSED = "resbench.collapsed"
-TAG_COLLAPSE_EPOCHS = "resbench.collapse_epochs"  # that K
+TAG_COLLAPSE_SHAPE = "resbench.collapse_shape"
+TAG_COLLAPSE_EPOCHS = "resbench.collapse_epochs"
 TAG_GIT_COMMIT = "resbench.git_commit"
 TAG_GIT_DIRTY = "resbench.git_dirty"
 TAG_TORCH = "resbench.torch"

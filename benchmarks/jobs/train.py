@@ -174,10 +174,7 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
                     if h["epoch"] not in logged:
                         run.log_metrics(EpochStats(**h).metrics(), step=h["epoch"])
                 accs = [h["test_acc"] for h in state["history"]]
-                if (
-                    len(accs) >= collapse.EPOCHS
-                ):  # or the kill came between that epoch's log and its tag
-                    _tag_collapse(run, accs)
+                _tag_collapse(run, accs)  # the kill may have come between an epoch's log and tag
 
             def on_epoch(stats: EpochStats, snapshot) -> None:
                 with _uninterrupted():
@@ -187,7 +184,7 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
                     if stats.epoch not in logged:
                         run.log_metrics(stats.metrics(), step=stats.epoch)
                     accs.append(stats.test_acc)
-                    if len(accs) == collapse.EPOCHS:
+                    if collapse.shape(accs) != collapse.shape(accs[:-1]):
                         _tag_collapse(run, accs)
 
             try:
@@ -206,6 +203,7 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
                     run
                 )  # a diverged run is rerun from scratch, not resumed into the same NaN
                 raise
+            _tag_collapse(run, [h.test_acc for h in result.history])  # the whole curve
             _log_results(
                 run, entry, cfg, spec, data, result
             )  # Ctrl-C between its writes: the run is KILLED
@@ -215,11 +213,17 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
 
 
 def _tag_collapse(run: RunLogger, accs: list[float]) -> None:
-    """Tag whether the run collapsed (benchmarks/collapse.py), judged on its first K epochs."""
+    """Tag the shape of the run's curve so far (benchmarks/collapse.py) and whether it is
+    collapsed; nothing while it is shorter than K epochs. Called when the shape changes and at the
+    last epoch, so a killed run keeps the shape of its epochs so far."""
+    shape = collapse.shape(accs)
+    if shape is None:
+        return
     run.set_tags(
         {
-            names.TAG_COLLAPSED: str(collapse.collapsed(accs)).lower(),
-            names.TAG_COLLAPSE_EPOCHS: collapse.EPOCHS,
+            names.TAG_COLLAPSED: str(shape in collapse.COLLAPSED).lower(),
+            names.TAG_COLLAPSE_SHAPE: shape,
+            names.TAG_COLLAPSE_EPOCHS: len(accs),
         }
     )
 

@@ -20,7 +20,7 @@ import pandas as pd
 from benchmarks import collapse
 from benchmarks import deviations as known_deviations
 from benchmarks.registry import BEST, BUDGET, FINAL, Entry
-from benchmarks.report.rows import Row
+from benchmarks.report.rows import Row, shape_words
 from benchmarks.report.verdicts import ALPHA, METRIC_TEXT, PERCENT, Interval, t_quantile
 from benchmarks.selection import SOURCES
 from benchmarks.text import duration, params_note
@@ -189,13 +189,33 @@ def _loss(row: Row) -> str:
 
 
 def _collapsed(row: Row) -> str:
-    gone = row.collapsed
-    if not len(gone):
-        return f"none of {row.n} counted runs ({collapse.describe()})"
-    seeds = ", ".join(f"seed {int(r['seed'])}" for _, r in gone.iterrows())
-    return (
-        f"{len(gone)} collapsed of {row.n} ({seeds}), counted in the verdict; {collapse.describe()}"
+    gone, runs = row.collapsed, row.runs
+    slow = runs[runs["shape"].eq(collapse.SLOW_START)]
+    slow_text = (
+        "; slow start, not collapsed: "
+        + ", ".join(f"seed {int(r['seed'])}" for _, r in slow.iterrows())
+        if len(slow)
+        else ""
     )
+    if not len(gone):
+        return f"none of {row.n} counted runs{slow_text} ({collapse.describe()})"
+    seeds = ", ".join(f"seed {int(r['seed'])}: {shape_words(r)}" for _, r in gone.iterrows())
+    return (
+        f"{len(gone)} collapsed of {row.n} ({seeds}), counted in the verdict{slow_text}; "
+        f"{collapse.describe()}"
+    )
+
+
+def _run_label(r: pd.Series) -> str:
+    """One counted run's line on the card: its accuracies and, where it has one, its shape."""
+    mark = (
+        f" (collapsed: {shape_words(r)})"
+        if r["collapsed"]
+        else " (slow start)"
+        if r.get("shape") == collapse.SLOW_START
+        else ""
+    )
+    return f"seed {int(r['seed'])}: final {r['acc']:.2f}%, best {r['best']:.2f}%{mark}"
 
 
 def card(row: Row, variant_text: str, source: str) -> Card:
@@ -303,8 +323,7 @@ def card(row: Row, variant_text: str, source: str) -> Card:
         (
             r["run_id"],
             url,
-            f"seed {int(r['seed'])}: final {r['acc']:.2f}%, best {r['best']:.2f}%"
-            + (" (collapsed)" if r["collapsed"] else ""),
+            _run_label(r),
         )
         for (_, r), url in zip(runs.iterrows(), row.urls, strict=False)
     ]

@@ -18,7 +18,7 @@ from functools import cache
 
 import pandas as pd
 
-from benchmarks import registry
+from benchmarks import collapse, registry
 from benchmarks.registry import BEST, Entry
 from benchmarks.report.verdicts import LEVEL, Interval, Verdict, accuracy_verdict, interval
 from benchmarks.selection import Variant, counted, row_identity
@@ -187,7 +187,8 @@ def _naming_collapsed(verdict: Verdict, gone: pd.DataFrame, n: int) -> Verdict:
     if not len(gone):
         return verdict
     named = ", ".join(
-        f"seed {int(r['seed'])} ({r['acc']:.2f}% at the end, run {str(r['run_id'])[:8]})"
+        f"seed {int(r['seed'])} ({shape_words(r)}; {r['acc']:.2f}% at the end, "
+        f"run {str(r['run_id'])[:8]})"
         for _, r in gone.iterrows()
     )
     return dataclasses.replace(
@@ -195,6 +196,11 @@ def _naming_collapsed(verdict: Verdict, gone: pd.DataFrame, n: int) -> Verdict:
         why=f"{verdict.why}; it counts {len(gone)} collapsed run"
         f"{'s' * (len(gone) > 1)} of {n}: {named}",
     )
+
+
+def shape_words(run: pd.Series) -> str:
+    """The shape of a run's curve in words (benchmarks/collapse.py); "" when not judged."""
+    return collapse.WORDS.get(str(run.get("shape") or ""), "")
 
 
 def _distinct(values) -> str:
@@ -223,8 +229,16 @@ def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url:
     notes = [params_note(p.params, entry.param_count)]
     if len(gone):
         notes.append(
-            f"{len(gone)} collapsed of {len(use)} counted: seed{'s' * (len(gone) > 1)} "
-            f"{', '.join(str(int(x)) for x in gone['seed'])} (counted in the verdict)"
+            f"{len(gone)} collapsed of {len(use)} counted: "
+            + ", ".join(f"seed {int(r['seed'])} ({shape_words(r)})" for _, r in gone.iterrows())
+            + " (counted in the verdict)"
+        )
+    slow = use[use["shape"].eq(collapse.SLOW_START)]
+    if len(slow):
+        notes.append(
+            f"{len(slow)} slow start{'s' * (len(slow) > 1)} of {len(use)} counted (at chance at "
+            f"first, then took off; not collapsed): seed{'s' * (len(slow) > 1)} "
+            f"{', '.join(str(int(x)) for x in slow['seed'])}"
         )
     left = same[~same["run_id"].isin(use["run_id"])]
     for status, count in left["status"].value_counts().items():
