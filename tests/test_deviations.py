@@ -24,12 +24,23 @@ def test_every_deviation_has_an_effect_or_says_not_measured():
         "epochs: prose against code",
         "best or last epoch",
         "DataParallel",
+        "first convolution when F = 5",
+        "unpadded shortcut convolution when K > 1",
+        "average pool smaller than the last map",
+        "compiled step",
+        "TF32",
     ):
         assert required in named, required
     for d in deviations.DEVIATIONS:
         assert d.effect and d.command and d.authors and d.resbench, d.name
         if d.effect.startswith(deviations.NOT_MEASURED):
             assert d.command.startswith("would:"), d.name  # what would measure it
+        else:  # a measured effect names the committed command or test that prints it
+            assert not d.command.startswith("would:") and d.command.startswith("`"), d.name
+    # a figure no committed command prints is not a measurement
+    channels_last = next(d for d in deviations.DEVIATIONS if d.name == "channels_last")
+    assert channels_last.effect.startswith(deviations.NOT_MEASURED)
+    assert "1.4e-5" not in channels_last.effect and "8 steps" not in channels_last.effect
     aug = next(d for d in deviations.DEVIATIONS if d.name.startswith("device-side"))
     assert "bitwise equal" in aug.effect and "tests/test_pipeline.py" in aug.command
 

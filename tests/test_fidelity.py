@@ -127,9 +127,11 @@ def test_authors_row3_runs_100_epochs_and_cites_the_commits():
         "num_epoch = 100",
         "loss_epoch.png",
         "dcc500b",
-        "could not be checked",
+        "blob",
+        "4ddc9f9",
     ):
         assert fact in notes, fact
+    assert "not a commit" in notes and "could not be checked" not in notes
     # the last epoch's rate of CosineAnnealingLR(T_max=200): 0.051 after 100 epochs, 0.086 after 50
     assert 0.05 * (1 + math.cos(math.pi * 99 / 200)) == pytest.approx(0.0508, abs=1e-4)
     assert 0.05 * (1 + math.cos(math.pi * 49 / 200)) == pytest.approx(0.0859, abs=1e-4)

@@ -6,11 +6,14 @@ Reports are built from hand-made run tables (tests/test_verdicts.py's fake_runs)
 
 from dataclasses import replace
 
+import pytest
+import torch
 from click.testing import CliRunner
 
 from benchmarks.cli.main import main
 from benchmarks.registry import get
 from benchmarks.report import cards, render
+from resnet.network import build_model
 from tests.test_verdicts import fake_runs, make_report
 
 ROW5, COUNTED = "table1/row5", "table1/row5-as-counted"
@@ -75,3 +78,59 @@ def test_a_figure_with_trailing_zeros_keeps_them():
     runs = fake_runs((row4, 0, 89.0), (row4, 1, 89.2))
     c = cards.card(make_report(runs, [row4]).rows[0], "", "cifar10")
     assert dict(c.fields)["Paper"].startswith("89.10% best-epoch")
+
+
+@pytest.mark.parametrize("entry,ignored", [("table1/row4", True), ("table1/row3", False)])
+def test_p3_on_the_4x4_map_pools_only_its_top_left(entry, ignored):
+    # the last layer's 4x4 map with its last row and column changed: row 4's P = 3 never sees them
+    torch.manual_seed(0)
+    model = build_model(get(entry).model).eval()
+    x = torch.randn(2, 3, 32, 32)
+
+    def change_edges(module, args, out):
+        out = out.clone()
+        out[:, :, 3, :] += 5.0
+        out[:, :, :, 3] += 5.0
+        return out
+
+    with torch.no_grad():
+        before = model(x)
+        handle = model.layers.register_forward_hook(change_edges)
+        after = model(x)
+        handle.remove()
+    assert torch.equal(before, after) is ignored
+
+
+def _card(name: str) -> dict:
+    e = get(name)
+    row = make_report(fake_runs((e, 0, 85.0), (e, 1, 85.4)), [e]).rows[0]
+    c = cards.card(row, "", "cifar10")
+    return {**dict(c.fields), "deviations": " ".join(c.deviations)}
+
+
+def test_cards_carry_the_assumptions_and_their_evidence():
+    for name in ("table1/row1", "table1/row4", ROW5, COUNTED, "table1/row6"):
+        devs = _card(name)["deviations"]
+        assert "assumed, epochs: prose against code: assumes exactly 50 epochs" in devs, name
+        assert "89.08% at epoch 49, 89.21% best so far" in devs and "90.70%" in devs, name
+        assert "dcc500b" in devs and "not a commit but a blob" in devs, name
+        assert "assumed, compiled step" in devs and "assumed, TF32" in devs, name
+    assert "assumed, first convolution when F = 5" in _card("table1/row1")["deviations"]
+    assert "first convolution" not in _card("table1/row3")["deviations"]
+    assert "assumed, average pool smaller than the last map" in _card("table1/row4")["deviations"]
+    for name in (ROW5, COUNTED):
+        devs = _card(name)["deviations"]
+        assert "unpadded shortcut convolution" in devs and "Table 1 row 5's blocks" in devs
+    final = _card("paper/final")["deviations"]
+    assert "epochs: prose against code" not in final and "assumed, TF32" in final
+
+
+def test_the_epoch_evidence_is_what_the_authors_curve_prints():
+    from benchmarks import deviations
+
+    printed = deviations.fifty_epochs()
+    assert printed.startswith("the authors' final-model curve: 89.08% at epoch 49, 89.21% best")
+    assert "Table 1 prints 90.70% for row 6" in printed
+    epochs = next(d for d in deviations.DEVIATIONS if d.name == "epochs: prose against code")
+    assert "89.08% at epoch 49, 89.21% best so far" in epochs.effect
+    assert "python -m benchmarks.deviations" in epochs.command

@@ -319,7 +319,7 @@ def test_html_shows_verdicts_links_and_cards():
         "t(0.95, 2) = 2.92",
         "1.50 GPU-hours",
         "CosineAnnealingLR(T_max=200)",
-        "around 50 epochs",
+        "the paper reports one run",
         "Deviations from the paper",
         "with uncommitted",
     ):

@@ -113,14 +113,7 @@ def deviations(
     note = params_note(p.params, entry.param_count)
     if note:
         out.append(f"parameter count: {note}")
-    if p.num is not None:
-        out.append(
-            f"epochs: the paper trained Table 1's rows for 'around 50 epochs' (§3); this row uses "
-            f"exactly "
-            f"{train.epochs}; the authors' main.py trains 100 at the commits that build row 3 "
-            f"(entry authors/row3-100ep)"
-        )
-    elif p.epochs is not None and train.epochs != p.epochs:
+    if p.num is None and p.epochs is not None and train.epochs != p.epochs:
         out.append(f"epochs: {train.epochs}, where the paper ran {p.epochs}")
     if from_paper and len(runs):
         out.append(
@@ -141,15 +134,24 @@ def deviations(
                 "authors' "
                 "torchvision transforms, drawn from a different random stream"
             )
-        if runs["compile"].astype(str).str.lower().eq("true").any():
+        compiled = runs[runs["compile"].astype(str).str.lower().eq("true")]
+        if len(compiled):
             out.append(
-                "execution: the training step was compiled (same mathematics, different kernels)"
+                "execution: the training step was compiled, mode "
+                f"{_values(compiled, 'compile_mode')} (same mathematics, different kernels)"
             )
+    applicable = known_deviations.applicable(entry)
+    out += [
+        f"assumed, {d.name}: {d.resbench}; the authors: {d.authors}; measured: {d.effect} "
+        f"({d.command})"
+        for d in applicable
+        if d.assumed
+    ]
     out.append(
         f"every known departure from the authors' run, with its measured effect: `resbench "
         f"deviations "
         f"{entry.name}` and docs/FIDELITY.md (here: "
-        f"{', '.join(d.name for d in known_deviations.applicable(entry))})"
+        f"{', '.join(d.name for d in applicable)})"
     )
     return out
 
