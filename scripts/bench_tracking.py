@@ -252,7 +252,10 @@ def main(workdir: Path, sizes: str, http_sizes: str, json_out: Path | None):
         finally:
             stop_server(server)
     big = max(stores)
-    seeds = str(-(-big // 10))  # the stores hold 10 entries (table1/*, paper/*), one seed per lap
+    from benchmarks.storegen import StoreSpec, chosen
+
+    laps = len(chosen(StoreSpec(runs=big)))  # the stores lap over table1/* and paper/*
+    seeds = str(-(-big // laps))  # one seed a lap
     rows.append(
         row(
             "`resbench reproduce`, all done (plan + report)",

@@ -73,7 +73,7 @@ def test_tags(finished_run):
     assert t[names.TAG_DEVICE] == "cpu" and t[names.TAG_TORCH]
     assert set(t[names.TAG_OVERRIDES].split(",")) == {"epochs", "limit_train", "limit_test"}
     assert t[names.TAG_CONFIG_HASH] != t[names.TAG_ENTRY_HASH]
-    assert "84.80%" in t[names.TAG_DESCRIPTION]
+    assert "Paper: 84.8% test accuracy" in t[names.TAG_DESCRIPTION]  # as printed
     commit = t[
         names.TAG_GIT_COMMIT
     ]  # a commit of this checkout (others may have landed since the run)
