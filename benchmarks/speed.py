@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from benchmarks.jobs.spec import DataSpec
-from benchmarks.jobs.tags import describe, git_version
+from benchmarks.jobs.tags import describe, git_version, precision_tags
 from benchmarks.registry import Entry
 from resnet.config import PIPELINES, ExecConfig
 from resnet.data import Dataset
@@ -136,7 +136,7 @@ def measure(entry: Entry, data: Dataset, ex: ExecConfig, sc: SpeedConfig, flops:
     row = {
         "pipeline": ex.pipeline,
         "device": device_name(s.device),
-        "precision": "bf16" if s.dtype == torch.bfloat16 else "fp32",
+        "precision": ex.resolved_precision(s.device),
         "compile": resolve_compile_mode(ex, s.device, s.optimizer) if ex.compile else "off",
         "channels_last": ex.channels_last and ex.pipeline == "fast",
         "batch": cfg.batch_size,
@@ -230,6 +230,7 @@ def log_speed(
         names.TAG_TORCH: torch.__version__,
         names.TAG_CUDA: torch.version.cuda or "none",
         names.TAG_DEVICE: device_name(device),
+        **precision_tags(fast, device),
         names.TAG_DESCRIPTION: f"Speed of {describe(entry)}",
     }
     metrics = {names.FLOPS_FORWARD: flops.forward, names.FLOPS_TRAIN: flops.train}

@@ -23,7 +23,10 @@ def load(path: str | os.PathLike) -> dict:
 
 
 def rng_state(gen: torch.Generator) -> dict:
-    """Every random stream a run draws from, in types `torch.load(weights_only=True)` accepts."""
+    """Every random stream a run draws from, in types `torch.load(weights_only=True)` accepts.
+
+    On CUDA, `gen`'s device is the run's: its default stream is kept, not every visible GPU's, so
+    a checkpoint resumes in a process that sees another number of GPUs (a `--devices` child)."""
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
@@ -31,8 +34,8 @@ def rng_state(gen: torch.Generator) -> dict:
         "python": random.getstate(),
         "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if gen.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(gen.device)
     return state
 
 
@@ -42,5 +45,5 @@ def set_rng_state(state: dict, gen: torch.Generator) -> None:
     random.setstate(state["python"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy(), *rest))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and gen.device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], gen.device)

@@ -22,7 +22,9 @@ if (
 
 OPTIMIZERS = ("adam", "sgd")
 PIPELINES = ("fast", "reference")
-PRECISIONS = ("auto", "bf16", "fp32")
+# auto = bf16 on CUDA with the fast pipeline, else fp32; bf16 = autocast; fp32 = IEEE float32
+# (TensorFloat-32 off); tf32 = float32 tensors whose CUDA convolutions and matmuls may use TF32
+PRECISIONS = ("auto", "bf16", "tf32", "fp32")
 # What --compile does: auto = cudagraph on CUDA with the fast pipeline and Adam, else inductor;
 # cudagraph = resnet.graphs (whole step, no compiler); the rest name torch.compile modes.
 COMPILE_MODES = ("auto", "cudagraph", "inductor", "reduce-overhead", "max-autotune")
@@ -71,7 +73,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class ExecConfig:
     pipeline: str = "fast"  # fast (device-resident) | reference (the authors' DataLoader)
-    precision: str = "auto"  # auto = bf16 autocast on CUDA with the fast pipeline, else fp32
+    precision: str = "auto"  # one of PRECISIONS
     compile: bool = False  # compile the step (see compile_mode; docs/PERFORMANCE.md)
     compile_mode: str = "auto"  # one of COMPILE_MODES
     channels_last: bool = True  # NHWC activations (fast pipeline)
@@ -113,11 +115,13 @@ class ExecConfig:
             raise ConfigError(f"device: unsupported device {self.device!r}; use auto, cpu or cuda")
         return dev
 
+    def resolved_precision(self, device: torch.device) -> str:
+        """What `auto` stands for on `device`: bf16, tf32 or fp32."""
+        if self.precision != "auto":
+            return self.precision
+        return "bf16" if device.type == "cuda" and self.pipeline == "fast" else "fp32"
+
     def dtype(self, device: torch.device) -> torch.dtype:
         import torch
 
-        if self.precision == "bf16" or (
-            self.precision == "auto" and device.type == "cuda" and self.pipeline == "fast"
-        ):
-            return torch.bfloat16
-        return torch.float32
+        return torch.bfloat16 if self.resolved_precision(device) == "bf16" else torch.float32

@@ -7,7 +7,9 @@ optimiser, schedule, loss, loaders and (under --compile) compiled step.
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +18,7 @@ from torch import nn
 
 from resnet.config import ExecConfig, TrainConfig
 from resnet.data import Dataset
-from resnet.graphs import GraphedStep
+from resnet.graphs import CompiledStep, GraphedStep, float32_lr
 from resnet.model import ConfigError, ResNetConfig
 from resnet.network import build_model
 from resnet.pipeline import DeviceLoader, reference_loader
@@ -29,17 +31,51 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """The recipe's optimiser (Adam fused on CUDA); every step reads its rate rounded to float32,
+    the value a captured step reads from the device (resnet.graphs.float32_lr)."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(
-            params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
+        return float32_lr(
+            torch.optim.Adam(
+                params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
+            )
         )
-    return torch.optim.SGD(
-        params,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=cfg.nesterov,
-        weight_decay=cfg.weight_decay,
+    return float32_lr(
+        torch.optim.SGD(
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
     )
+
+
+def set_float32_math(precision: str) -> None:
+    """TensorFloat-32 for float32 convolutions and matmuls on CUDA: allowed for `tf32` only, so
+    `fp32` is IEEE float32 (PyTorch's default allows it for cuDNN convolutions). Process-wide,
+    set both ways, so one run's choice does not carry into the next."""
+    allowed = tf32_allowed(precision)
+    torch.backends.cudnn.allow_tf32 = allowed
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+
+
+def tf32_allowed(precision: str) -> bool:
+    """Whether a run of resolved `precision` (bf16, tf32 or fp32) allows TensorFloat-32."""
+    return precision == "tf32"
+
+
+# cuBLAS is deterministic only with a fixed workspace, which it reads when it starts
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def set_deterministic(on: bool) -> None:
+    """Deterministic kernels, or PyTorch's fastest (process-wide, set both ways). On, cuBLAS gets
+    its fixed workspace unless one is set already: set before the process's first CUDA matmul
+    (as `setup` does), else PyTorch raises on cuBLAS calls."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.deterministic = on
 
 
 def _loaders(data: Dataset, cfg: TrainConfig, ex: ExecConfig, device, gen: torch.Generator):
@@ -104,8 +140,10 @@ def compile_step(
     dtype: torch.dtype,
     optimizer: torch.optim.Optimizer,
     criterion: nn.Module,
+    on_fallback: Callable[[str], None] | None = None,
 ):
-    """What run_epoch steps with under --compile: a GraphedStep or a torch.compile'd model.
+    """What run_epoch steps with under --compile: a GraphedStep or a CompiledStep (torch.compile),
+    either of which turns eager, calling `on_fallback(reason)`, if compiling or capturing fails.
 
     Shapes are static (dynamic=False): an epoch has at most two batch sizes (the full
     one and the last partial one), each compiled once, rather than slower symbolic kernels.
@@ -117,8 +155,9 @@ def compile_step(
                 "compile_mode: cudagraph needs the fast pipeline (the reference one feeds the "
                 "GPU from worker threads); use inductor"
             )
-        return GraphedStep(model, criterion, optimizer, dtype)
-    return torch.compile(model, mode=None if mode == "inductor" else mode, dynamic=False)
+        return GraphedStep(model, criterion, optimizer, dtype, on_fallback=on_fallback)
+    compiled = torch.compile(model, mode=None if mode == "inductor" else mode, dynamic=False)
+    return CompiledStep(model, compiled, criterion, optimizer, dtype, on_fallback)
 
 
 @dataclass
@@ -126,7 +165,7 @@ class Setup:
     """What `train` steps with, before its first epoch."""
 
     model: nn.Module
-    step_model: object  # the model, a torch.compile'd model or a GraphedStep
+    step_model: object  # the model, or a resnet.graphs.Step (CompiledStep or GraphedStep)
     optimizer: torch.optim.Optimizer
     criterion: nn.Module
     train_loader: object
@@ -141,17 +180,26 @@ class Setup:
 
 
 def setup(
-    model_cfg: ResNetConfig, cfg: TrainConfig, data: Dataset, ex: ExecConfig, seed: int = 0
+    model_cfg: ResNetConfig,
+    cfg: TrainConfig,
+    data: Dataset,
+    ex: ExecConfig,
+    seed: int = 0,
+    on_fallback: Callable[[str], None] | None = None,
 ) -> Setup:
-    """The pieces built as `train` builds them, for callers that time steps (`resbench speed`)."""
-    device = ex.torch_device()
-    dtype = ex.dtype(device)
-    seed_everything(seed)
+    """The pieces built as `train` builds them, for callers that time steps (`resbench speed`).
+
+    `on_fallback(reason)` is called if a compiled step fails and turns eager (resnet/graphs.py).
+    """
     if len(data.train_y) == 0 or len(data.test_y) == 0:
         raise ConfigError("data: the training and test sets must each hold at least one image")
-    # Process-wide switches: set both ways, so one deterministic run does not bind later ones.
-    torch.use_deterministic_algorithms(ex.deterministic)
-    torch.backends.cudnn.deterministic = ex.deterministic
+    # Process-wide switches: set both ways, so one run's choice does not bind later ones; the
+    # cuBLAS workspace before anything touches the device.
+    set_deterministic(ex.deterministic)
+    device = ex.torch_device()
+    dtype = ex.dtype(device)
+    set_float32_math(ex.resolved_precision(device))
+    seed_everything(seed)
     torch.backends.cudnn.benchmark = device.type == "cuda" and not ex.deterministic
     model = build_model(model_cfg).to(device)
     if ex.channels_last and ex.pipeline == "fast":
@@ -162,7 +210,9 @@ def setup(
     )
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     step_model = (
-        compile_step(model, ex, device, dtype, optimizer, criterion) if ex.compile else model
+        compile_step(model, ex, device, dtype, optimizer, criterion, on_fallback)
+        if ex.compile
+        else model
     )
     gen = torch.Generator(device=device).manual_seed(seed)
     train_loader, test_loader = _loaders(data, cfg, ex, device, gen)

@@ -20,7 +20,7 @@ from torch import nn
 from resnet.checkpoint import rng_state, set_rng_state
 from resnet.config import ExecConfig, TrainConfig
 from resnet.data import Dataset
-from resnet.graphs import GraphedStep
+from resnet.graphs import Step
 from resnet.model import ResNetConfig, count_parameters
 from resnet.setup import setup
 
@@ -92,7 +92,7 @@ def run_pass(model, loader, criterion, device, dtype, optimizer=None, sync_each_
         for x, y in loader:
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
-            if isinstance(model, GraphedStep):  # the same step, replayed from a CUDA graph
+            if isinstance(model, Step):  # a compiled or graphed step, eager if that failed
                 loss, out = model.step(x, y, training)
             else:
                 with autocast:
@@ -123,13 +123,15 @@ def train(
     on_epoch: Callable[[EpochStats, Callable[[], dict]], None] | None = None,
     progress: bool | None = None,
     resume: dict | None = None,
+    on_fallback: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train from scratch, or from `resume` (a state `on_epoch`'s snapshot returned) onwards.
 
     `on_epoch(stats, snapshot)` runs after every epoch; `snapshot()` gives the full state
     (weights, optimiser, scheduler, every RNG, the history so far) for a checkpoint.
+    `on_fallback(reason)` runs if a compiled step fails and the run goes on eagerly.
     """
-    s = setup(model_cfg, cfg, data, ex, seed)
+    s = setup(model_cfg, cfg, data, ex, seed, on_fallback)
     model, optimizer, scheduler, gen = s.model, s.optimizer, s.scheduler, s.generator
     history: list[EpochStats] = []
     if resume is not None:  # before the first step, so a CUDA graph captures the restored state

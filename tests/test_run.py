@@ -71,6 +71,7 @@ def test_tags(finished_run):
     assert t[names.TAG_ENTRY] == "table1/row1" and t[names.TAG_GROUP] == "table1"
     assert t[names.TAG_PAPER_ACCURACY] == "84.8" and t[names.TAG_PAPER_PARAMS] == "1.9M"
     assert t[names.TAG_DEVICE] == "cpu" and t[names.TAG_TORCH]
+    assert t[names.TAG_PRECISION] == "fp32" and t[names.TAG_TF32] == "off"  # auto, on a CPU
     assert set(t[names.TAG_OVERRIDES].split(",")) == {"epochs", "limit_train", "limit_test"}
     assert t[names.TAG_CONFIG_HASH] != t[names.TAG_ENTRY_HASH]
     assert "Paper: 84.8% test accuracy" in t[names.TAG_DESCRIPTION]  # as printed

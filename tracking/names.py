@@ -55,6 +55,9 @@ TAG_CUDA = "resbench.cuda"
 TAG_DEVICE = "resbench.device"
 TAG_IDENTITY = "resbench.identity"  # hash of config hash, data checksum and limits, entry version
 TAG_ENTRY_VERSION = "resbench.entry_version"  # the entry's code version (bumped by its author)
+TAG_PRECISION = "resbench.precision"  # what --precision resolved to: bf16, tf32 or fp32
+TAG_TF32 = "resbench.tf32"  # "on" where float32 convolutions and matmuls may use TensorFloat-32
+TAG_COMPILE_FALLBACK = "resbench.compile_fallback"  # why a --compile run's steps turned eager
 # The machine and software a run ran on, for the report's reproducibility cards.
 TAG_GPU_DRIVER = "resbench.gpu_driver"  # NVIDIA driver version ("none" without a GPU)
 TAG_GPU_COUNT = "resbench.gpu_count"  # GPUs visible to the run

@@ -3,7 +3,8 @@
 In this process (`resbench run`, and `reproduce` one job at a time) each job goes to `train_job`
 with the data loaded once. As children (`reproduce --jobs N`, `--devices`), each job's spec is
 written to a JSON file and trained by `python -m benchmarks.jobs SPEC.json`, `jobs` at a time on
-each GPU given (each child sees only its GPU through CUDA_VISIBLE_DEVICES). Either way a job that
+each GPU given (each child sees only its GPU through CUDA_VISIBLE_DEVICES; the indices count
+within this process's own CUDA_VISIBLE_DEVICES, as torch's do). Either way a job that
 fails is reported in one line and the others go on. The store's URI, which may hold a password,
 reaches a child through its environment (`URI_ENV`), never its command line or spec file, which
 other users of the machine can see (`ps`) or might read.
@@ -21,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.jobs.executor import ExecutorConfig
+from benchmarks.jobs.executor import ExecutorConfig, ExecutorError
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.jobs.train import JobFailed, train_job
 from resnet.data import Dataset
@@ -64,6 +65,23 @@ def job_command(spec_file: Path) -> list[str]:
     return [sys.executable, "-m", "benchmarks.jobs", str(spec_file)]
 
 
+def visible_device(index: int, environ=None) -> str:
+    """The CUDA_VISIBLE_DEVICES value that gives a child this process's GPU `index`: the index-th
+    entry of this process's own CUDA_VISIBLE_DEVICES (an index, a UUID or a MIG name), else the
+    index itself."""
+    environ = os.environ if environ is None else environ
+    parent = environ.get("CUDA_VISIBLE_DEVICES")
+    if parent is None:
+        return str(index)
+    visible = [d.strip() for d in parent.split(",") if d.strip()]
+    if index >= len(visible):
+        raise ExecutorError(
+            f"--devices {index}: this process sees {len(visible)} GPU(s) "
+            f"(CUDA_VISIBLE_DEVICES={parent!r})"
+        )
+    return visible[index]
+
+
 def run_children(
     cfg: ExecutorConfig,
     specs: list[JobSpec],
@@ -72,7 +90,7 @@ def run_children(
 ) -> list[str]:
     """Train `specs` as child processes, `cfg.jobs` at a time on each of `cfg.devices`; returns the
     names that failed."""
-    devices = [str(d) for d in cfg.devices] or [None]
+    devices = [visible_device(d) for d in cfg.devices] or [None]
     slots: queue.SimpleQueue = queue.SimpleQueue()
     for _ in range(cfg.jobs):  # round-robin, so the first runs spread over every device
         for d in devices:

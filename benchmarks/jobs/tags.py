@@ -19,8 +19,9 @@ from benchmarks import environment
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
 from resnet import data as data_mod
-from resnet.config import TrainConfig
+from resnet.config import ExecConfig, TrainConfig
 from resnet.data import Dataset
+from resnet.setup import tf32_allowed
 from tracking import names
 from tracking.conventions import DataInput, Source
 
@@ -134,6 +135,15 @@ def params(entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset) -> dict
     }
 
 
+def precision_tags(ex: ExecConfig, device: torch.device) -> dict:
+    """The arithmetic a run used: its resolved precision, and whether TF32 was allowed."""
+    precision = ex.resolved_precision(device)
+    return {
+        names.TAG_PRECISION: precision,
+        names.TAG_TF32: "on" if tf32_allowed(precision) else "off",
+    }
+
+
 def tags(
     entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset, device: torch.device
 ) -> dict:
@@ -151,6 +161,7 @@ def tags(
         names.TAG_DATA_CHECKSUM: data.checksum,
         names.TAG_IDENTITY: spec.variant.identity(entry, data.checksum),
         names.TAG_ENTRY_VERSION: entry.version,
+        **precision_tags(spec.ex, device),
         names.TAG_GIT_COMMIT: commit,
         names.TAG_GIT_DIRTY: dirty,
         **environment.describe(

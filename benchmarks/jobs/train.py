@@ -196,6 +196,7 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
                     ex=spec.ex,
                     on_epoch=on_epoch,
                     resume=state,
+                    on_fallback=lambda why: _held(run.set_tags, {names.TAG_COMPILE_FALLBACK: why}),
                 )
             except Diverged as e:
                 run.set_tags({names.TAG_DIVERGED_EPOCH: e.epoch})
