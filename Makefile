@@ -7,7 +7,7 @@ RESBENCH := $(VENV)/bin/resbench
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 ARGS    ?=
 
-.PHONY: install test lint reproduce report ui clean gpu-kit
+.PHONY: install test lint reproduce report ui clean gpu-kit gpu-kit-settings
 
 install: $(VENV)/.installed
 
@@ -37,16 +37,30 @@ clean:
 	rm -rf $(VENV) results *.egg-info
 
 # The kit scripts/gpu_check.sh needs on an offline GPU host (docs/PERFORMANCE.md), made where pip
-# works: the JPEG archive, its rebuild script, MLflow's wheels. Then what travels to the host (the
-# repository's tracked and untracked non-ignored files, and the kit) must stay under 64 MiB.
-SHARED  ?= ../shared
+# works from three explicit settings: JPEG_ARCHIVE (CIFAR-10 as JPEG files, .tar.xz), BATCH_SCRIPT
+# (the script that rebuilds CIFAR-10's python batches from that archive) and WHEELS_FROM (a folder
+# of MLflow's wheels for the host's Python, or a script that downloads them into the folder it is
+# given). What travels to the GPU host (the repository's tracked and untracked non-ignored files,
+# and the kit) must stay under 64 MiB.
 KIT     ?= results/gpu-kit
 KIT_MAX_MIB ?= 64
+JPEG_ARCHIVE ?=
+BATCH_SCRIPT ?=
+WHEELS_FROM ?=
 
-gpu-kit:
-	mkdir -p $(KIT)
-	install -m 644 $(SHARED)/data/cifar10-jpeg.tar.xz $(SHARED)/data/make_cifar10_batches.py $(KIT)/
-	bash $(SHARED)/gpu/fetch-mlflow-wheels.sh $(KIT)/wheels
+gpu-kit-settings:
+	@for kv in "JPEG_ARCHIVE=$(JPEG_ARCHIVE)" "BATCH_SCRIPT=$(BATCH_SCRIPT)" "WHEELS_FROM=$(WHEELS_FROM)"; do \
+	  k=$${kv%%=*}; v=$${kv#*=}; \
+	  [ -n "$$v" ] || { echo "error: $$k is not set: make gpu-kit JPEG_ARCHIVE=FILE BATCH_SCRIPT=FILE WHEELS_FROM=DIR|SCRIPT (docs/PERFORMANCE.md)" >&2; exit 2; }; \
+	  [ -e "$$v" ] || { echo "error: $$k: no such file or folder: $$v" >&2; exit 2; }; \
+	done
+
+gpu-kit: gpu-kit-settings install
+	mkdir -p $(KIT)/wheels
+	install -m 644 $(JPEG_ARCHIVE) $(KIT)/cifar10-jpeg.tar.xz
+	install -m 644 $(BATCH_SCRIPT) $(KIT)/make_cifar10_batches.py
+	if [ -d "$(WHEELS_FROM)" ]; then install -m 644 "$(WHEELS_FROM)"/*.whl $(KIT)/wheels/; \
+	else bash "$(WHEELS_FROM)" $(KIT)/wheels; fi
 	# what resbench declares beyond MLflow's wheels: system metrics (psutil, pynvml) and filelock
 	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \

@@ -109,7 +109,8 @@ DEVIATIONS = (
         "the official files when given (`cifar10`, MD5-verified); otherwise a rebuild from JPEG "
         "files (quality 75), "
         "named `cifar10-jpeg-rebuild` and never counted as reproduced",
-        f"{NOT_MEASURED}: the JPEG round trip costs accuracy (shared/README.md: 'somewhat below'), "
+        f"{NOT_MEASURED}: the JPEG round trip costs accuracy "
+        "(the JPEG archive's notes: 'somewhat below'), "
         f"by how much is "
         "not measured",
         "would: the same entry and seeds on both, e.g. `resbench reproduce --only paper/final "

@@ -1,32 +1,39 @@
 #!/usr/bin/env bash
-# The GPU evidence behind docs/PERFORMANCE.md in one command with a wall-clock budget, under $OUT.
+# A timed evidence run for an offline GPU host: the measurements behind docs/PERFORMANCE.md in one
+# command with a wall-clock budget, every result in at most five files under $OUT.
 #
-#   bash scripts/gpu_check.sh [--budget SECONDS] [STAGE...]     (BUDGET=500; default: all six stages)
+#   bash scripts/gpu_check.sh [--budget SECONDS] [STAGE...]     (BUDGET=430; default: all six stages)
 #
 # Stages, in order of value. Before each one the script prints its estimate and skips it, saying
 # so, when it does not fit what is left of the budget; after each one it writes what it measured.
 # (Times: guesses for paper/final on an H100, until the first measurement replaces them.)
 #   tests   the GPU-marked tests (pytest -m gpu: CUDA-graph steps equal eager steps)           ~60 s
 #   speed   `resbench speed ENTRY` per mode in SPEED_MODES (eager bf16, cudagraph bf16,
-#           cudagraph fp32), each against the reference pipeline in the same process          ~1.5 min
+#           cudagraph fp32); the reference pipeline is timed once, with the first mode       ~1 min
 #   full    one ENTRY run of EPOCHS epochs, seed 0, JPEG rebuild, fast pipeline in the fastest
 #           bf16 mode `speed` found (eager without it): wall, final and best accuracy, curve   ~1-2 min
-#   fp32    the same run in fp32: the first bf16-against-fp32 accuracy figure                  ~2 min
+#   fp32    the same run in IEEE fp32 (TF32 off), store of its own: bf16 against fp32         ~2 min
 #   packed  PACK_SEEDS seeds x PACK_EPOCHS epochs one after another (reproduce --jobs 1), then
 #           reproduce --jobs PACK_JOBS on the one GPU: training images/s per GPU of each       ~2 min
-#   collapse  (issue 13) COLLAPSE_SEEDS seeds x COLLAPSE_EPOCHS epochs of COLLAPSE_ENTRY, in full's
-#           mode (reproduce --jobs 1): per epoch losses and accuracies, the resbench.collapsed tag  ~1 min
+#   collapse  COLLAPSE_SEEDS seeds x COLLAPSE_EPOCHS epochs of COLLAPSE_ENTRY, in full's mode
+#           (reproduce --jobs 1): per epoch losses and accuracies, the resbench.collapsed tag   ~1 min
 # Estimates scale with the sizes below and learn as they go: process start-up from the first
 # import, images/s from `speed`, seconds per epoch from `full`. A running stage is stopped
-# (SIGINT: its MLflow run is marked KILLED and keeps its epochs) at BUDGET + GRACE seconds.
+# (SIGINT: its MLflow run is marked KILLED and keeps its epochs) at BUDGET + GRACE seconds, killed
+# 10 s later; the last collect then takes under 30 s, so the whole command ends within
+# BUDGET + GRACE + 40 s: 500 s by default. Give the host's command limit at least that.
 #
-# Written under $OUT (default results/gpu) after every stage, so a command killed at its limit
-# still returns what was measured: gpu_check.log (everything), env.txt (card, driver, torch, CUDA,
-# cuDNN, versions), stages.tsv (stage, ran|failed|skipped, estimate s, actual s, note), walls.tsv
-# (process wall of each command), speed.txt and speed.csv (one row per mode: images/s, ms/step,
-# TFLOP/s, reference, ratio), runs.csv and curves.csv (full runs and their per-epoch curves),
-# packed.csv, collapse.csv (seed, epoch, losses, accuracies, collapsed), summary.json and summary.md,
-# and mlflow.tgz (the SQLite stores, no artifacts).
+# Under $OUT (default results/gpu), rewritten after every stage, so a command killed at its limit
+# still returns what was measured; five files, however many stages ran:
+#   gpu_check.log  everything printed
+#   env.txt        card, driver, torch, CUDA, cuDNN, TF32 defaults, versions, missing packages
+#   summary.json   every result: stages, walls, speed rows, full runs, packed, collapse, targets
+#   summary.md     the same as tables
+#   results.tgz    results/: stages.tsv (stage, ran|failed|skipped, estimate s, actual s, note),
+#                  walls.tsv (process wall of each command), speed.txt and speed.csv (one row per
+#                  mode: images/s, ms/step, TFLOP/s, reference, ratio), runs.csv and curves.csv
+#                  (full runs and their per-epoch curves), packed.csv, collapse.csv (seed, epoch,
+#                  losses, accuracies, collapsed); mlflow/: the SQLite stores, no artifacts
 #
 # Settings (environment): ENTRY (paper/final), EPOCHS (80), SPEED_MODES ("off cudagraph
 # fp32-cudagraph": off = eager, a --compile-mode name, fp32-MODE; inductor modes compile for
@@ -38,9 +45,9 @@
 # priors are in the defaults below.
 #
 # The host needs python3 with torch (CUDA), torchvision, numpy, pandas, matplotlib, click, tqdm,
-# pillow and pytest. MLflow and the data come from the kit, made where pip works: `make gpu-kit`
-# (results/gpu-kit: the JPEG archive, its rebuild script, MLflow's wheels). With the device tool:
-#   run(command="bash scripts/gpu_check.sh", carry=["results/gpu-kit"], timeout_s=560)
+# pillow and pytest. MLflow and the data come from the kit in KIT (default results/gpu-kit), made
+# where pip works and carried to the host with the repository:
+#   make gpu-kit JPEG_ARCHIVE=FILE BATCH_SCRIPT=FILE WHEELS_FROM=DIR|SCRIPT   (docs/PERFORMANCE.md)
 # A smoke test of the script on a CPU (tiny, meaningless numbers; tests/test_gpu_check.py runs one):
 #   ALLOW_CPU=1 DATA=/tmp/cifar ENTRY=table1/row1 EPOCHS=1 LIMIT_TRAIN=64 LIMIT_TEST=32 SPEED_MODES=off \
 #   SPEED_STEPS=2 SPEED_WARMUP=1 PACK_SEEDS=2 PACK_EPOCHS=1 PACK_JOBS=2 COLLAPSE_SEEDS=2 EXTRA="--device cpu" \
@@ -54,7 +61,7 @@ abs() { case $1 in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }  # relative 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 ALL_STAGES="tests speed full fp32 packed collapse"
-BUDGET=${BUDGET:-500}
+BUDGET=${BUDGET:-430}
 stages=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -87,31 +94,38 @@ DATA=$(abs "${DATA:-$WORK/data}")
 read -r -a EXTRA <<< "${EXTRA:-}"
 export GC_OUT=$OUT GC_WORK=$WORK GC_BUDGET=$BUDGET GC_COMPILE=${COMPILE:-} GC_N_TRAIN=$(( LIMIT_TRAIN > 0 ? LIMIT_TRAIN : 50000 ))
 export GC_N_TEST=$(( LIMIT_TEST > 0 ? LIMIT_TEST : 10000 ))
-mkdir -p "$OUT" "$WORK"
+RES=$WORK/results  # what results.tgz holds: the tables, and the stores under mlflow/
+export GC_RESULTS=$RES
+rm -rf "$RES"  # summary.json stays: the estimates of a later call on this $OUT start from it
+mkdir -p "$OUT" "$WORK" "$RES/mlflow"
 exec > >(tee -a "$OUT/gpu_check.log") 2>&1
 
 say() { printf '\n== %s  +%ss  %s\n' "$(date +%T)" "$(elapsed)" "$*"; }
 elapsed() { echo $(( ($(ms) - T0) / 1000 )); }
 seconds() { printf '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }
 estimate() { "$PY" "$ROOT/scripts/gpu_estimate.py" "$@"; }
-record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$OUT/stages.tsv"; }
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RES/stages.tsv"; }
 
-# timed LABEL DIR CMD...: run CMD in DIR, stopped at BUDGET + GRACE; its wall goes to walls.tsv.
+# timed LABEL DIR CMD...: run CMD in DIR, stopped at BUDGET + GRACE (killed 10 s later); its wall
+# goes to walls.tsv.
 timed() {
   local label=$1 dir=$2 t rc left; shift 2
   left=$(( BUDGET + GRACE - $(elapsed) )); (( left > 0 )) || left=1
   t=$(ms)
-  (cd "$dir" && exec timeout -s INT -k 20 "$left" "$@"); rc=$?
-  printf '%s\t%s\t%s\n' "$label" "$(seconds $(( $(ms) - t )))" "$rc" >> "$OUT/walls.tsv"
+  (cd "$dir" && exec timeout -s INT -k 10 "$left" "$@"); rc=$?
+  printf '%s\t%s\t%s\n' "$label" "$(seconds $(( $(ms) - t )))" "$rc" >> "$RES/walls.tsv"
   [ $rc -ne 124 ] || echo "stopped: $label reached the budget's end (BUDGET + GRACE = $(( BUDGET + GRACE )) s)"
   return $rc
 }
 
-# Results of STAGE under $OUT, then the stores; the time it takes is reserved before each stage.
+# Results of STAGE: its tables under $RES, summary.json and summary.md under $OUT, then $RES and
+# the stores as $OUT/results.tgz (written beside it, then renamed: a kill leaves the last whole
+# one); the time it takes is reserved before each stage.
 collect() {
-  local t; t=$(ms)
+  local t db; t=$(ms)
   GC_ELAPSED=$(elapsed) "$PY" "$ROOT/scripts/gpu_results.py" "$@" || echo "warning: collecting ${1:-the summary} failed"
-  (cd "$WORK" && ls ./*.db >/dev/null 2>&1 && tar czf "$OUT/mlflow.tgz" ./*.db)
+  for db in "$WORK"/*.db; do [ -f "$db" ] && cp -p "$db" "$RES/mlflow/"; done
+  tar czf "$OUT/.results.tgz.partial" -C "$WORK" results && mv -f "$OUT/.results.tgz.partial" "$OUT/results.tgz"
   COLLECT_S=$(( ($(ms) - t) / 1000 + 1 ))
 }
 trap 'record "${CURRENT:-setup}" killed "" "" "interrupted at +$(elapsed) s"; collect; exit 130' INT TERM
@@ -126,8 +140,6 @@ fi
 REBUILD=
 if [ ! -f "$DATA/cifar-10-batches-py/test_batch" ]; then
   archive=$KIT/cifar10-jpeg.tar.xz builder=$KIT/make_cifar10_batches.py
-  [ -f "$archive" ] || archive=$ROOT/../shared/data/cifar10-jpeg.tar.xz
-  [ -f "$builder" ] || builder=$ROOT/../shared/data/make_cifar10_batches.py
   [ -f "$archive" ] && [ -f "$builder" ] || { echo "error: no data at $DATA and no JPEG archive in $KIT (make gpu-kit)"; exit 2; }
   say "rebuilding CIFAR-10 batches from the JPEG archive, in the background"
   rm -rf "$WORK/data.partial"
@@ -153,6 +165,10 @@ import torch, torchvision
 import benchmarks.cli.main  # what every resbench process imports before it starts work
 startup = time.perf_counter() - t
 cuda = torch.cuda.is_available()
+# PyTorch's own TF32 defaults; every resbench run sets both: on for --precision tf32 only
+print("tf32 defaults: cudnn.allow_tf32", torch.backends.cudnn.allow_tf32,
+      "cuda.matmul.allow_tf32", torch.backends.cuda.matmul.allow_tf32,
+      "| resbench: fp32 and bf16 runs off (IEEE float32), tf32 runs on")
 print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda,
       "cudnn", torch.backends.cudnn.version(), "torchvision", torchvision.__version__, "mlflow", version("mlflow"))
 print("device", torch.cuda.get_device_name(0) if cuda else "cpu", "count", torch.cuda.device_count())
@@ -201,7 +217,7 @@ stage_tests() {
 }
 
 stage_speed() {
-  local mode flags bad=0
+  local mode flags bad=0 pipelines=fast,reference  # the reference (fp32, eager) once, with the first mode
   rm -f "$WORK/speed.db"  # a fresh measurement: the mode choice reads every run in the store
   for mode in $SPEED_MODES; do
     case $mode in
@@ -212,15 +228,15 @@ stage_speed() {
     esac
     say "speed $ENTRY ${flags[*]}"
     cli "speed:$mode" speed.db speed "$ENTRY" --steps "$SPEED_STEPS" --warmup "$SPEED_WARMUP" "${flags[@]}" \
-      "${COMMON[@]}" | tee -a "$OUT/speed.txt"
-    [ "${PIPESTATUS[0]}" -eq 0 ] || bad=1
+      --pipelines "$pipelines" "${COMMON[@]}" | tee -a "$RES/speed.txt"
+    if [ "${PIPESTATUS[0]}" -eq 0 ]; then pipelines=fast; else bad=1; fi
   done
   return $bad
 }
 
-stage_full() {  # full | fp32: the same run, in the chosen mode's precision or in fp32
+stage_full() {  # full | fp32: the same run, in the chosen mode's precision or in IEEE fp32, each in a store of its own
   local precision=(); [ "$1" = fp32 ] && precision=(--precision fp32)
-  cli "$1" full.db run "$ENTRY" --seed 0 --epochs "$EPOCHS" --pipeline fast "$(estimate choose)" "${precision[@]}" \
+  cli "$1" "$1.db" run "$ENTRY" --seed 0 --epochs "$EPOCHS" --pipeline fast "$(estimate choose)" "${precision[@]}" \
     "${COMMON[@]}" --checkpoint-dir "$WORK/ckpt-$1"
 }
 
@@ -237,7 +253,7 @@ stage_packed() {
   return $rc
 }
 
-stage_collapse() {  # issue 13: how often COLLAPSE_ENTRY sits at chance through its first epochs, in full's mode
+stage_collapse() {  # how often COLLAPSE_ENTRY sits at chance through its first epochs, in full's mode
   rm -rf "$WORK"/collapse.db "$WORK"/ckpt-collapse  # else reproduce finds them done
   cli collapse collapse.db reproduce --only "$COLLAPSE_ENTRY" --seeds "$COLLAPSE_SEEDS" --epochs "$COLLAPSE_EPOCHS" \
     --no-check --pipeline fast "$(estimate choose)" "${COMMON[@]}" --jobs 1 --output "$WORK/report-collapse" \
@@ -245,8 +261,8 @@ stage_collapse() {  # issue 13: how often COLLAPSE_ENTRY sits at chance through 
 }
 
 GPU_TESTS=${GPU_TESTS:-tests}
-: > "$OUT/stages.tsv"; : > "$OUT/walls.tsv"
-failed=() skipped=()
+: > "$RES/stages.tsv"; : > "$RES/walls.tsv"
+failed=() skipped=() ran=()
 for stage in "${stages[@]}"; do
   CURRENT=$stage
   [ "$stage" = tests ] || need_data
@@ -262,7 +278,7 @@ for stage in "${stages[@]}"; do
     case $stage in tests) stage_tests ;; speed) stage_speed ;; full|fp32) stage_full "$stage" ;;
                    packed) stage_packed ;; collapse) stage_collapse ;; esac
     rc=$?
-    status=ran; [ $rc -eq 0 ] || { status=failed; failed+=("$stage"); }
+    status=ran; [ $rc -eq 0 ] && ran+=("$stage") || { status=failed; failed+=("$stage"); }
     record "$stage" "$status" "$est" "$(( ($(ms) - t) / 1000 ))" "exit $rc"
   fi
   collect "$stage"
@@ -273,6 +289,6 @@ say "summary"
 cat "$OUT/summary.md" 2>/dev/null
 [ ${#skipped[@]} -eq 0 ] || echo "skipped (over the budget): ${skipped[*]}"
 if [ ${#failed[@]} -gt 0 ]; then echo "FAILED: ${failed[*]}"; exit 1; fi
-echo "done in $(elapsed) s of $BUDGET s: ${stages[*]}"
+echo "done in $(elapsed) s of the $BUDGET s budget: ${ran[*]:-no stage}${skipped:+ (skipped: ${skipped[*]})}"
 exit 0
 }

@@ -1,9 +1,8 @@
-"""scripts/gpu_check.sh's result files: after every stage, what its MLflow store holds, under
-$GC_OUT.
+"""scripts/gpu_check.sh's result files: after every stage, what its MLflow stores hold.
 
-    python scripts/gpu_results.py [STAGE]   STAGE's files (speed.csv; runs.csv and curves.csv;
-                                            packed.csv; collapse.csv), then summary.json and
-                                            summary.md
+    python scripts/gpu_results.py [STAGE]   STAGE's tables under $GC_RESULTS (speed.csv; runs.csv
+                                            and curves.csv; packed.csv; collapse.csv), then
+                                            summary.json and summary.md under $GC_OUT
 
 Stores are read through tracking.query. summary.json also keeps what the estimates learn
 (scripts/gpu_estimate.py), so it comes back with the results.
@@ -16,15 +15,16 @@ import json
 import sys
 from pathlib import Path
 
-from gpu_estimate import ENV, IPS, SUMMARY, num, state, timed_work
+from gpu_estimate import ENV, IPS, SUMMARY, TEST_IPS, num, state, timed_work
 
 from resnet.files import atomic_write
 
 OUT, WORK = Path(ENV.get("GC_OUT", ".")), Path(ENV.get("GC_WORK", "."))
+RESULTS = Path(ENV.get("GC_RESULTS", OUT))
 
 
 def tsv(name: str) -> list[list[str]]:
-    path = OUT / name
+    path = RESULTS / name
     return [line.rstrip("\n").split("\t") for line in path.open()] if path.is_file() else []
 
 
@@ -67,15 +67,25 @@ def collect_speed(st: dict) -> None:
     df = search("speed.db", {"device": tag(names.TAG_DEVICE)} | modes | measured)
     if df is None:
         return
-    rows, w = [], walls()
+    rows, w, reference = [], walls(), {}
+    ref_keys = ["ref_" + key for key in names.SPEED_METRICS]
     for _, r in df.iloc[::-1].iterrows():  # oldest first: the order the modes ran in
         mode = mode_of({k: r[k] for k in modes})
         row = {"mode": mode, "device": r["device"]} | {k: float(r[k]) for k in measured}
+        # the reference is timed once, in the first mode's process; every mode is compared with it
+        row["reference_timed_here"] = row["ref_" + IPS] == row["ref_" + IPS]  # not NaN
+        if row["reference_timed_here"] and not reference:
+            reference = {k: row[k] for k in ref_keys}
+        row |= reference or dict.fromkeys(ref_keys, float("nan"))
+        row[names.SPEEDUP_TRAIN] = row[IPS] / row["ref_" + IPS]
+        row[names.SPEEDUP_TEST] = row[TEST_IPS] / row["ref_" + TEST_IPS]
         rows.append(row | {"process_s": w.get(f"speed:{mode}")})
     st["speed"] = rows
     write_csv("speed.csv", rows)
     # what each process spent beyond its timed work is the start-up every later estimate charges
-    spent = [r["process_s"] - timed_work(r) for r in rows if r["process_s"]]
+    spent = [
+        r["process_s"] - timed_work(r, r["reference_timed_here"]) for r in rows if r["process_s"]
+    ]
     if spent:
         st["overhead_s"] = max(1.0, sorted(spent)[len(spent) // 2])
     # `run --compile` means cudagraph on CUDA and inductor on a CPU: only those and eager are
@@ -92,6 +102,9 @@ def collect_speed(st: dict) -> None:
 
 
 def collect_full(st: dict) -> None:
+    """runs.csv and curves.csv: the full and fp32 runs, each stage's from its own store."""
+    import pandas as pd
+
     from tracking import names
     from tracking.query import metric, metric_histories, param, tag
 
@@ -101,43 +114,55 @@ def collect_full(st: dict) -> None:
         "best_test_acc": metric(names.BEST_TEST_ACCURACY),
         "test_loss": metric(names.TEST_LOSS),
     }
-    df = search(
-        "full.db",
-        {"entry": tag(names.TAG_ENTRY), "device": tag(names.TAG_DEVICE)}
-        | {k: param(k) for k in ("precision", "seed", "epochs", "compile")}
-        | results,
+    columns = (
+        {
+            "entry": tag(names.TAG_ENTRY),
+            "device": tag(names.TAG_DEVICE),
+            "precision": tag(names.TAG_PRECISION),
+            "tf32": tag(names.TAG_TF32),
+        }
+        | {k: param(k) for k in ("seed", "epochs", "compile")}
+        | results
     )
-    if df is None:
+    rows, w, curves = [], walls(), []
+    for stage in ("full", "fp32"):
+        df = search(f"{stage}.db", columns)
+        if df is None or not len(df):
+            continue
+        r = df.iloc[0]  # the newest: a rerun's run replaces the earlier one
+        rows.append(
+            {
+                "stage": stage,
+                "run_id": r["run_id"],
+                "status": r["status"],
+                "entry": r["entry"],
+                "seed": r["seed"],
+                "epochs": r["epochs"],
+                "compile": r["compile"],
+                "device": r["device"] or "",
+                "precision": r["precision"] or "",
+                "tf32": r["tf32"] or "",
+                "process_s": w.get(stage),
+            }
+            | {k: float(r[k]) for k in results}
+        )
+        history = metric_histories(
+            f"sqlite:///{WORK / f'{stage}.db'}", [r["run_id"]], names.EPOCH_METRICS
+        )
+        history.insert(0, "stage", stage)
+        curves.append(history)
+    if not rows:
         return
-    latest, w = {}, walls()
-    for _, r in df.iloc[::-1].iterrows():  # oldest first, so a rerun's run replaces the earlier one
-        stage = "fp32" if r["precision"] == "fp32" else "full"
-        device = r["device"] or ""
-        latest[stage] = {
-            "stage": stage,
-            "run_id": r["run_id"],
-            "status": r["status"],
-            "entry": r["entry"],
-            "seed": r["seed"],
-            "epochs": r["epochs"],
-            "compile": r["compile"],
-            "device": device,
-            "precision": "bf16" if stage == "full" and device != "cpu" else "fp32",
-            "process_s": w.get(stage),
-        } | {k: float(r[k]) for k in results}
-    rows = list(latest.values())
-    curves = metric_histories(
-        f"sqlite:///{WORK / 'full.db'}", [r["run_id"] for r in rows], names.EPOCH_METRICS
-    )
-    stage_of = {r["run_id"]: r["stage"] for r in rows}
-    curves.insert(0, "stage", curves["run_id"].map(stage_of))
-    with atomic_write(OUT / "curves.csv") as f:
+    curves = pd.concat(curves, ignore_index=True)
+    with atomic_write(RESULTS / "curves.csv") as f:
         curves.to_csv(f, index=False)
     for r in rows:  # a finished run's own seconds per epoch, and beyond them, serve later estimates
         r["epochs_logged"] = int(curves["run_id"].eq(r["run_id"]).sum())
         if r["status"] == "FINISHED" and r["process_s"] and r["epochs_logged"]:
             st.setdefault("epoch_s", {})[r["stage"]] = r["train_s"] / r["epochs_logged"]
-            st["run_overhead_s"] = max(r["process_s"] - r["train_s"], 1.0)
+            # the largest a run has taken beyond its epochs: estimates must not come out short
+            beyond = max(r["process_s"] - r["train_s"], 1.0)
+            st["run_overhead_s"] = max(st.get("run_overhead_s") or 0.0, beyond)
     st["runs"] = rows
     write_csv("runs.csv", rows)
 
@@ -223,7 +248,7 @@ def collect_collapse(st: dict) -> None:
 def write_csv(name: str, rows: list[dict]) -> None:
     if not rows:  # a store whose every run crashed before it started
         return
-    with atomic_write(OUT / name) as f:
+    with atomic_write(RESULTS / name) as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)

@@ -14,7 +14,13 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
+# CIFAR-10 as JPEG files (.tar.xz) and the script that rebuilds the python batches from it, for the
+# tests that rebuild the real data set; they skip when RESBENCH_TEST_JPEG_ARCHIVE is not set.
+JPEG_ARCHIVE = Path(os.environ.get("RESBENCH_TEST_JPEG_ARCHIVE") or "/nonexistent")
+BATCH_SCRIPT = Path(
+    os.environ.get("RESBENCH_TEST_BATCH_SCRIPT")
+    or JPEG_ARCHIVE.with_name("make_cifar10_batches.py")
+)
 
 
 def gpu(test):

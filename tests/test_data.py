@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from resnet import data
-from tests.conftest import SHARED_DATA, write_batches
+from tests.conftest import BATCH_SCRIPT, JPEG_ARCHIVE, write_batches
 
 
 def test_synthetic_is_cifar_shaped_and_deterministic():
@@ -194,13 +194,14 @@ def test_default_dir_honours_env(monkeypatch, tmp_path):
     assert data.default_data_dir() == tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
-    not SHARED_DATA.exists(), reason="the JPEG-rebuilt CIFAR-10 archive is not beside the checkout"
+    not JPEG_ARCHIVE.is_file(),
+    reason="RESBENCH_TEST_JPEG_ARCHIVE does not name the CIFAR-10 JPEG archive",
 )
 def test_jpeg_rebuild_is_named_as_such(tmp_path):
-    script = SHARED_DATA.with_name("make_cifar10_batches.py")
     subprocess.run(
-        [sys.executable, str(script), str(SHARED_DATA), str(tmp_path)],
+        [sys.executable, str(BATCH_SCRIPT), str(JPEG_ARCHIVE), str(tmp_path)],
         check=True,
         capture_output=True,
     )

@@ -1,4 +1,5 @@
-"""scripts/gpu_check.sh on a CPU: every stage end to end at tiny sizes, and the budget's skips.
+"""scripts/gpu_check.sh on a CPU: every stage end to end at tiny sizes, the budget's skips, the
+files it leaves (the GPU host returns at most 8), and `make gpu-kit`'s settings.
 
 The script is the only GPU measurement there is; these runs keep it from breaking unseen
 before a GPU is available. Data are generated CIFAR-layout batches, the entry is test/tiny.
@@ -20,6 +21,8 @@ from tests.conftest import ROOT, write_batches
 
 SCRIPT = ROOT / "scripts" / "gpu_check.sh"
 STAGES = ["tests", "speed", "full", "fp32", "packed", "collapse"]
+OUT_FILES = {"gpu_check.log", "env.txt", "summary.json", "summary.md", "results.tgz"}
+MAX_FILES = 8  # what the GPU host returns from $OUT
 
 
 def gpu_check(tmp_path, *args: str, **settings: str):
@@ -47,15 +50,24 @@ def gpu_check(tmp_path, *args: str, **settings: str):
     return proc, out, work
 
 
+def results(out, tmp_path):
+    """$OUT's files, at most MAX_FILES; results.tgz unpacked: returns its results/ folder."""
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) <= MAX_FILES and {p.name for p in files} == OUT_FILES, files
+    with tarfile.open(out / "results.tgz") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    return tmp_path / "unpacked" / "results"
+
+
 def rows(path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
-def stages(out) -> dict[str, str]:
+def stages(res) -> dict[str, str]:
     return {
         line.split("\t")[0]: line.split("\t")[1]
-        for line in (out / "stages.tsv").read_text().splitlines()
+        for line in (res / "stages.tsv").read_text().splitlines()
     }
 
 
@@ -66,7 +78,7 @@ def test_every_stage_runs_and_leaves_its_results(tmp_path):
         "--budget",
         "3000",
         EPOCHS="2",
-        SPEED_MODES="off",
+        SPEED_MODES="off fp32-off",
         SPEED_STEPS="2",
         SPEED_WARMUP="1",
         PACK_SEEDS="2",
@@ -77,20 +89,29 @@ def test_every_stage_runs_and_leaves_its_results(tmp_path):
         GPU_TESTS="tests/test_pipeline.py",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert stages(out) == dict.fromkeys(STAGES, "ran")
+    res = results(out, tmp_path)
+    assert stages(res) == dict.fromkeys(STAGES, "ran")
+    assert f"s of the 3000 s budget: {' '.join(STAGES)}\n" in proc.stdout
     env = (out / "env.txt").read_text()
-    assert "torch" in env and "cudnn" in env and "startup_s" in env
+    assert "torch" in env and "cudnn" in env and "startup_s" in env and "tf32 defaults" in env
     assert "1 skipped" in (out / "gpu_check.log").read_text()  # pytest -m gpu found the GPU test
 
-    speed = rows(out / "speed.csv")
-    assert [r["mode"] for r in speed] == ["off"]
-    assert float(speed[0]["train_images_per_second"]) > 0 and float(speed[0]["speedup_train"]) > 0
+    # the reference pipeline is timed once, in the first mode's process; both modes use it
+    speed = rows(res / "speed.csv")
+    assert [(r["mode"], r["reference_timed_here"]) for r in speed] == [
+        ("off", "True"),
+        ("fp32-off", "False"),
+    ]
+    assert speed[0]["ref_train_images_per_second"] == speed[1]["ref_train_images_per_second"]
+    assert all(float(r["speedup_train"]) > 0 for r in speed)
+    assert "reference" not in (res / "speed.txt").read_text().split("fp32-off")[-1]
 
-    runs = {r["stage"]: r for r in rows(out / "runs.csv")}
+    runs = {r["stage"]: r for r in rows(res / "runs.csv")}
     assert set(runs) == {"full", "fp32"}
+    assert runs["fp32"]["precision"] == "fp32" and runs["fp32"]["tf32"] == "off"
     assert all(r["status"] == "FINISHED" and r["epochs_logged"] == "2" for r in runs.values())
     assert 0 <= float(runs["fp32"]["test_acc"]) <= float(runs["fp32"]["best_test_acc"]) <= 100
-    curves = rows(out / "curves.csv")
+    curves = rows(res / "curves.csv")
     assert sorted((r["stage"], r["epoch"]) for r in curves) == [
         ("fp32", "0"),
         ("fp32", "1"),
@@ -98,7 +119,7 @@ def test_every_stage_runs_and_leaves_its_results(tmp_path):
         ("full", "1"),
     ]
 
-    packed = {r["mode"]: r for r in rows(out / "packed.csv")}
+    packed = {r["mode"]: r for r in rows(res / "packed.csv")}
     assert set(packed) == {"sequential", "jobs=2"}
     assert all(
         r["finished"] == "2" and float(r["images_per_s_per_gpu"]) > 0 for r in packed.values()
@@ -106,9 +127,9 @@ def test_every_stage_runs_and_leaves_its_results(tmp_path):
 
     # 2 seeds x 3 epochs (the default COLLAPSE_EPOCHS), each run tagged by collapse.py's definition
     by_seed = {}
-    for r in rows(out / "collapse.csv"):
+    for r in rows(res / "collapse.csv"):
         by_seed.setdefault(r["seed"], []).append(r)
-    assert list(rows(out / "collapse.csv")[0]) == [
+    assert list(rows(res / "collapse.csv")[0]) == [
         "seed",
         "epoch",
         "train_loss",
@@ -134,24 +155,29 @@ def test_every_stage_runs_and_leaves_its_results(tmp_path):
         "## Packed runs" in (out / "summary.md").read_text()
         and "## Collapse" in (out / "summary.md").read_text()
     )
-    with tarfile.open(out / "mlflow.tgz") as tar:
-        assert sorted(tar.getnames()) == [
-            "./collapse.db",
-            "./full.db",
-            "./jobs.db",
-            "./seq.db",
-            "./speed.db",
-        ]
+    assert sorted(p.name for p in (res / "mlflow").iterdir()) == [
+        "collapse.db",
+        "fp32.db",
+        "full.db",
+        "jobs.db",
+        "seq.db",
+        "speed.db",
+    ]
+    # everything summary.json holds is also in the tables: each stage's rows, and the stages
+    assert len(summary["speed"]) == 2 and len(summary["runs"]) == 2 and len(summary["packed"]) == 2
 
 
+@pytest.mark.slow
 def test_a_stage_over_the_budget_is_skipped_and_reported_not_run(tmp_path):
     # a million epochs at the prior images/s: far more than the 60 s budget
     proc, out, work = gpu_check(tmp_path, "--budget", "60", "full", EPOCHS="1000000")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "skip full: estimate" in proc.stdout and "skipped (over the budget): full" in proc.stdout
-    assert stages(out) == {"full": "skipped"}
-    assert not (work / "full.db").exists() and not (out / "runs.csv").exists()
-    assert (out / "walls.tsv").read_text() == ""  # no command was started
+    assert "budget: no stage (skipped: full)" in proc.stdout  # not listed as done
+    res = results(out, tmp_path)
+    assert stages(res) == {"full": "skipped"}
+    assert not (work / "full.db").exists() and not (res / "runs.csv").exists()
+    assert (res / "walls.tsv").read_text() == ""  # no command was started
     summary = json.loads((out / "summary.json").read_text())
     assert (
         summary["stages"][0]["status"] == "skipped" and int(summary["stages"][0]["estimate_s"]) > 60
@@ -197,6 +223,40 @@ def test_the_collapse_estimate_scales_the_full_runs_epochs_by_the_entries_flops(
         json.dumps({"epoch_s": {"full": 10.0, "collapse": 1.0}, "run_overhead_s": 5.0})
     )
     assert estimate(**flops) == 5 + 3 * 5 + 4 * 3 * 1 + 10
+
+
+def test_make_gpu_kit_takes_its_inputs_from_explicit_settings(tmp_path):
+    def make(*settings: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["make", "-s", "gpu-kit", f"KIT={tmp_path / 'kit'}", *settings],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    missing = make()
+    assert missing.returncode != 0 and "error: JPEG_ARCHIVE is not set" in missing.stderr
+    archive = tmp_path / "a.tar.xz"
+    archive.write_bytes(b"")
+    absent = make(
+        f"JPEG_ARCHIVE={archive}", "BATCH_SCRIPT=/nonexistent/rebuild.py", "WHEELS_FROM=."
+    )
+    assert absent.returncode != 0
+    assert "error: BATCH_SCRIPT: no such file or folder: /nonexistent/rebuild.py" in absent.stderr
+    assert not (tmp_path / "kit").exists()  # nothing made, nothing installed
+
+
+def test_no_product_file_refers_to_a_folder_beside_the_checkout():
+    beside = ["../" + "shared", 'parent / "' + 'shared"']  # split, so this file names neither
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix in (".py", ".sh", ".md", ".toml", ".cfg", "") and path.is_file():
+            text = path.read_text(errors="replace")
+            assert not any(b in text for b in beside), name
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):

@@ -74,7 +74,7 @@ speed_options = group(
 @exec_options(
     ("device", "precision", "compile", "compile_mode", "channels_last", "num_workers"),
     fixed={"pipeline": "fast"},
-    precision="Fast pipeline's precision (auto: bf16 on CUDA); the reference always runs fp32.",
+    precision="Fast pipeline's precision (auto: bf16 on CUDA); the reference runs IEEE fp32.",
     compile="Compile the fast pipeline's step.",
 )
 @data_options

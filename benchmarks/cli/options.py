@@ -177,7 +177,9 @@ EXEC = {
         type=click.Choice(PRECISIONS),
         default="auto",
         show_default=True,
-        help=h or "auto: bf16 autocast on CUDA with the fast pipeline, fp32 otherwise.",
+        help=h
+        or "auto: bf16 autocast on CUDA with the fast pipeline, fp32 otherwise; fp32 is IEEE "
+        "float32, tf32 lets CUDA convolutions and matmuls use TensorFloat-32.",
     ),
     "compile": lambda h: click.option(
         "--compile/--no-compile",
