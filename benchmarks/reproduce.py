@@ -28,6 +28,7 @@ from benchmarks.jobs import ray as ray_jobs
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry, RegistryError
 from benchmarks.report import build, render
+from benchmarks.report.commands import report_command
 from resnet.data import Dataset
 from tracking.store import connect
 
@@ -170,4 +171,7 @@ def reproduce(
         variant,
         source,
     )
-    return render.write(r, output), failed
+    written = render.write(r, output)
+    command = report_command(variant, source, shared.tracking_uri, shared.experiment)
+    log(f"tabulate: {command}")
+    return written, failed

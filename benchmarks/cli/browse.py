@@ -84,14 +84,17 @@ def report(
     )
     if output is None:
         click.echo(render.render(r, fmt or "markdown"), nl=False)
-        return
-    out = Path(output)
-    if out.is_dir() or output.endswith(("/", os.sep)) or (not out.suffix and fmt is None):
-        written = render.write(r, out, [fmt] if fmt else None)
     else:
-        written = render.write_file(r, out, fmt or SUFFIXES.get(out.suffix.lower(), "markdown"))
-    for path in written:
-        click.echo(str(path))
+        out = Path(output)
+        if out.is_dir() or output.endswith(("/", os.sep)) or (not out.suffix and fmt is None):
+            written = render.write(r, out, [fmt] if fmt else None)
+        else:
+            suffix = SUFFIXES.get(out.suffix.lower(), "markdown")
+            written = render.write_file(r, out, fmt or suffix)
+        for path in written:
+            click.echo(str(path))
+    for line in r.notice():  # the table's first lines, repeated where a terminal shows them last
+        click.echo(line, err=True)
 
 
 @click.command()

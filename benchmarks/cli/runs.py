@@ -30,6 +30,7 @@ def _echo_err(msg: str) -> None:
 def run(names_, seed, job: JobSpec):
     """Train each entry NAME (names or globs such as 'table1/*') and log it to MLflow."""
     from benchmarks.jobs.local import run_inline
+    from benchmarks.report.commands import report_command
     from tracking.store import connect
 
     chosen = registry.select(names_)
@@ -39,9 +40,11 @@ def run(names_, seed, job: JobSpec):
     connect(
         job.tracking_uri, job.experiment
     )  # the store first: a bad one is bad input, before the data loads
-    failed = run_inline(
-        [job.job(e.name, seed) for e in chosen], job.data.load(), _echo_err, click.echo
-    )
+    data = job.data.load()
+    failed = run_inline([job.job(e.name, seed) for e in chosen], data, _echo_err, click.echo)
+    if len(failed) < len(chosen):
+        command = report_command(job.variant, data.source, job.tracking_uri, job.experiment)
+        click.echo(f"tabulate: {command}")
     if failed:
         click.echo(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", err=True)
         sys.exit(1)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from benchmarks import registry
 from benchmarks.registry import Entry, RegistryError
+from benchmarks.report.commands import other_variants, report_command
 from benchmarks.report.rows import Row, row
 from benchmarks.report.verdicts import (
     INCONCLUSIVE,
@@ -49,6 +50,8 @@ class Report:
     group: str | None = None
     ranked: bool = False
     ui_url: str | None = None  # the MLflow UI the run links point into
+    # with no run of this table's variant: (report command, runs it tabulates) for the others
+    elsewhere: list[tuple[str, int]] = field(default_factory=list)
     generated: str = field(
         default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     )
@@ -88,6 +91,20 @@ class Report:
             f"identity (configuration, entry version, data checksum), collapsed ones included and "
             f"named; every "
             f"other run is listed under Other runs.",
+        ]
+
+    def notice(self) -> list[str]:
+        """The report's first lines when the store has no run of its variant but has others: what
+        was asked for, and the command that tabulates each other variant, most runs first."""
+        if not self.elsewhere:
+            return []
+        asked = self.variant.describe() or "each entry's own configuration"
+        total = sum(n for _, n in self.elsewhere)
+        return [
+            f"No run in this store is of the variant this table is about ({asked}; data: "
+            f"{self.source}). It holds {total} run(s) of the table's entries in other variants; "
+            f"each command below tabulates one:",
+            *(f"{cmd}   # {n} run(s)" for cmd, n in self.elsewhere),
         ]
 
     def where(self) -> str:
@@ -262,4 +279,22 @@ def build(
     ids = [(r.entry.name, i) for r in rows for i in r.run_ids]
     curves = query.metric_histories(uri, [i for _, i in ids], CURVE_KEYS)
     curves.insert(0, "entry", curves["run_id"].map({i: name for name, i in ids}))
-    return Report(experiment, uri, source, variant, rows, other, curves, group, rank, ui_url)
+    elsewhere = []
+    if not any(matching(runs, e, variant, source).any() for e in entries):
+        elsewhere = [
+            (report_command(v, data, uri, experiment, group), n)
+            for v, data, n in other_variants(runs, entries, variant, source)
+        ]
+    return Report(
+        experiment,
+        uri,
+        source,
+        variant,
+        rows,
+        other,
+        curves,
+        group,
+        rank,
+        ui_url,
+        elsewhere=elsewhere,
+    )

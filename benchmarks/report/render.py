@@ -185,9 +185,17 @@ def _md_card(c: cards_mod.Card) -> list[str]:
 
 
 def markdown(r: Report, figs: dict[str, Path] | None = None) -> str:
+    notice = r.notice()
     parts = [
         "# Table 1, regenerated",
         "",
+        *(
+            [f"**{md_text(notice[0])}**", ""]
+            + [f"    {' '.join(c.split())}" for c in notice[1:]]  # an indented code block
+            + [""]
+            if notice
+            else []
+        ),
         f"**{md_text(r.summary())}**",
         "",
         "\n\n".join(md_text(h) for h in r.header()),
@@ -311,6 +319,12 @@ def to_html(r: Report, figs: dict[str, Path] | None = None) -> str:
     }
     body = [
         "<h1>Table 1, regenerated</h1>",
+        *(
+            [f'<p class="summary">{_e(r.notice()[0])}</p>']
+            + [f"<pre><code>{_e(c)}</code></pre>" for c in r.notice()[1:]]
+            if r.elsewhere
+            else []
+        ),
         f'<p class="summary">{_e(r.summary())}</p>',
         *(f'<p class="note">{_e(h)}</p>' for h in r.header()),
         _html_table(shown, raw, left=("entry", "verdict", "runs"), status=("verdict", "status")),
@@ -363,6 +377,7 @@ def to_json(r: Report) -> str:
                 "ranked": r.ranked,
                 "generated": r.generated,
                 "summary": r.summary(),
+                "elsewhere": [{"command": c, "runs": n} for c, n in r.elsewhere],
                 "verdict_rule": RULE,
                 "header": r.header(),
                 "rows": clean(r.table),
