@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from resnet import download as remote
 from resnet.batchfile import MAX_FILE_BYTES, BatchError
 from resnet.batchfile import read as read_batch_file
 
-URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-ARCHIVE = "cifar-10-python.tar.gz"
-ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
-FOLDER = "cifar-10-batches-py"
+FOLDER = remote.FOLDER
 # The official per-file MD5s (as torchvision's CIFAR10 lists them).
 FILE_MD5 = {
     "data_batch_1": "c99cafc152244af753f735de768cd75f",
@@ -91,21 +89,9 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         ) from None
 
 
-def _download(root: Path) -> None:
-    from torchvision.datasets.utils import download_and_extract_archive
-
-    try:
-        download_and_extract_archive(URL, str(root), filename=ARCHIVE, md5=ARCHIVE_MD5)
-    except Exception as e:
-        raise DataError(
-            f"CIFAR-10 is not in {root / FOLDER} and downloading {URL} failed ({type(e).__name__}: "
-            f"{e}); "
-            f"copy cifar-10-batches-py/ there, or point --data-dir / ${ENV_DATA_DIR} at a copy"
-        ) from None
-
-
 def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
-    """The 50,000 + 10,000 images from `data_dir/cifar-10-batches-py`, downloading if missing.
+    """The 50,000 + 10,000 images from `data_dir/cifar-10-batches-py`, downloading the official
+    archive (resnet/download.py) when files are missing and `download` is true.
 
     Files that match the official MD5s load as source "cifar10". Files that parse but
     do not match (for example the JPEG rebuild) load under another source name, so no
@@ -115,7 +101,13 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
     folder = root / FOLDER
     missing = [n for n in FILE_MD5 if not (folder / n).is_file()]
     if missing and download:
-        _download(root)
+        try:
+            remote.fetch(root, list(FILE_MD5))
+        except remote.DownloadError as e:
+            raise DataError(
+                f"CIFAR-10 is not in {folder}: {e}; copy {FOLDER}/ there, point --data-dir / "
+                f"${ENV_DATA_DIR} at a copy, or ${remote.ENV_URL} at a mirror of the archive"
+            ) from None
         missing = [n for n in FILE_MD5 if not (folder / n).is_file()]
     if missing:
         raise DataError(

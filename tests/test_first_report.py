@@ -17,8 +17,7 @@ SMALL = ["--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--data",
 
 
 def invoke(*args: str):
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def command_args(command: str) -> list[str]:

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-
-from filelock import FileLock
 
 from benchmarks.selection import Variant
 from resnet.config import ExecConfig
-from resnet.data import Dataset, default_data_dir
+from resnet.data import Dataset
 from resnet.data import load as load_data
 from tracking import names
 
@@ -29,23 +26,7 @@ class DataSpec:
     download: bool = True  # fetch CIFAR-10 (MD5-checked) when it is missing
 
     def load(self) -> Dataset:
-        """The data, downloaded first when missing: once per machine, however many jobs start
-        together."""
-        root = Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
-        if self.source != "cifar10" or not self.download:
-            return self._load()
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(root / ".resbench-download.lock")
-            lock.acquire()
-        except OSError:  # a read-only copy: nothing will be downloaded into it anyway
-            return self._load()
-        try:
-            return self._load()
-        finally:
-            lock.release()
-
-    def _load(self) -> Dataset:
+        """The data, downloaded first when missing (once per data folder: resnet/download.py)."""
         return load_data(
             self.source, self.data_dir, self.limit_train, self.limit_test, self.download
         )
