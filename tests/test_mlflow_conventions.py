@@ -256,18 +256,74 @@ def test_a_trained_run_fills_in_mlflows_fields(trained):
     ]
 
 
-def test_the_model_a_run_logged_gives_the_trained_networks_outputs(trained, tmp_path):
-    uri, entry, client, run_id, _ = trained
-    net = build_model(entry.model)
-    weights = client.download_artifacts(run_id, names.ARTIFACT_WEIGHTS, str(tmp_path))
-    net.load_state_dict(torch.load(weights, weights_only=True))
-    batch = torch.randn(4, 3, 32, 32)
-    with torch.no_grad():
-        expected = net.eval()(batch)
+def _model_id(client: MlflowClient, run_id: str) -> str:
+    (output,) = client.get_run(run_id).outputs.model_outputs
+    return output.model_id
+
+
+def test_the_logged_model_is_the_trained_network(trained):
+    """On the run's own test images, through the test pipeline, the logged model scores exactly the
+    test accuracy the run logged for its last epoch."""
+    from resnet.data import synthetic
+    from resnet.pipeline import DeviceLoader
+
+    uri, _, client, run_id, _ = trained
     with _use_tracking_uri(uri):
-        loaded = mlflow.pytorch.load_model(f"runs:/{run_id}/{names.MODEL_NAME}")
+        model = mlflow.pytorch.load_model(f"models:/{_model_id(client, run_id)}")
+    test = synthetic(64, 32)
+    loader = DeviceLoader(test.test_x, test.test_y, 128, torch.device("cpu"), train=False)
     with torch.no_grad():
-        assert torch.allclose(loaded(batch), expected, atol=1e-5)
+        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in loader)
+    accuracy = client.get_run(run_id).data.metrics[names.TEST_ACCURACY]
+    assert 100.0 * correct / len(test.test_y) == pytest.approx(accuracy)
+
+
+def test_mlflow_client_alone_lists_every_artifact_of_a_run(trained, tmp_path, monkeypatch):
+    """No process-wide tracking URI (it names another, empty store here): the run's artifacts and
+    its model's files are listed and fetched through `MlflowClient(uri)` alone."""
+    uri, _, _, run_id, _ = trained
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = MlflowClient(uri)
+
+    def walk(path=None):
+        for a in client.list_artifacts(run_id, path):
+            yield from walk(a.path) if a.is_dir else [a.path]
+
+    with _use_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}"):
+        assert sorted(walk()) == sorted([names.ARTIFACT_CONFIG, names.ARTIFACT_CURVE])
+        model_id = _model_id(client, run_id)
+        files = {a.path for a in client.list_logged_model_artifacts(model_id)}
+        assert {"MLmodel", "requirements.txt", "input_example.json"} <= files
+        local = client.download_artifacts(run_id, "", str(tmp_path / "run"))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(walk())
+    assert local
+
+
+def test_the_load_snippet_in_the_docs_works_as_written(trained):
+    """docs/TRACKING.md's code, run with only the store and run id put in, gives the trained
+    network's predictions, and its plain nn.Module gives the same outputs."""
+    import re
+
+    from benchmarks import registry
+    from tests.conftest import ROOT
+
+    uri, entry, _, run_id, _ = trained
+    doc = (ROOT / "docs" / "TRACKING.md").read_text()
+    section = doc[doc.index("## Loading a trained model") : doc.index("## Runs survive crashes")]
+    load, plain = re.findall(r"```python\n(.*?)```", section, re.S)
+    load = load.replace('"sqlite:///mlflow.db", "RUN_ID"', f"{uri!r}, {run_id!r}")
+    plain = plain.replace('"table1/row1"', repr(entry.name))
+    scope: dict = {}
+    with _use_tracking_uri(mlflow.get_tracking_uri()), registry.temporary([entry]):
+        exec(compile(load, "docs/TRACKING.md", "exec"), scope)
+        exec(compile(plain, "docs/TRACKING.md", "exec"), scope)
+    model, net, images = scope["model"], scope["net"], scope["images"]
+    assert scope["predicted"].shape == (8,)
+    with pytest.raises(NotImplementedError):  # as the snippet says: the exported graph refuses it
+        model.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(images), model(images), atol=1e-5)
+        assert torch.equal(model(images), model(images))  # inference mode: no statistics move
 
 
 def test_system_metrics_follow_the_jobs_switch(trained):

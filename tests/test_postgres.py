@@ -285,9 +285,8 @@ def test_a_run_keeps_its_artifacts_on_the_server_not_the_worker(tls_server, tmp_
     (run,) = client.search_runs([client.get_experiment_by_name("artifacts").experiment_id])
     assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith("mlflow-artifacts:")
     assert len(client.get_metric_history(run.info.run_id, "test_acc")) == 1
-    assert list(
-        tls_server.artifacts.rglob(names.ARTIFACT_WEIGHTS.split("/")[-1])
-    )  # on the server's disk
+    assert list(tls_server.artifacts.rglob(names.ARTIFACT_CURVE))  # on the server's disk
+    assert list(tls_server.artifacts.rglob("MLmodel"))  # the logged model's files too
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
 
 

@@ -84,14 +84,13 @@ SOURCE_TYPE = "LOCAL"  # MLflow's SourceType for code run from a checkout
 TAG_DATASET_CONTEXT = "mlflow.data.context"  # on each dataset input
 CONTEXT_TRAINING = "training"
 CONTEXT_EVALUATION = "evaluation"
-MODEL_NAME = "model"  # the logged model: runs:/<run_id>/model
+MODEL_NAME = "model"  # the logged model (no run artifact shares its name): models:/<model_id>
 SYSTEM_METRICS_PREFIX = (
     "system/"  # MLflow's system-metrics monitor, e.g. system/cpu_utilization_percentage
 )
 
 ARTIFACT_CONFIG = "config.json"
 ARTIFACT_CURVE = "learning_curve.png"
-ARTIFACT_WEIGHTS = "model/weights.pt"
 ARTIFACT_CHECKPOINT = (
     "checkpoint/state.pt"  # the latest epoch's state while a run trains (jobs/checkpoints.py)
 )

@@ -3,21 +3,20 @@
 `resbench run`, `reproduce` in this process, its local child processes (`python -m benchmarks.jobs`)
 and its Ray tasks all call it, so every run is opened, resumed, logged and failed the same way:
 params and tags once (jobs/tags.py), one batched metrics call per epoch, then the summary metrics
-and the artifacts (config.json and learning_curve.png through MLflow's log_dict/log_figure, the
-final weights as a file). Every epoch is checkpointed (jobs/checkpoints.py) before it is logged;
-a run killed part way is continued by the next call with the same identity, on this machine or
-(from the checkpoint kept in the store) another, and never has a second unfinished run beside it.
+and the artifacts (config.json and learning_curve.png through MLflow's log_dict/log_figure), and
+last the network as the run's MLflow model. Every epoch is checkpointed (jobs/checkpoints.py)
+before it is logged; a run killed part way is continued by the next call with the same identity,
+on this machine or (from the checkpoint kept in the store) another, and never has a second
+unfinished run beside it.
 """
 
 from __future__ import annotations
 
 import signal
-import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -268,12 +267,8 @@ def _log_results(
         _held(run.log_figure, fig, names.ARTIFACT_CURVE, dpi=110, bbox_inches="tight")
     finally:
         curve.close(fig)
-    with (
-        tempfile.TemporaryDirectory() as tmp
-    ):  # torch.save needs a file; MLflow uploads it from there
-        weights = Path(tmp) / Path(names.ARTIFACT_WEIGHTS).name
-        torch.save({k: v.detach().cpu() for k, v in result.model.state_dict().items()}, weights)
-        _held(run.log_artifact, weights, str(Path(names.ARTIFACT_WEIGHTS).parent))
-    # last: the network as an MLflow model, linked to the metrics above (seconds: torch.export); the
-    # weights are in the store already should it fail
+    # last: the network as the run's MLflow model, linked to the metrics above (seconds:
+    # torch.export). It is the run's one copy of the weights (its state_dict loads into
+    # resnet.network.build_model). Should logging it fail, the job fails and the slot keeps the
+    # last epoch's checkpoint: a slot is cleared only once its run has finished.
     _held(run.log_model, result.model, _input_example(data), step=last.epoch)
