@@ -1,4 +1,6 @@
-# resbench: `make reproduce` reruns the paper's table; `make test` runs the tests.
+# resbench: `make reproduce` reruns the paper's table; `make test` runs the fast tests (units and
+# in-process integration), `make test-all` every test (Ray, PostgreSQL, Chromium, the GPU-check
+# smoke test, multi-epoch resumes).
 # Each target sets up .venv/ by itself the first time.
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
@@ -7,7 +9,7 @@ RESBENCH := $(VENV)/bin/resbench
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 ARGS    ?=
 
-.PHONY: install test lint reproduce report ui clean gpu-kit gpu-kit-settings
+.PHONY: install test test-all lint reproduce report ui clean gpu-kit gpu-kit-settings
 
 install: $(VENV)/.installed
 
@@ -18,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: install
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: install
 	$(PY) -m pytest -q
 
 lint: install

@@ -20,9 +20,10 @@ sync_api = pytest.importorskip(
     "playwright.sync_api", reason="needs playwright (pip install -e '.[test]')"
 )
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Chromium (apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.slow,  # an MLflow server driven through Chromium: `make test-all`
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)"),
+]
 
 SHOTS = ROOT / "results" / "browser"
 RUNS = ("test/tiny seed=0", "table1/row1 seed=0")

@@ -228,6 +228,7 @@ def test_local_executor_spreads_runs_over_devices(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_a_child_process_trains_the_spec_it_is_given(tmp_path):
     """`python -m benchmarks.jobs SPEC.json`, for real: the run lands in MLflow; a failure comes
     back in one line."""
@@ -301,6 +302,7 @@ def tiny_job(tmp_path: Path, experiment: str, epochs: int = 3, images: int = 64)
     )
 
 
+@pytest.mark.slow
 def test_ray_runs_land_in_mlflow_and_the_report(ray_session, tmp_path):
     uri = fresh_uri(tmp_path)
     log: list[str] = []
@@ -331,6 +333,7 @@ def test_ray_runs_land_in_mlflow_and_the_report(ray_session, tmp_path):
     assert table.loc["table1/row1", "n"] == 2 and table.loc["table1/row1", "seeds"] == "0,1"
 
 
+@pytest.mark.slow
 def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, tmp_path):
     uri = fresh_uri(tmp_path)
     shared = JobSpec.of(
@@ -395,6 +398,7 @@ def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, 
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("machine", ["same machine", "another machine"])
 def test_ray_retries_a_killed_worker_into_the_same_run(ray_session, tmp_path, machine):
     """max_retries=1: the worker dies right after epoch 0 is logged; Ray's retry resumes that run,
@@ -448,6 +452,7 @@ def test_ray_retries_a_killed_worker_into_the_same_run(ray_session, tmp_path, ma
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")] == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_tasks_and_their_runs_end_killed_then_resume(ray_session, tmp_path):
     """Real (tiny) training jobs: Ctrl-C once two have checkpointed an epoch; those two end KILLED,
     the third never starts; the next call continues each KILLED run, every epoch logged once."""

@@ -50,6 +50,7 @@ from tracking.store import TrackingError, connect
 _BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
 PG_BIN = Path(_BIN[-1]).parent if _BIN[-1] else None
 pytestmark = [
+    pytest.mark.slow,  # a PostgreSQL cluster and MLflow servers: `make test-all`
     pytest.mark.skipif(
         PG_BIN is None,
         reason="PostgreSQL is not installed (initdb, pg_ctl): "

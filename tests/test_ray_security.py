@@ -225,6 +225,7 @@ def reproduce_on_ray(tiny, uri: str, experiment: str, epochs: int, tmp_path) -> 
     return log
 
 
+@pytest.mark.slow
 def test_credentials_reach_ray_tasks_as_an_argument_and_land_in_no_file(
     ray_session, server, tmp_path, monkeypatch, tiny
 ):
@@ -252,6 +253,7 @@ def test_credentials_reach_ray_tasks_as_an_argument_and_land_in_no_file(
     assert_nowhere(CANARY, ray_temp, url, "canary-env", artifacts, tmp_path / "out", log)
 
 
+@pytest.mark.slow
 def test_a_password_inside_the_tracking_uri_is_shown_nowhere(
     ray_session, server, tmp_path, monkeypatch, tiny
 ):

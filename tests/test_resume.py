@@ -90,6 +90,7 @@ def start_and_interrupt(tmp, uri, sig):
     return child.returncode, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, status", [(signal.SIGKILL, "RUNNING"), (signal.SIGINT, "KILLED")])
 def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, status):
     uri = fresh_uri(tmp_path)
@@ -112,6 +113,7 @@ def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, stat
     assert not list(tmp_path.glob(".resbench/checkpoints/*/state.pt"))  # cleared once finished
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store_has_checkpoint", [True, False])
 def test_a_run_killed_on_one_machine_is_continued_on_another(
     tmp_path, straight, store_has_checkpoint
@@ -177,6 +179,7 @@ def test_a_run_killed_on_one_machine_is_continued_on_another(
     assert table.loc["test/tiny", "n"] == 1
 
 
+@pytest.mark.slow
 def test_full_disk_while_checkpointing(tmp_path, monkeypatch, straight, tiny_registered):
     monkeypatch.chdir(tmp_path)
     uri = fresh_uri(tmp_path)
@@ -245,6 +248,7 @@ def test_divergence_fails_the_run_at_once(tmp_path):
     assert not list(tmp_path.glob(".resbench/checkpoints/*/state.pt"))
 
 
+@pytest.mark.slow
 def test_concurrent_runs_on_a_fresh_sqlite_store(tmp_path):
     """Processes that create the store at the same moment: none crashes, no point is lost."""
     uri = f"sqlite:///{tmp_path / 'm.db'}"

@@ -49,6 +49,7 @@ def store(tmp_path_factory):
     return uri, tracker.experiment_id, run_id
 
 
+@pytest.mark.slow
 def test_resbench_ui_serves_the_runs_and_stops_on_ctrl_c(store, tmp_path):
     uri, experiment_id, run_id = store
     port = ui.free_port()
@@ -177,6 +178,7 @@ def test_allowed_hosts_and_origins_are_the_chosen_host_and_port(tmp_path, host, 
     assert not any("*" in h for h in hosts + origins) and "example.org:5001" not in hosts
 
 
+@pytest.mark.slow
 def test_the_server_answers_to_its_own_name_and_no_other(tmp_path):
     """On 127.0.0.2 (loopback, but not a name MLflow trusts by default) the UI only works
     because resbench passes that name: reads and writes from it pass, other names get 403."""
