@@ -1,4 +1,4 @@
-"""Benchmark of resbench's tracking side at scale (issue 16): wall time and peak memory of the
+"""Benchmark of resbench's tracking side at scale: wall time and peak memory of the
 real CLI, each command run once in a child process, over generated stores.
 
     .venv/bin/python scripts/bench_tracking.py [--workdir DIR] [--sizes 8,100,1000]
@@ -220,7 +220,7 @@ def machine() -> str:
     help="Also write the measurements here.",
 )
 def main(workdir: Path, sizes: str, http_sizes: str, json_out: Path | None):
-    """Print issue 16's table: report, --help, list and reproduce's planning, wall and peak
+    """Print the table: report, --help, list and reproduce's planning, wall and peak
     memory."""
     sql_n = [int(s) for s in sizes.split(",") if s]
     http_n = [int(s) for s in http_sizes.split(",") if s]

@@ -1,4 +1,4 @@
-"""Fidelity to the paper and the authors' code (issue 13), on known numbers and generated histories.
+"""Fidelity to the paper and the authors' code, on known numbers and generated histories.
 
 - The verdict rule (TOST at alpha 0.05, the 90% t-interval) on hand-computed cases.
 - Each claim judged on its own metric: runs logged through the real `train_job` with generated

@@ -1,4 +1,4 @@
-"""The tracking side at scale (issue 16): generated stores, bulk metric histories, filtered
+"""The tracking side at scale: generated stores, bulk metric histories, filtered
 searches, and the report they feed, which must not change; parameters and FLOPs by formula.
 
 The timings themselves are benchmarks (scripts/bench_tracking.py), not tests.
