@@ -261,6 +261,7 @@ def small():
     )
 
 
+@pytest.mark.slow
 def test_one_epoch_fast_equals_reference_exactly(small):
     # Augmentation off and the same order: both pipelines then feed identical float batches
     # (normalisation is bit-exact), so with NCHW activations every kernel sees the same
@@ -273,6 +274,7 @@ def test_one_epoch_fast_equals_reference_exactly(small):
     assert torch.equal(fast[4], ref[4])
 
 
+@pytest.mark.slow
 def test_one_epoch_channels_last_within_rounding(small):
     # channels_last (the fast default) changes only the memory layout, so the CPU picks other
     # convolution kernels that round float32 sums differently (~1e-7 relative). At lr 1e-3 the

@@ -234,14 +234,12 @@ def test_ctrl_c_inside_a_store_write_lands_after_it(tmp_path, monkeypatch, tiny_
     ]  # the write went in whole
 
 
-def test_divergence_fails_the_run_at_once(tmp_path):
+def test_divergence_fails_the_run_at_once(tmp_path, monkeypatch, tiny_registered):
+    monkeypatch.chdir(tmp_path)
     uri = fresh_uri(tmp_path)
-    proc = resbench("run", *ARGS, "--set", "lr=1e30", "--tracking-uri", uri, cwd=tmp_path, env=ENV)
-    assert (
-        proc.returncode == 1
-        and "diverged at epoch 0" in proc.stderr
-        and "Traceback" not in proc.stderr
-    )
+    result = CliRunner().invoke(main, ["run", *ARGS, "--set", "lr=1e30", "--tracking-uri", uri])
+    assert result.exit_code == 1 and "diverged at epoch 0" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
     assert run.info.status == "FAILED" and run.data.tags[names.TAG_DIVERGED_EPOCH] == "0"
     assert names.TEST_ACCURACY not in run.data.metrics
@@ -324,20 +322,22 @@ def test_full_disk_while_writing_the_report(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_unwritable_output_directory(tmp_path):
+def test_unwritable_output_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "a-file").write_text("")
-    proc = resbench(
-        "report",
-        "--data",
-        "synthetic",
-        "--tracking-uri",
-        fresh_uri(tmp_path),
-        "--experiment",
-        "Default",
-        "--output",
-        str(tmp_path / "a-file" / "results") + "/",
-        cwd=tmp_path,
+    result = CliRunner().invoke(
+        main,
+        [
+            "report",
+            "--data",
+            "synthetic",
+            "--tracking-uri",
+            fresh_uri(tmp_path),
+            "--experiment",
+            "Default",
+            "--output",
+            str(tmp_path / "a-file" / "results") + "/",
+        ],
     )
-    assert (
-        proc.returncode == 2 and "Not a directory" in proc.stderr and "Traceback" not in proc.stderr
-    )
+    assert result.exit_code == 2 and "Not a directory" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -1,4 +1,5 @@
-"""End to end: `resbench run` trains through the real CLI and MLflow holds everything it logged."""
+"""End to end: `resbench run` trains through the real CLI (in this process, with click's runner)
+and MLflow holds everything it logged."""
 
 import json
 import re
@@ -6,9 +7,11 @@ import subprocess
 
 import mlflow
 import pytest
+from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, fresh_uri, resbench
+from benchmarks.cli.main import main
+from tests.conftest import ROOT, fresh_uri
 from tracking import names
 
 
@@ -16,28 +19,34 @@ from tracking import names
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
     uri = fresh_uri(tmp)
-    proc = resbench(
-        "run",
-        "table1/row1",
-        "--epochs",
-        "2",
-        "--data",
-        "synthetic",
-        "--limit-train",
-        "256",
-        "--limit-test",
-        "128",
-        "--device",
-        "cpu",
-        "--seed",
-        "3",
-        "--tracking-uri",
-        uri,
-        "--experiment",
-        "e2e",
-        cwd=tmp,
-    )
-    assert proc.returncode == 0, proc.stderr
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)  # checkpoints and anything else written land in the test's folder
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        result = CliRunner().invoke(
+            main,
+            [
+                "run",
+                "table1/row1",
+                "--epochs",
+                "2",
+                "--data",
+                "synthetic",
+                "--limit-train",
+                "256",
+                "--limit-test",
+                "128",
+                "--device",
+                "cpu",
+                "--seed",
+                "3",
+                "--tracking-uri",
+                uri,
+                "--experiment",
+                "e2e",
+            ],
+            catch_exceptions=False,
+        )
+    assert result.exit_code == 0, result.output
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("e2e")
     (run,) = client.search_runs([exp.experiment_id])

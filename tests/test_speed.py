@@ -61,9 +61,10 @@ def test_speed_config_checks_pipelines():
             SpeedConfig(pipelines=bad)
 
 
+@pytest.mark.slow
 def test_speed_command_prints_and_logs_a_speed_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    # In process (the console entry point itself is exercised by test_run): saves the imports.
+    # In process (test_cli_errors runs the console entry point itself): saves the imports.
     result = CliRunner().invoke(
         main,
         [

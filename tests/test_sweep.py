@@ -52,6 +52,7 @@ def own_registry():
         yield
 
 
+@pytest.mark.slow
 def test_sweep_registers_runs_and_reports_a_small_grid(tmp_path, monkeypatch, own_registry):
     monkeypatch.chdir(tmp_path)
     uri = fresh_uri(tmp_path)

@@ -69,6 +69,7 @@ def test_generated_runs_are_finished_runs_of_their_entries(generated):
     assert [m.step for m in history] == list(range(EPOCHS))
 
 
+@pytest.mark.slow
 def test_generated_run_records_what_a_real_run_records(tmp_path):
     """Same params, resbench tags and metrics as `resbench run` writes, and the same identity."""
     uri = fresh_uri(tmp_path)

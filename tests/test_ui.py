@@ -217,18 +217,17 @@ def test_the_server_answers_to_its_own_name_and_no_other(tmp_path):
 
 
 def test_resbench_ui_refuses_a_network_host_without_public(tmp_path):
-    from tests.conftest import fresh_uri, resbench
+    from click.testing import CliRunner
 
-    r = resbench(
-        "ui",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(ui.free_port()),
-        "--tracking-uri",
-        fresh_uri(tmp_path),
+    from benchmarks.cli.main import main
+    from tests.conftest import fresh_uri
+
+    r = CliRunner().invoke(
+        main,
+        ["ui", "--host", "0.0.0.0", "--port", str(ui.free_port())]
+        + ["--tracking-uri", fresh_uri(tmp_path)],
     )
-    assert r.returncode == 2 and r.stdout == ""
+    assert r.exit_code == 2 and r.stdout == ""
     assert r.stderr.strip().splitlines() == [
         "error: --host 0.0.0.0 would serve the MLflow UI, which has no login, to the network: "
         "add --public to mean it, or keep the default 127.0.0.1"
