@@ -191,7 +191,7 @@ def markdown(r: Report, figs: dict[str, Path] | None = None) -> str:
         "",
         *(
             [f"**{md_text(notice[0])}**", ""]
-            + [f"    {' '.join(c.split())}" for c in notice[1:]]  # an indented code block
+            + [f"    {' '.join(c.splitlines())}" for c in notice[1:]]  # an indented code block
             + [""]
             if notice
             else []
