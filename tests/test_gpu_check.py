@@ -277,3 +277,31 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
             and proc.stderr.strip().startswith(message)
             and "\n" not in proc.stderr.strip()
         )
+
+
+@pytest.mark.slow
+def test_a_stage_at_the_budgets_end_is_stopped_and_its_epochs_come_back(tmp_path):
+    # priors that make the estimate tiny, then far more epochs than the budget holds: the run
+    # is stopped at BUDGET + GRACE, marked KILLED with its epochs kept, and the command ends
+    # with its results collected
+    budget, grace = 120, 5
+    proc, out, work = gpu_check(
+        tmp_path,
+        "--budget",
+        str(budget),
+        "full",
+        EPOCHS="100000",
+        GRACE=str(grace),
+        PRIOR_SETUP="0",
+        RUN_SETUP="0",
+        EPOCH_FIXED="0",
+        PRIOR_TRAIN_IPS="1e12",
+        PRIOR_TEST_IPS="1e12",
+    )
+    assert proc.returncode == 1 and "FAILED: full" in proc.stdout, proc.stdout[-3000:]
+    assert "stopped: full reached the budget's end" in proc.stdout
+    res = results(out, tmp_path)
+    (run,) = rows(res / "runs.csv")
+    assert run["status"] == "KILLED" and int(run["epochs_logged"]) >= 1
+    ended = int(proc.stdout.split("== ")[-1].split("+")[1].split("s")[0])  # the summary's "+Ns"
+    assert budget + grace <= ended <= budget + grace + 10 + 30

@@ -263,3 +263,20 @@ def test_production_mode_resumes_bit_for_bit():
 
 def result_weights(result) -> list:
     return [p.detach().flatten().tolist() for p in result.model.parameters()]
+
+
+@pytest.mark.slow
+def test_inductor_compiles_the_step_on_a_cpu():
+    # the suite's one inductor compile (about a minute here): a compiled run trains without
+    # falling back, and its losses follow the eager run's within rounding (inductor fuses
+    # BatchNorm, ReLU and the adds, which rounds differently)
+    data = synthetic(40, 20, seed=1)
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-3)
+    reasons = []
+    ex = ExecConfig(device="cpu", compile=True, compile_mode="inductor")
+    compiled = train(TINY, cfg, data, ex=ex, progress=False, on_fallback=reasons.append)
+    eager = train(TINY, cfg, data, ex=ExecConfig(device="cpu"), progress=False)
+    assert reasons == []
+    for a, b in zip(compiled.history, eager.history, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-3)
+        assert a.test_loss == pytest.approx(b.test_loss, rel=1e-3)
