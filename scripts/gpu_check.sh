@@ -2,7 +2,7 @@
 # A timed evidence run for an offline GPU host: the measurements behind docs/PERFORMANCE.md in one
 # command with a wall-clock budget, every result in at most five files under $OUT.
 #
-#   bash scripts/gpu_check.sh [--budget SECONDS] [STAGE...]     (BUDGET=430; default: all six stages)
+#   bash scripts/gpu_check.sh [--budget SECONDS] [STAGE...]     (BUDGET=420; default: all six stages)
 #
 # Stages, in order of value. Before each one the script prints its estimate and skips it, saying
 # so, when it does not fit what is left of the budget; after each one it writes what it measured.
@@ -20,8 +20,8 @@
 # Estimates scale with the sizes below and learn as they go: process start-up from the first
 # import, images/s from `speed`, seconds per epoch from `full`. A running stage is stopped
 # (SIGINT: its MLflow run is marked KILLED and keeps its epochs) at BUDGET + GRACE seconds, killed
-# 10 s later; the last collect then takes under 30 s, so the whole command ends within
-# BUDGET + GRACE + 40 s: 500 s by default. Give the host's command limit at least that.
+# 20 s later; the last collect then takes under 30 s, so the whole command ends within
+# BUDGET + GRACE + 50 s: 500 s by default. Give the host's command limit at least that.
 #
 # Under $OUT (default results/gpu), rewritten after every stage, so a command killed at its limit
 # still returns what was measured; five files, however many stages ran:
@@ -61,7 +61,7 @@ abs() { case $1 in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }  # relative 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 ALL_STAGES="tests speed full fp32 packed collapse"
-BUDGET=${BUDGET:-430}
+BUDGET=${BUDGET:-420}
 stages=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -106,15 +106,18 @@ seconds() { printf '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }
 estimate() { "$PY" "$ROOT/scripts/gpu_estimate.py" "$@"; }
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RES/stages.tsv"; }
 
-# timed LABEL DIR CMD...: run CMD in DIR, stopped at BUDGET + GRACE (killed 10 s later); its wall
+# timed LABEL DIR CMD...: run CMD in DIR, stopped at BUDGET + GRACE (killed 20 s later); its wall
 # goes to walls.tsv.
 timed() {
   local label=$1 dir=$2 t rc left; shift 2
   left=$(( BUDGET + GRACE - $(elapsed) )); (( left > 0 )) || left=1
   t=$(ms)
-  (cd "$dir" && exec timeout -s INT -k 10 "$left" "$@"); rc=$?
+  (cd "$dir" && exec timeout -s INT -k 20 "$left" "$@"); rc=$?
   printf '%s\t%s\t%s\n' "$label" "$(seconds $(( $(ms) - t )))" "$rc" >> "$RES/walls.tsv"
-  [ $rc -ne 124 ] || echo "stopped: $label reached the budget's end (BUDGET + GRACE = $(( BUDGET + GRACE )) s)"
+  case $rc in
+    124) echo "stopped: $label reached the budget's end (BUDGET + GRACE = $(( BUDGET + GRACE )) s)" ;;
+    137) echo "stopped: $label reached the budget's end (BUDGET + GRACE = $(( BUDGET + GRACE )) s), killed 20 s later" ;;
+  esac
   return $rc
 }
 

@@ -282,8 +282,8 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
 @pytest.mark.slow
 def test_a_stage_at_the_budgets_end_is_stopped_and_its_epochs_come_back(tmp_path):
     # priors that make the estimate tiny, then far more epochs than the budget holds: the run
-    # is stopped at BUDGET + GRACE, marked KILLED with its epochs kept, and the command ends
-    # with its results collected
+    # is stopped at BUDGET + GRACE (SIGINT; killed 20 s later if it has not ended), marked KILLED
+    # with its epochs kept, and the command ends with its results collected
     budget, grace = 120, 5
     proc, out, work = gpu_check(
         tmp_path,
@@ -304,4 +304,4 @@ def test_a_stage_at_the_budgets_end_is_stopped_and_its_epochs_come_back(tmp_path
     (run,) = rows(res / "runs.csv")
     assert run["status"] == "KILLED" and int(run["epochs_logged"]) >= 1
     ended = int(proc.stdout.split("== ")[-1].split("+")[1].split("s")[0])  # the summary's "+Ns"
-    assert budget + grace <= ended <= budget + grace + 10 + 30
+    assert budget + grace <= ended <= budget + grace + 20 + 30
