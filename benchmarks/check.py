@@ -25,7 +25,7 @@ from benchmarks.text import duration, params_verdict
 from resnet.config import ExecConfig, TrainConfig
 from resnet.data import synthetic
 from resnet.setup import setup
-from resnet.train import device_name, run_epoch, synchronize
+from resnet.train import device_name, synchronize
 
 OK, BROKEN = "ok", "BROKEN"
 FULL_TRAIN, FULL_TEST = 50_000, 10_000  # CIFAR-10's sizes, when no limit says otherwise
@@ -43,10 +43,10 @@ def estimate_seconds(
 
 
 def _timed(fn, device: torch.device) -> tuple[float, float]:
-    """(seconds, loss) of fn(), the device synchronised on both sides."""
+    """(seconds, loss) of fn(), a pass, the device synchronised on both sides."""
     synchronize(device)
     t0 = time.perf_counter()
-    loss, _ = fn()
+    loss = fn().loss
     synchronize(device)
     return time.perf_counter() - t0, loss
 
@@ -83,24 +83,13 @@ def check_entry(
         batches = iter(s.train_loader)
 
         def train(n):
-            return lambda: run_epoch(
-                s.step_model,
-                islice(batches, n),
-                s.criterion,
-                s.device,
-                s.dtype,
-                s.optimizer,
-                s.sync_each_step,
-            )
-
-        def test():
-            return run_epoch(s.step_model, s.test_loader, s.criterion, s.device, s.dtype)
+            return lambda: s.train_pass(islice(batches, n))
 
         _, first = _timed(train(1), s.device)  # one training batch, which also warms up
         if not math.isfinite(first):
             raise FloatingPointError(f"the first training batch's loss is {first}")
         step_s = _timed(train(steps), s.device)[0] / steps
-        test_s = _timed(test, s.device)[0]  # one test batch, warm from the training steps
+        test_s = _timed(s.eval_pass, s.device)[0]  # one test batch, warm from the training steps
         row.update(
             {
                 "train step (ms)": 1000 * step_s,

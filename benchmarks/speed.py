@@ -27,7 +27,7 @@ from resnet.data import Dataset
 from resnet.flops import Flops, flops_per_image
 from resnet.model import ConfigError
 from resnet.setup import resolve_compile_mode, setup
-from resnet.train import device_name, run_epoch, synchronize
+from resnet.train import device_name, synchronize
 from tracking import names
 from tracking.speedlog import log_speed_run
 from tracking.store import Tracker
@@ -106,30 +106,19 @@ def measure(entry: Entry, data: Dataset, ex: ExecConfig, sc: SpeedConfig, flops:
     )
     s = setup(entry.model, cfg, data, ex, seed=sc.seed)
 
-    def epoch(loader, training: bool, s=s):
-        return run_epoch(
-            s.step_model,
-            loader,
-            s.criterion,
-            s.device,
-            s.dtype,
-            s.optimizer if training else None,
-            s.sync_each_step and training,
-        )
-
     stream = _Stream(s.train_loader)
-    epoch(s.test_loader, False)  # starts workers, compiles or captures the test shapes
-    epoch(stream.take(sc.warmup), True)
+    s.eval_pass()  # starts workers, compiles or captures the test shapes
+    s.train_pass(stream.take(sc.warmup))
     if ex.compile:
-        epoch(stream.rest_of_epoch(), True)
+        s.train_pass(stream.rest_of_epoch())
     synchronize(s.device)
     start, t0 = stream.images, time.perf_counter()
-    epoch(stream.take(sc.steps), True)
+    s.train_pass(stream.take(sc.steps))
     synchronize(s.device)
     t_train = time.perf_counter() - t0
     images = stream.images - start
     t0 = time.perf_counter()
-    epoch(s.test_loader, False)
+    s.eval_pass()
     synchronize(s.device)
     t_test = time.perf_counter() - t0
     train_ips, test_ips = images / t_train, len(data.test_y) / t_test

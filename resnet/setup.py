@@ -1,8 +1,9 @@
-"""Everything a run is built from before its first step: `setup` and its parts.
+"""Everything a run is built from before its first step (`setup` and its parts), and its passes.
 
 `train` builds its run here, and so do the callers that time or try steps without training
 (`resbench speed`, `resbench check`), so all of them step with exactly the same model,
-optimiser, schedule, loss, loaders and (under --compile) compiled step.
+optimiser, schedule, loss, loaders and (under --compile) compiled step, through the same
+`Setup.train_pass` and `Setup.eval_pass`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from resnet.data import Dataset
 from resnet.graphs import CompiledStep, GraphedStep, float32_lr
 from resnet.model import ConfigError, ResNetConfig
 from resnet.network import build_model
+from resnet.passes import PassStats, run_pass
 from resnet.pipeline import DeviceLoader, reference_loader
 
 
@@ -142,7 +144,7 @@ def compile_step(
     criterion: nn.Module,
     on_fallback: Callable[[str], None] | None = None,
 ):
-    """What run_epoch steps with under --compile: a GraphedStep or a CompiledStep (torch.compile),
+    """What a pass steps with under --compile: a GraphedStep or a CompiledStep (torch.compile),
     either of which turns eager, calling `on_fallback(reason)`, if compiling or capturing fails.
 
     Shapes are static (dynamic=False): an epoch has at most two batch sizes (the full
@@ -162,7 +164,7 @@ def compile_step(
 
 @dataclass
 class Setup:
-    """What `train` steps with, before its first epoch."""
+    """What `train` steps with, before its first epoch, and its two kinds of pass."""
 
     model: nn.Module
     step_model: object  # the model, or a resnet.graphs.Step (CompiledStep or GraphedStep)
@@ -174,9 +176,29 @@ class Setup:
     dtype: torch.dtype
     sync_each_step: bool  # the reference pipeline reads the loss every step, as the authors did
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    generator: (
-        torch.Generator
-    )  # the device generator the fast pipeline's shuffles and crops draw from
+    generator: torch.Generator  # the device generator the fast pipeline's shuffles and crops use
+
+    def train_pass(self, loader=None) -> PassStats:
+        """A training pass over `loader` (by default the training loader): a step per batch."""
+        return run_pass(
+            self.step_model,
+            self.train_loader if loader is None else loader,
+            self.criterion,
+            self.device,
+            self.dtype,
+            self.optimizer,
+            self.sync_each_step,
+        )
+
+    def eval_pass(self, loader=None) -> PassStats:
+        """An evaluation pass over `loader` (by default the test loader): no step, no gradient."""
+        return run_pass(
+            self.step_model,
+            self.test_loader if loader is None else loader,
+            self.criterion,
+            self.device,
+            self.dtype,
+        )
 
 
 def setup(

@@ -1,8 +1,9 @@
 """The training loop: one call of `train` is one run of a TrainConfig (resnet/config.py).
 
-`train` builds the run with resnet/setup.py, then steps it epoch by epoch (`run_pass` is one
-pass over a loader), evaluating the test set after every epoch; each epoch is reported through
-`on_epoch` so callers can log or checkpoint it. A non-finite training loss stops it (Diverged).
+`train` builds the run with resnet/setup.py, then steps it epoch by epoch (the set-up run's
+`train_pass`), evaluating the test set after every epoch (`eval_pass`); each epoch is reported
+through `on_epoch` so callers can log or checkpoint it. A non-finite training loss stops it
+(Diverged).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
@@ -20,7 +20,6 @@ from torch import nn
 from resnet.checkpoint import rng_state, set_rng_state
 from resnet.config import ExecConfig, TrainConfig
 from resnet.data import Dataset
-from resnet.graphs import Step
 from resnet.model import ResNetConfig, count_parameters
 from resnet.setup import setup
 
@@ -67,50 +66,6 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued device work, so a timer read after it measures that work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def run_epoch(model, loader, criterion, device, dtype, optimizer=None, sync_each_step=False):
-    """One pass: (mean loss per image, accuracy in percent)."""
-    return run_pass(model, loader, criterion, device, dtype, optimizer, sync_each_step)[:2]
-
-
-def run_pass(model, loader, criterion, device, dtype, optimizer=None, sync_each_step=False):
-    """One pass: (mean loss per image, accuracy in percent, mean over batches of each batch's mean
-    loss).
-
-    The last is how the authors' code averaged its losses (`test_loss / len(testloader)`); it
-    differs from the per-image mean when the last batch is short. Sums stay on the device and
-    are read once at the end.
-    """
-    training = optimizer is not None
-    model.train(training)
-    loss_sum, batch_sum, batches = torch.zeros((), device=device), torch.zeros((), device=device), 0
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
-    with torch.set_grad_enabled(training):
-        for x, y in loader:
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            if isinstance(model, Step):  # a compiled or graphed step, eager if that failed
-                loss, out = model.step(x, y, training)
-            else:
-                with autocast:
-                    out = model(x)
-                    loss = criterion(out, y)
-                if training:
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-            n = y.shape[0]
-            seen, batches = seen + n, batches + 1
-            batch_loss = (
-                loss.item() if sync_each_step else loss.detach().float()
-            )  # the authors' loop: .item() per step
-            loss_sum += batch_loss * n
-            batch_sum += batch_loss
-            correct += (out.argmax(1) == y).sum()
-    return loss_sum.item() / seen, 100.0 * correct.item() / seen, batch_sum.item() / batches
 
 
 def train(
@@ -166,35 +121,25 @@ def train(
         for epoch in bar:
             lr = optimizer.param_groups[0]["lr"]
             t0 = time.perf_counter()
-            train_loss, train_acc = run_epoch(
-                s.step_model,
-                s.train_loader,
-                s.criterion,
-                s.device,
-                s.dtype,
-                optimizer,
-                s.sync_each_step,
-            )
+            trained = s.train_pass()
             t_train = time.perf_counter() - t0
-            if not math.isfinite(train_loss):
-                raise Diverged(epoch, train_loss)
-            test_loss, test_acc, test_batchmean = run_pass(
-                s.step_model, s.test_loader, s.criterion, s.device, s.dtype
-            )
+            if not math.isfinite(trained.loss):
+                raise Diverged(epoch, trained.loss)
+            tested = s.eval_pass()
             scheduler.step()
             stats = EpochStats(
                 epoch,
-                train_loss,
-                train_acc,
-                test_loss,
-                test_acc,
+                trained.loss,
+                trained.acc,
+                tested.loss,
+                tested.acc,
                 lr,
                 time.perf_counter() - t0,
                 len(data.train_y) / t_train,
-                test_batchmean,
+                tested.loss_batchmean,
             )
             history.append(stats)
-            bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.2f}")
+            bar.set_postfix(loss=f"{trained.loss:.3f}", test_acc=f"{tested.acc:.2f}")
             if on_epoch:
                 on_epoch(stats, snapshot)
     return TrainResult(model, history, count_parameters(model), s.device, s.dtype)

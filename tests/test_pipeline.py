@@ -19,9 +19,9 @@ from resnet.config import TrainConfig
 from resnet.data import synthetic
 from resnet.model import ResNetConfig
 from resnet.network import build_model
+from resnet.passes import run_pass
 from resnet.pipeline import MEAN, STD, DeviceLoader, _ArrayDataset, reference_transform
 from resnet.setup import make_optimizer
-from resnet.train import run_epoch
 from tests.conftest import gpu
 
 PAD = 4
@@ -239,7 +239,7 @@ def _one_epoch(
         )
     optimizer = make_optimizer(model.parameters(), cfg, CPU)
     criterion = nn.CrossEntropyLoss()
-    train_loss, train_acc = run_epoch(
+    trained = run_pass(
         model,
         train,
         criterion,
@@ -248,9 +248,9 @@ def _one_epoch(
         optimizer,
         sync_each_step=pipeline == "reference",
     )
-    test_loss, test_acc = run_epoch(model, test, criterion, CPU, torch.float32)
+    tested = run_pass(model, test, criterion, CPU, torch.float32)
     weights = torch.cat([p.detach().flatten() for p in model.parameters()])
-    return train_loss, train_acc, test_loss, test_acc, weights
+    return trained.loss, trained.acc, tested.loss, tested.acc, weights
 
 
 @pytest.fixture(scope="module")
@@ -318,8 +318,11 @@ def test_cuda_graph_steps_match_eager():
         test = DeviceLoader(data.test_x, data.test_y, 16, dev, train=False)
         history = []
         for _ in range(4):  # the partial batch is captured in the third epoch
-            history.append(run_epoch(step, train, criterion, dev, torch.float32, optimizer))
-            history.append(run_epoch(step, test, criterion, dev, torch.float32))
+            for stats in (
+                run_pass(step, train, criterion, dev, torch.float32, optimizer),
+                run_pass(step, test, criterion, dev, torch.float32),
+            ):
+                history.append((stats.loss, stats.acc))
             scheduler.step()
         if graphed:
             assert len(step.graphs) == 4  # train and test, full and partial batches
