@@ -25,7 +25,7 @@ from benchmarks import check as preflight_mod
 from benchmarks import registry, selection
 from benchmarks.jobs import executor, local
 from benchmarks.jobs import ray as ray_jobs
-from benchmarks.jobs.spec import JobSpec
+from benchmarks.jobs.spec import JobSettings
 from benchmarks.registry import Entry, RegistryError
 from benchmarks.report import build, render
 from benchmarks.report.commands import report_command
@@ -89,7 +89,7 @@ def plan(
     return todo, done
 
 
-def _preflight(todo: list[Job], shared: JobSpec, ray: bool, data: Dataset, log) -> None:
+def _preflight(todo: list[Job], shared: JobSettings, ray: bool, data: Dataset, log) -> None:
     """Check every entry about to train (raises CheckError on a broken one) and log the time it will
     take."""
     planned = Counter(job.entry.name for job in todo)
@@ -122,7 +122,7 @@ def _registered(entries: list[Entry]) -> None:
 def reproduce(
     entries: list[Entry],
     seeds: int,
-    shared: JobSpec,
+    shared: JobSettings,
     output: Path,
     *,
     force: bool = False,
@@ -137,10 +137,6 @@ def reproduce(
     """
     _registered(entries)
     variant = shared.variant
-    for e in entries:  # every override checked before anything trains
-        variant.train(e)
-    if placement.kind != "ray":  # with Ray the workers' devices matter, not this driver's
-        shared.ex.torch_device()
     executor.check(
         placement, shared.ex, shared.tracking_uri
     )  # e.g. a Ray cluster with a local store: refused first

@@ -10,6 +10,7 @@ compilation, the device. Both check their values when built.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -97,22 +98,26 @@ class ExecConfig:
             )
         if self.num_workers < 0:
             raise ConfigError(f"num_workers: must be >= 0, got {self.num_workers!r}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(
+                f"device: unknown device {self.device!r}; use auto, cpu, cuda or cuda:N"
+            )
 
     def torch_device(self) -> torch.device:
+        """The device, resolved (`auto`: a CUDA GPU when there is one); a CUDA device this machine
+        lacks is a ConfigError."""
         import torch
 
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            dev = torch.device(self.device)
-        except RuntimeError:
-            raise ConfigError(
-                f"device: unknown device {self.device!r}; use auto, cpu or cuda"
-            ) from None
+        dev = torch.device(self.device)
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device: {self.device} asked for but no CUDA GPU is available")
-        if dev.type not in ("cpu", "cuda"):
-            raise ConfigError(f"device: unsupported device {self.device!r}; use auto, cpu or cuda")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device: {self.device} asked for but this machine has "
+                f"{torch.cuda.device_count()} CUDA GPU(s)"
+            )
         return dev
 
     def resolved_precision(self, device: torch.device) -> str:

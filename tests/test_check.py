@@ -8,7 +8,7 @@ from benchmarks import check, registry
 from benchmarks.check import CheckError
 from benchmarks.cli.main import main
 from benchmarks.jobs import train as train_mod
-from benchmarks.jobs.spec import DataSpec, JobSpec
+from benchmarks.jobs.spec import DataSpec, JobSettings
 from benchmarks.registry import Entry, Paper, arch
 from benchmarks.report import build, render
 from benchmarks.reproduce import reproduce
@@ -107,7 +107,7 @@ def test_reproduce_stops_before_training_a_broken_entry(
     monkeypatch.setattr(train_mod, "train", lambda *args, **kwargs: trained.append(1) or 1 / 0)
     monkeypatch.setattr(build, "build", lambda *args, **kwargs: None)  # the report is not at issue
     monkeypatch.setattr(render, "write", lambda *args, **kwargs: [])
-    shared = JobSpec(
+    shared = JobSettings(
         data=DataSpec("synthetic", limit_train=64, limit_test=16),
         ex=CPU,
         tracking_uri=store,

@@ -29,7 +29,7 @@ from benchmarks.cli.main import main
 from benchmarks.jobs import executor, local
 from benchmarks.jobs import ray as ray_jobs
 from benchmarks.jobs.executor import ExecutorConfig, ExecutorError
-from benchmarks.jobs.spec import DataSpec, JobSpec
+from benchmarks.jobs.spec import DataSpec, JobSettings, JobSpec
 from benchmarks.registry import get
 from benchmarks.reproduce import reproduce
 from resnet.config import ExecConfig
@@ -233,7 +233,7 @@ def test_a_child_process_trains_the_spec_it_is_given(tmp_path):
     """`python -m benchmarks.jobs SPEC.json`, for real: the run lands in MLflow; a failure comes
     back in one line."""
     uri = fresh_uri(tmp_path)
-    shared = JobSpec.of(
+    shared = JobSettings.of(
         {"epochs": 1},
         data=TINY,
         ex=CPU,
@@ -264,7 +264,7 @@ def test_a_child_process_trains_the_spec_it_is_given(tmp_path):
 def test_local_executor_trains_on_the_gpus_given(tmp_path):
     uri = fresh_uri(tmp_path)
     cfg = ExecutorConfig(jobs=2, devices=tuple(range(torch.cuda.device_count())))
-    shared = JobSpec.of(
+    shared = JobSettings.of(
         {"epochs": 1},
         data=TINY,
         tracking_uri=uri,
@@ -291,8 +291,8 @@ def ray_session():
     ray.shutdown()
 
 
-def tiny_job(tmp_path: Path, experiment: str, epochs: int = 3, images: int = 64) -> JobSpec:
-    return JobSpec.of(
+def tiny_job(tmp_path: Path, experiment: str, epochs: int = 3, images: int = 64) -> JobSettings:
+    return JobSettings.of(
         {"epochs": epochs},
         data=DataSpec("synthetic", None, limit_train=images, limit_test=32),
         ex=CPU,
@@ -306,7 +306,7 @@ def tiny_job(tmp_path: Path, experiment: str, epochs: int = 3, images: int = 64)
 def test_ray_runs_land_in_mlflow_and_the_report(ray_session, tmp_path):
     uri = fresh_uri(tmp_path)
     log: list[str] = []
-    shared = JobSpec.of(
+    shared = JobSettings.of(
         {"epochs": 1},
         data=TINY,
         ex=CPU,
@@ -336,7 +336,7 @@ def test_ray_runs_land_in_mlflow_and_the_report(ray_session, tmp_path):
 @pytest.mark.slow
 def test_a_failing_run_and_a_dead_worker_are_reported_then_resumed(ray_session, tmp_path):
     uri = fresh_uri(tmp_path)
-    shared = JobSpec.of(
+    shared = JobSettings.of(
         {"epochs": 2},
         data=TINY,
         ex=CPU,

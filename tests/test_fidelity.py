@@ -21,7 +21,7 @@ from torch import nn
 
 from benchmarks import collapse, registry, selection
 from benchmarks.jobs import train as train_mod
-from benchmarks.jobs.spec import DataSpec, JobSpec
+from benchmarks.jobs.spec import DataSpec, JobSettings
 from benchmarks.jobs.train import train_job
 from benchmarks.registry import BEST, FINAL, Entry, Paper, RegistryError, arch, get
 from benchmarks.report import build, cards, render, verdicts
@@ -29,7 +29,8 @@ from resnet.config import ExecConfig, TrainConfig
 from resnet.data import synthetic
 from resnet.model import count_parameters
 from resnet.network import build_model
-from resnet.train import EpochStats, TrainResult, run_pass, train
+from resnet.passes import run_pass
+from resnet.train import EpochStats, TrainResult, train
 from tests.conftest import fresh_uri
 from tests.test_verdicts import fake_runs
 from tracking import names
@@ -175,9 +176,10 @@ def test_batch_mean_loss_against_a_hand_count():
     sizes, logits = (4, 4, 1), (0.0, 2.0, 5.0)
     losses = [math.log(1 + 9 * math.exp(-a)) for a in logits]  # 2.302585, 0.796685, 0.058842
     loader = [batch(a, n) for a, n in zip(logits, sizes, strict=True)]
-    per_image, acc, batch_mean = run_pass(
+    stats = run_pass(
         nn.Identity(), loader, nn.CrossEntropyLoss(), torch.device("cpu"), torch.float32
     )
+    per_image, acc, batch_mean = stats.loss, stats.acc, stats.loss_batchmean
     assert batch_mean == pytest.approx(sum(losses) / 3, rel=1e-6)  # the authors': 1.052704
     assert per_image == pytest.approx(
         sum(n * x for n, x in zip(sizes, losses, strict=True)) / 9, rel=1e-6
@@ -295,7 +297,7 @@ def logged(tmp_path_factory):
     """Runs logged by the real train_job, whose training is replaced by the generated histories."""
     tmp = tmp_path_factory.mktemp("fidelity")
     uri = fresh_uri(tmp)
-    shared = JobSpec(
+    shared = JobSettings(
         data=SPEC, ex=CPU, tracking_uri=uri, experiment="f", checkpoint_dir=str(tmp / "ckpt")
     )
     data = SPEC.load()
@@ -323,7 +325,7 @@ def logged(tmp_path_factory):
             ids[name, seed] = train_job(shared.job(name, seed), data)
         plan["accs"] = [10.0, 10.0]  # at chance, but only 2 epochs: not judged
         ids["short"] = train_job(
-            JobSpec.of(
+            JobSettings.of(
                 {"epochs": 2},
                 data=SPEC,
                 ex=CPU,

@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmarks import registry
 from benchmarks.jobs.executor import ExecutorConfig
-from benchmarks.jobs.spec import DataSpec, JobSpec
+from benchmarks.jobs.spec import DataSpec, JobSettings
 from benchmarks.reproduce import reproduce
 from resnet.train import ExecConfig
 from tests.conftest import ROOT
@@ -203,7 +203,7 @@ def assert_nowhere(
 def reproduce_on_ray(tiny, uri: str, experiment: str, epochs: int, tmp_path) -> list[str]:
     """One seed of `tiny` through `reproduce` on Ray into `uri`; the lines it logged (it must not
     fail)."""
-    shared = JobSpec.of(
+    shared = JobSettings.of(
         {"epochs": epochs},
         data=TINY,
         ex=ExecConfig(device="cpu"),

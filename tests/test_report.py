@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from benchmarks import registry, selection, text
 from benchmarks.cli.main import main
 from benchmarks.jobs import train as train_mod
-from benchmarks.jobs.spec import DataSpec, JobSpec
+from benchmarks.jobs.spec import DataSpec, JobSettings
 from benchmarks.jobs.train import JobFailed, train_job
 from benchmarks.registry import Entry, Paper, arch
 from benchmarks.report import build as report
@@ -59,7 +59,7 @@ def store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     uri = fresh_uri(tmp)
     ids = {}
-    shared = JobSpec(
+    shared = JobSettings(
         data=SPEC, ex=CPU, tracking_uri=uri, experiment="t", checkpoint_dir=str(tmp / "checkpoints")
     )
     with pytest.MonkeyPatch.context() as mp, registry.temporary(ENTRIES):
@@ -215,7 +215,7 @@ def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     uri, _ = store
     data = SPEC.load()
-    shared = JobSpec(
+    shared = JobSettings(
         data=SPEC,
         ex=CPU,
         tracking_uri=uri,

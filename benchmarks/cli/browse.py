@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from benchmarks import registry
-from benchmarks.cli.options import tracking_options, variant_options
+from benchmarks.cli.options import checked, tracking_options, variant_options
 from benchmarks.report.render import FORMATS
 from benchmarks.selection import Variant
 
@@ -66,9 +66,7 @@ def report(
     from benchmarks import selection
     from benchmarks.report import build, render
 
-    entries = build.group_entries(group)
-    for e in entries:
-        variant.train(e)
+    entries = checked(build.group_entries(group), variant)
     # a group's table lists only that group's runs: the store is asked for those alone
     runs = selection.load_runs(tracking_uri, experiment, entries=[f"{group}/*"] if group else None)
     r = build.build(

@@ -9,6 +9,7 @@ import click
 
 from benchmarks import registry
 from benchmarks.cli.options import (
+    checked,
     data_options,
     exec_options,
     group,
@@ -86,7 +87,6 @@ def speed(name, sc, ex: ExecConfig, data: DataSpec, tracking_uri, experiment):
     from tracking.store import connect
 
     entry = registry.get(name)
-    ex.torch_device()
     tracker = connect(tracking_uri, experiment)
     loaded = data.load()
     click.echo(
@@ -129,10 +129,7 @@ def check_cmd(names_, all_, steps, seeds, variant: Variant, ex: ExecConfig):
 
     if bool(names_) == all_:
         raise click.UsageError("give entry NAMEs (or globs such as 'table1/*'), or --all")
-    chosen = registry.entries() if all_ else registry.select(names_)
-    for e in chosen:  # every override checked before anything runs
-        variant.train(e)
-    ex.torch_device()
+    chosen = checked(registry.entries() if all_ else registry.select(names_), variant)
     df = check_mod.run_checks(
         chosen,
         variant.train,

@@ -1,10 +1,12 @@
 """The command line's shared option groups, each building its spec object once, at the edge.
 
 A group adds its click options to a command and hands the command the object they make instead
-of the raw values: `overrides` (--epochs, --set), `variant` (those plus --limit-*), `data`
-(DataSpec), `ex` (ExecConfig, with the options a command offers), `job` (JobSpec: all of them
-plus the store and checkpoints) and `placement` (ExecutorConfig). Choices come from the constants
-of `resnet`; `--set FIELD=VALUE` is a click ParamType checked against TrainConfig's fields.
+of the raw values: `variant` (--epochs, --set, --limit-*), `data` (DataSpec), `ex` (ExecConfig,
+with the options a command offers, its device checked on this machine), `job` (JobSettings: all
+of them plus the store and checkpoints) and `placement` (ExecutorConfig). `checked` applies a
+variant to the entries a command selected, once, before anything runs. Choices come from the
+constants of `resnet`; `--set FIELD=VALUE` is a click ParamType checked against TrainConfig's
+fields.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from functools import wraps
 import click
 
 from benchmarks.jobs.executor import KINDS, ExecutorConfig, parse_devices
-from benchmarks.jobs.spec import DataSpec, JobSpec
+from benchmarks.jobs.spec import DataSpec, JobSettings
+from benchmarks.registry import Entry
 from benchmarks.selection import Variant
 from resnet.config import COMPILE_MODES, PIPELINES, PRECISIONS, ExecConfig, TrainConfig
 from resnet.data import SYNTHETIC
@@ -50,9 +53,14 @@ class Assignment(click.ParamType):
 
 
 def _names(options: list) -> list[str]:
-    """The parameter names click gives `options` (each applied to a throwaway function to find
-    out)."""
-    return [opt(lambda: None).__click_params__[-1].name for opt in options]
+    """The parameter names click gives `options`, read from a throwaway command they decorate."""
+
+    def probe():
+        pass
+
+    for opt in options:
+        probe = opt(probe)
+    return [param.name for param in click.command()(probe).params]
 
 
 def group(options: list, build: Callable[..., dict]) -> Callable:
@@ -93,12 +101,12 @@ def _override_options(epochs_help: str) -> list:
     ]
 
 
-def overrides_options(epochs_help: str = "Override every entry's epochs.") -> Callable:
-    """--epochs and --set, as `overrides`: the TrainConfig fields every entry trains with
-    instead."""
-    return group(
-        _override_options(epochs_help), lambda epochs, sets: {"overrides": _overrides(epochs, sets)}
-    )
+def checked(entries: list[Entry], variant: Variant) -> list[Entry]:
+    """`entries`, once `variant` is known to apply to each: a bad override (a value an entry's
+    configuration refuses) is an error before anything runs."""
+    for entry in entries:
+        variant.train(entry)
+    return entries
 
 
 def _limit_options(what: str) -> list:
@@ -219,14 +227,20 @@ EXEC = {
 RUN_EXEC = ("device", "pipeline", "precision", "compile", "deterministic")
 
 
+def _here(ex: ExecConfig) -> ExecConfig:
+    """`ex`, once its device is known to be there on this machine (a CUDA GPU for cuda)."""
+    ex.torch_device()
+    return ex
+
+
 def exec_options(
     fields: tuple[str, ...] = RUN_EXEC, fixed: dict | None = None, **helps: str
 ) -> Callable:
     """The ExecConfig `fields` as options (help overridden by `helps`), plus `fixed` values, as
-    `ex`."""
+    `ex`, for this machine's device."""
     return group(
         [EXEC[f](helps.get(f)) for f in fields],
-        lambda **raw: {"ex": ExecConfig(**raw, **(fixed or {}))},
+        lambda **raw: {"ex": _here(ExecConfig(**raw, **(fixed or {})))},
     )
 
 
@@ -268,9 +282,11 @@ def job_options(
     exec_fields: tuple[str, ...] = RUN_EXEC,
     checkpoints: bool = True,
     epochs_help: str = "Override every entry's epochs.",
+    here: bool = True,
 ) -> Callable:
-    """Everything the jobs of a command share, as `job`: a JobSpec waiting for its entry and
-    seed."""
+    """Everything the jobs of a command share, as `job` (JobSettings); with `here`, the jobs run on
+    this machine and its device is checked. A command whose jobs may run elsewhere (Ray) checks
+    the device itself once it knows where they run."""
     ex = [EXEC[f](None) for f in exec_fields]
     options = (
         _override_options(epochs_help)
@@ -289,11 +305,12 @@ def job_options(
             "experiment": raw.pop("experiment"),
         }
         checkpoint_dir, system_metrics = raw.pop("checkpoint_dir", None), raw.pop("system_metrics")
+        ex = ExecConfig(**raw)
         return {
-            "job": JobSpec.of(
+            "job": JobSettings.of(
                 overrides,
                 data=data,
-                ex=ExecConfig(**raw),
+                ex=_here(ex) if here else ex,
                 checkpoint_dir=checkpoint_dir,
                 system_metrics=system_metrics,
                 **store,

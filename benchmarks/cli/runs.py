@@ -1,7 +1,7 @@
 """Commands that train: `run` (entries, now, in this process), `reproduce` (what is missing, then
 the report) and `sweep` (generate entries around one, and optionally reproduce them).
 
-Each builds one JobSpec of what its jobs share (options.job_options) and hands it down whole.
+Each builds one JobSettings of what its jobs share (options.job_options) and hands it down whole.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import click
 
 from benchmarks import registry
 from benchmarks import sweep as sweep_mod
-from benchmarks.cli.options import executor_options, job_options
+from benchmarks.cli.options import checked, executor_options, job_options
 from benchmarks.jobs.executor import ExecutorConfig
-from benchmarks.jobs.spec import JobSpec
+from benchmarks.jobs.spec import JobSettings
 from benchmarks.registry import RegistryError
 
 
@@ -27,16 +27,13 @@ def _echo_err(msg: str) -> None:
 @click.argument("names_", metavar="NAME...", nargs=-1, required=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @job_options(epochs_help="Override the entry's epochs.")
-def run(names_, seed, job: JobSpec):
+def run(names_, seed, job: JobSettings):
     """Train each entry NAME (names or globs such as 'table1/*') and log it to MLflow."""
     from benchmarks.jobs.local import run_inline
     from benchmarks.report.commands import report_command
     from tracking.store import connect
 
-    chosen = registry.select(names_)
-    for e in chosen:  # check every override before anything trains
-        job.variant.train(e)
-    job.ex.torch_device()
+    chosen = checked(registry.select(names_), job.variant)
     connect(
         job.tracking_uri, job.experiment
     )  # the store first: a bad one is bad input, before the data loads
@@ -53,7 +50,7 @@ def run(names_, seed, job: JobSpec):
 def _reproduce(
     only: tuple[str, ...],
     seeds: int | None,
-    job: JobSpec,
+    job: JobSettings,
     output: str,
     force: bool = False,
     placement: ExecutorConfig = ExecutorConfig(),
@@ -61,7 +58,9 @@ def _reproduce(
 ) -> None:
     from benchmarks.reproduce import reproduce as reproduce_all
 
-    chosen = registry.select(only) if only else registry.entries()
+    chosen = checked(registry.select(only) if only else registry.entries(), job.variant)
+    if placement.kind != "ray":  # with Ray the workers' devices matter, not this machine's
+        job.ex.torch_device()
     if seeds is None:  # mean ± std needs n >= 3; a CPU cannot afford that for the whole table
         # with Ray the workers' devices matter, not this driver's (which may have no GPU)
         on_gpu = (
@@ -120,8 +119,8 @@ def _reproduce(
     help="Pre-flight every entry to be trained (as `resbench check`) and stop on a broken one.",
 )
 @executor_options
-@job_options()
-def reproduce(seeds, only, force, output, preflight, placement: ExecutorConfig, job: JobSpec):
+@job_options(here=False)
+def reproduce(seeds, only, force, output, preflight, placement: ExecutorConfig, job: JobSettings):
     """Train every entry and seed not yet finished in this configuration, then write the report."""
     _reproduce(only, seeds, job, output, force, placement, preflight)
 
@@ -152,8 +151,8 @@ def reproduce(seeds, only, force, output, preflight, placement: ExecutorConfig, 
 @click.option(
     "--run", "run_now", is_flag=True, help="Train the sweep now (as `reproduce --only GROUP/*`)."
 )
-@job_options(exec_fields=("device",), checkpoints=False)
-def sweep(base, group, vary, max_params, out_dir, run_now, job: JobSpec):
+@job_options(exec_fields=("device",), checkpoints=False, here=False)
+def sweep(base, group, vary, max_params, out_dir, run_now, job: JobSettings):
     """Generate entries varying one hyperparameter at a time around BASE under a parameter
     budget."""
     base_entry = registry.get(base)

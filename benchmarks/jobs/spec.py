@@ -1,14 +1,16 @@
 """What one job is: `JobSpec`, a frozen, JSON-serialisable description of one (entry, seed) run.
 
-Built once at the command line's edge and passed down whole: to `train_job` in this process, as
-a JSON file to a child process, or pickled to a Ray task. It holds plain values only (the entry
-by name), so every path trains exactly the same run. `DataSpec` says which data a job reads.
+A command builds `JobSettings` (what all its jobs share) once at the command line's edge, and
+`JobSettings.job(entry, seed)` makes each JobSpec, passed down whole: to `train_job` in this
+process, as a JSON file to a child process, or pickled to a Ray task. It holds plain values only
+(the entry by name), so every path trains exactly the same run. `DataSpec` says which data a job
+reads.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 
 from benchmarks.selection import Variant
 from resnet.config import ExecConfig
@@ -33,40 +35,50 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """One run: which entry and seed, with which overrides, data, execution, store and checkpoints.
+class JobSettings:
+    """What every job of a command shares: overrides, data, execution, store and checkpoints.
 
-    A command builds one with what all its jobs share (entry and seed left at their defaults)
-    and `job(entry, seed)` completes it for each.
+    Built once at the command line's edge; `job(entry, seed)` makes each job's JobSpec from it.
     """
 
-    entry: str = ""  # the registered entry's name
-    seed: int = 0
     overrides: tuple[tuple[str, object], ...] = ()  # TrainConfig fields, sorted by name
     data: DataSpec = field(default_factory=DataSpec)
     ex: ExecConfig = field(default_factory=ExecConfig)
-    tracking_uri: str = field(
-        default=names.DEFAULT_URI, repr=False
-    )  # may hold a password: never shown
+    # may hold a password: never shown
+    tracking_uri: str = field(default=names.DEFAULT_URI, repr=False)
     experiment: str = names.DEFAULT_EXPERIMENT
     checkpoint_dir: str | None = None  # None: $RESBENCH_CHECKPOINT_DIR or .resbench/checkpoints
     system_metrics: bool | None = None  # MLflow's system metrics; None: on when the run uses CUDA
 
     @classmethod
-    def of(cls, overrides: dict | None = None, **fields) -> JobSpec:
-        return cls(overrides=tuple(sorted((overrides or {}).items())), **fields)
+    def of(cls, overrides: dict | None = None, **values):
+        return cls(overrides=tuple(sorted((overrides or {}).items())), **values)
 
     def job(self, entry: str, seed: int) -> JobSpec:
-        return replace(self, entry=entry, seed=seed)
-
-    @property
-    def name(self) -> str:
-        return f"{self.entry} seed={self.seed}"
+        """The job of `entry` (a registered entry's name) and `seed`, with these settings."""
+        shared = {f.name: getattr(self, f.name) for f in fields(JobSettings)}
+        return JobSpec(entry=entry, seed=seed, **shared)
 
     @property
     def variant(self) -> Variant:
         """The overrides and data limits, as the run selection (and the report) knows them."""
         return Variant.of(dict(self.overrides), self.data.limit_train, self.data.limit_test)
+
+
+@dataclass(frozen=True)
+class JobSpec(JobSettings):
+    """One run: an entry and seed, with the settings it trains under."""
+
+    entry: str = field(kw_only=True)  # the registered entry's name
+    seed: int = field(default=0, kw_only=True)
+
+    def __post_init__(self):
+        if not self.entry:
+            raise ValueError("a job names its entry: JobSettings.job(entry, seed) makes one")
+
+    @property
+    def name(self) -> str:
+        return f"{self.entry} seed={self.seed}"
 
     def to_json(self) -> str:
         d = asdict(self)
