@@ -199,11 +199,6 @@ class Tracker:
             logger.monitor_system()
         return logger
 
-    def run_status(self, run_id: str) -> str | None:
-        """FINISHED, RUNNING, FAILED or KILLED; None when the run does not exist."""
-        found = self.run(run_id)
-        return found.status if found else None
-
     def run(self, run_id: str) -> StoredRun | None:
         """The run `run_id`; None when the store has no such run (a store that was wiped, say)."""
         try:
