@@ -24,8 +24,9 @@ from resnet.data import synthetic
 from resnet.graphs import CompiledStep, GraphedStep, float32_lr
 from resnet.model import ResNetConfig
 from resnet.network import build_model
+from resnet.passes import run_pass
 from resnet.pipeline import DeviceLoader
-from resnet.train import run_epoch, train
+from resnet.train import train
 
 CPU = torch.device("cpu")
 TINY = ResNetConfig(
@@ -125,8 +126,8 @@ def epochs(
         step = GraphedStep(model, criterion, optimizer, dtype, cuda=cuda)
     history = []
     for _ in range(n):
-        history.append(run_epoch(step, train_loader, criterion, CPU, dtype, optimizer))
-        history.append(run_epoch(step, test_loader, criterion, CPU, dtype))
+        history.append(run_pass(step, train_loader, criterion, CPU, dtype, optimizer))
+        history.append(run_pass(step, test_loader, criterion, CPU, dtype))
         scheduler.step()
     weights = torch.cat([p.detach().flatten() for p in model.parameters()])
     state = {
@@ -214,9 +215,9 @@ def test_a_failed_compile_falls_back_to_eager_steps_and_is_reported():
     history = []
     for _ in range(2):
         history.append(
-            run_epoch(step, train_loader, nn.CrossEntropyLoss(), CPU, torch.float32, optimizer)
+            run_pass(step, train_loader, nn.CrossEntropyLoss(), CPU, torch.float32, optimizer)
         )
-        history.append(run_epoch(step, test_loader, nn.CrossEntropyLoss(), CPU, torch.float32))
+        history.append(run_pass(step, test_loader, nn.CrossEntropyLoss(), CPU, torch.float32))
         scheduler.step()
     assert reasons == [step.fallback] and "torch.compile failed (RuntimeError" in reasons[0]
     assert history == eager[0]
