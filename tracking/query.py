@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tracking import internals
-from tracking.store import TrackingError, client, resolve_uri, sqlite_path
+from tracking.store import TrackingError, check_server, client, resolve_uri, sqlite_path
 
 PAGE = 10_000  # runs per search request (MLflow's own page for a DataFrame)
 RUN_NAME_TAG = "mlflow.runName"  # MLflow's own tag holding a run's name
@@ -38,8 +38,9 @@ def _check_exists(uri: str) -> None:
 
 
 def _client(uri: str) -> MlflowClient:
-    """A client of the store at `uri`; one that cannot be opened (a file that is no database) is a
-    TrackingError."""
+    """A client of the store at `uri`; one that cannot be opened (a file that is no database, a
+    server that does not answer as MLflow's /health does) is a TrackingError."""
+    check_server(uri)
     try:
         return client(uri)
     except Exception as e:  # drivers' and SQL errors alike: this store cannot be read

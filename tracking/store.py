@@ -73,7 +73,12 @@ def require_shared_store(uri: str, where: str) -> None:
     )
 
 
-def _probe_http(uri: str) -> None:
+def check_server(uri: str) -> None:
+    """Refuse, within seconds, an http(s) `uri` whose server is unreachable or answers /health
+    with an error (not an MLflow server): MLflow's own client would retry with backoff for
+    minutes. Other stores pass unchecked."""
+    if not uri.startswith(("http://", "https://")):
+        return
     import requests
     from mlflow.environment_variables import (
         MLFLOW_TRACKING_INSECURE_TLS,
@@ -136,7 +141,7 @@ class Tracker:
     def __init__(self, uri: str, experiment: str):
         self.uri, self.experiment = uri, experiment
         if uri.startswith(("http://", "https://")):
-            _probe_http(uri)
+            check_server(uri)
         else:
             scheme = urlparse(uri).scheme.split("+")[0]
             if scheme not in SCHEMES:
