@@ -70,6 +70,26 @@ def sql_metric_values(
     return out
 
 
+def sql_metric_counts(
+    sql_store, run_ids: list[str], keys: tuple[str, ...], per_query: int
+) -> dict[tuple[str, str], int]:
+    """How many values each (run, key) holds, counted in the database without reading them."""
+    from mlflow.store.tracking.dbmodels.models import SqlMetric as M
+    from sqlalchemy import func
+
+    counts = {}
+    with sql_store.ManagedSessionMaker() as session:
+        for i in range(0, len(run_ids), per_query):
+            rows = (
+                session.query(M.run_uuid, M.key, func.count())
+                .filter(M.key.in_(keys), M.run_uuid.in_(run_ids[i : i + per_query]))
+                .group_by(M.run_uuid, M.key)
+                .all()
+            )
+            counts |= {(run_id, key): n for run_id, key, n in rows}
+    return counts
+
+
 def http_metric_values(rest_store, run_ids: list[str], key: str, cap: int) -> list[Value] | None:
     """`key` of `run_ids` from the server's bulk endpoint (at most `cap` values), with the store's
     credentials; None when the server has no such endpoint."""

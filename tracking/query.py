@@ -5,12 +5,15 @@ or metric (`tag`, `param`, `metric`), so MLflow's `tags.`/`params.`/`metrics.` l
 Histories are read in bulk: from a database store, every key of many runs in one query on MLflow's
 own metrics table (what its `get_metric_history_bulk` runs); over HTTP, the `get-history-bulk`
 endpoint the MLflow UI's charts use (one request per key and 100 runs); from other stores, one
-`get_metric_history` per run and key. Reading never creates a store: a missing SQLite file or
-experiment is an error, not an empty database left behind.
+`get_metric_history` per run and key. A run holding more values of a key than any run could log
+(`MAX_POINTS`) is left out and named, unread where the store can count first, so one run with
+millions of points cannot make a report slow or big. Reading never creates a store: a missing
+SQLite file or experiment is an error, not an empty database left behind.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -171,6 +174,10 @@ HTTP_RUNS, HTTP_CAP = 100, 25_000
 HTTP_THREADS = 4  # requests in flight at once
 SQL_RUNS = 500  # run ids per query, well under SQLite's bound-parameter limit
 Value = internals.Value  # run_id, key, step, value
+# values of one key one run may hold before its history is left out unread: an entry trains for
+# at most a few hundred epochs, and a resumed run may log a step twice
+MAX_POINTS = 10_000
+OVER_CAP = "over_cap"  # the attrs key naming the runs left out
 
 
 def _one_by_one(reader: MlflowClient, run_ids: list[str], keys: tuple[str, ...]) -> list[Value]:
@@ -182,28 +189,39 @@ def _one_by_one(reader: MlflowClient, run_ids: list[str], keys: tuple[str, ...])
     ]
 
 
-def _http_all(store, reader: MlflowClient, run_ids: list[str], key: str) -> list[Value]:
-    """`key` for `run_ids` over HTTP in full: an answer that fills the cap may be cut short, so
-    halves are asked for again, down to one run read page by page."""
-    got = internals.http_metric_values(store, run_ids, key, HTTP_CAP)
-    if got is None or (len(got) >= HTTP_CAP and len(run_ids) == 1):
+def _http_all(
+    store, reader: MlflowClient, run_ids: list[str], key: str, max_points: int
+) -> list[Value]:
+    """`key` for `run_ids` over HTTP: an answer that fills the cap may be cut short, so halves are
+    asked for again, down to one run, of which at most `max_points` + 1 values are asked for."""
+    one = len(run_ids) == 1
+    got = internals.http_metric_values(store, run_ids, key, max_points + 1 if one else HTTP_CAP)
+    if got is None:
         return _one_by_one(reader, run_ids, (key,))
-    if len(got) < HTTP_CAP:
+    if one or len(got) < HTTP_CAP:
         return got
     half = len(run_ids) // 2
-    return _http_all(store, reader, run_ids[:half], key) + _http_all(
-        store, reader, run_ids[half:], key
+    return _http_all(store, reader, run_ids[:half], key, max_points) + _http_all(
+        store, reader, run_ids[half:], key, max_points
     )
 
 
-def _values(uri: str, run_ids: list[str], keys: tuple[str, ...], bulk: bool) -> list[Value]:
+def _values(
+    uri: str, run_ids: list[str], keys: tuple[str, ...], bulk: bool, max_points: int
+) -> tuple[list[Value], dict[str, str]]:
     """(run_id, key, step, value) for `run_ids`, each run's values of a key in the order they were
-    logged."""
+    logged, and the runs holding more than `max_points` values of a key (run id: key). A database
+    store counts first and leaves those runs unread; a server answers at most `max_points` + 1
+    values of one run and key."""
     reader = _client(uri)
     store = internals.store(uri) if bulk else None
+    over = {}
     if store is not None and internals.is_sql(store):
-        return internals.sql_metric_values(store, run_ids, keys, SQL_RUNS)
-    if store is not None and internals.is_rest(store):
+        counts = internals.sql_metric_counts(store, run_ids, keys, SQL_RUNS)
+        over = {run_id: key for (run_id, key), n in counts.items() if n > max_points}
+        kept = [i for i in run_ids if i not in over]
+        values = internals.sql_metric_values(store, kept, keys, SQL_RUNS) if kept else []
+    elif store is not None and internals.is_rest(store):
         # the server answers a few requests at once: its time dominates
         asks = [
             (run_ids[i : i + HTTP_RUNS], key)
@@ -211,31 +229,52 @@ def _values(uri: str, run_ids: list[str], keys: tuple[str, ...], bulk: bool) -> 
             for i in range(0, len(run_ids), HTTP_RUNS)
         ]
         with ThreadPoolExecutor(HTTP_THREADS) as pool:
-            answers = pool.map(lambda ask: _http_all(store, reader, *ask), asks)
-            return [v for answer in answers for v in answer]
-    return _one_by_one(reader, run_ids, keys)
+            answers = pool.map(lambda ask: _http_all(store, reader, *ask, max_points), asks)
+            values = [v for answer in answers for v in answer]
+    else:
+        values = _one_by_one(reader, run_ids, keys)
+    counts = Counter((run_id, key) for run_id, key, _, _ in values)
+    over |= {run_id: key for (run_id, key), n in counts.items() if n > max_points}
+    return [v for v in values if v[0] not in over], over
 
 
 def metric_histories(
-    uri: str | None, run_ids: list[str], keys: tuple[str, ...], bulk: bool = True
+    uri: str | None,
+    run_ids: list[str],
+    keys: tuple[str, ...],
+    bulk: bool = True,
+    epochs: Mapping[str, int] | None = None,
+    max_points: int | None = None,
 ) -> pd.DataFrame:
     """Per-step values of `keys` for each run: columns run_id, epoch (the step) and one per key.
 
     `bulk=False` asks one run and key at a time (the reference the bulk read is tested against).
     A step logged twice keeps its last value, in the order MLflow returns them (timestamp, then
-    value).
+    value). With `epochs` (run id: the epochs it declares), steps outside 0..epochs-1 are left
+    out. A run holding more than `max_points` (default MAX_POINTS) values of a key has no history
+    here: it is named in the result's `attrs[OVER_CAP]` (run id: key) instead.
     """
     uri = resolve_uri(uri)
     run_ids = list(dict.fromkeys(run_ids))
+    cap = max_points or MAX_POINTS
     try:
-        values = _values(uri, run_ids, tuple(keys), bulk) if run_ids and keys else []
+        values, over = (
+            _values(uri, run_ids, tuple(keys), bulk, cap) if run_ids and keys else ([], {})
+        )
     except MlflowException as e:
         raise TrackingError(f"reading metric histories: {e.message.splitlines()[0]}") from None
-    if not values:
-        return pd.DataFrame(columns=["run_id", "epoch", *keys])
     long = pd.DataFrame(values, columns=["run_id", "key", "epoch", "value"])
+    if epochs is not None:
+        declared = long["run_id"].map(epochs)
+        long = long[(long["epoch"] >= 0) & ((long["epoch"] < declared) | declared.isna())]
+    if not len(long):
+        empty = pd.DataFrame(columns=["run_id", "epoch", *keys])
+        empty.attrs[OVER_CAP] = over
+        return empty
     wide = long.pivot_table(
         index=["run_id", "epoch"], columns="key", values="value", aggfunc="last"
     ).reset_index()
     wide.columns.name = None
-    return wide.reindex(columns=["run_id", "epoch", *keys])
+    wide = wide.reindex(columns=["run_id", "epoch", *keys])
+    wide.attrs[OVER_CAP] = over
+    return wide

@@ -52,6 +52,7 @@ class Report:
     ui_url: str | None = None  # the MLflow UI the run links point into
     # with no run of this table's variant: (report command, runs it tabulates) for the others
     elsewhere: list[tuple[str, int]] = field(default_factory=list)
+    over_cap: dict[str, str] = field(default_factory=dict)  # runs whose curves were left unread
     generated: str = field(
         default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     )
@@ -91,6 +92,17 @@ class Report:
             f"identity (configuration, entry version, data checksum), collapsed ones included and "
             f"named; every "
             f"other run is listed under Other runs.",
+        ] + self.over_cap_note()
+
+    def over_cap_note(self) -> list[str]:
+        """A line naming the counted runs whose curves were left out: each holds more values of
+        one metric than a run can log."""
+        if not self.over_cap:
+            return []
+        runs = ", ".join(f"{i} ({key})" for i, key in sorted(self.over_cap.items()))
+        return [
+            f"Curves left out, unread: {len(self.over_cap)} counted run(s) hold more than "
+            f"{query.MAX_POINTS:,} values of one metric: {runs}."
         ]
 
     def notice(self) -> list[str]:
@@ -277,7 +289,9 @@ def build(
     source = resolve_source(runs, entries, variant, data)
     rows, other = tabulate(runs, variant, source, entries, ui_url, group, rank)
     ids = [(r.entry.name, i) for r in rows for i in r.run_ids]
-    curves = query.metric_histories(uri, [i for _, i in ids], CURVE_KEYS)
+    epochs = {i: r.train.epochs for r in rows for i in r.run_ids}
+    curves = query.metric_histories(uri, [i for _, i in ids], CURVE_KEYS, epochs=epochs)
+    over = curves.attrs.get(query.OVER_CAP, {})
     curves.insert(0, "entry", curves["run_id"].map({i: name for name, i in ids}))
     elsewhere = []
     if not any(matching(runs, e, variant, source).any() for e in entries):
@@ -297,4 +311,5 @@ def build(
         rank,
         ui_url,
         elsewhere=elsewhere,
+        over_cap=over,
     )
