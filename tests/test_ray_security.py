@@ -12,6 +12,7 @@ or the log lines. Once as MLFLOW_TRACKING_USERNAME/PASSWORD, once inside the URI
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -269,3 +270,53 @@ def test_a_password_inside_the_tracking_uri_is_shown_nowhere(
         f"http://admin:***@{url.removeprefix('http://')}" in report
     )  # where the runs are, shown masked
     assert_nowhere(CANARY, ray_temp, with_password, "canary-uri", artifacts, tmp_path / "out", log)
+
+
+# What `reproduce --executor ray` starts without --address, in a fresh process as the CLI would be:
+# the address of every socket its processes listen on, and the auth mode each process runs with.
+LOCAL_RAY = r"""
+import json, psutil
+from benchmarks.jobs.executor import ExecutorConfig, check
+from benchmarks.jobs.ray import start_ray
+from resnet.config import ExecConfig
+cfg = ExecutorConfig(kind="ray")
+check(cfg, ExecConfig(device="cpu"), "sqlite:///x.db")
+start_ray(cfg)
+import ray
+ray.get(ray.remote(lambda: 1).remote())  # a worker process too
+driver = psutil.Process()
+listening, modes = [], set()
+for p in [driver, *driver.children(recursive=True)]:
+    try:
+        listening += [(p.name(), c.laddr.ip) for c in p.net_connections("inet")
+                      if c.status == psutil.CONN_LISTEN]
+        if p.name() in ("gcs_server", "raylet"):  # the cluster's API and each node's
+            modes.add(p.environ().get("RAY_AUTH_MODE"))
+    except psutil.Error:
+        pass
+ray.shutdown()
+print(json.dumps({"listening": listening, "modes": sorted(map(str, modes))}))
+"""
+
+
+@pytest.mark.slow
+def test_a_local_ray_listens_on_loopback_only_and_asks_for_a_token(tmp_path):
+    pytest.importorskip("ray", reason="Ray is missing: pip install -e '.[ray]'")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    done = subprocess.run(
+        [sys.executable, "-c", LOCAL_RAY],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["listening"], "found no listening Ray process"
+    assert [
+        (name, ip)
+        for name, ip in seen["listening"]
+        if ip not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+    ] == []
+    assert seen["modes"] == ["token"]

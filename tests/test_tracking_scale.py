@@ -236,7 +236,9 @@ def test_report_is_unchanged_by_bulk_reads_and_filtered_search(generated, monkey
     )
     whole_group = build.build(runs, uri, "t", VARIANT, "synthetic", group="table1")
     one_by_one = query.metric_histories
-    monkeypatch.setattr(query, "metric_histories", lambda u, i, k: one_by_one(u, i, k, bulk=False))
+    monkeypatch.setattr(
+        query, "metric_histories", lambda u, i, k, **kw: one_by_one(u, i, k, bulk=False, **kw)
+    )
     old = dataclasses.replace(
         build.build(runs, uri, "t", VARIANT, "synthetic"), generated=new.generated
     )

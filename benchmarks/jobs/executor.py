@@ -10,6 +10,8 @@ who reaches an open cluster runs code on it (and Ray before 2.52 ignores RAY_AUT
 from __future__ import annotations
 
 import os
+import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +81,7 @@ def check(cfg: ExecutorConfig, ex: ExecConfig, uri: str) -> None:
         raise ExecutorError(
             f"--device {ex.device}: Ray picks each run's GPU; use --device cuda or auto"
         )
-    ray = import_ray()
+    ray = import_ray(local=cfg.address is None)
     if cfg.address is not None:  # an existing cluster: runs may land on any of its machines
         require_shared_store(uri, f"the Ray cluster at {cfg.address}")
         _require_token_auth(cfg.address, ray.__version__)
@@ -140,7 +142,20 @@ def _check_devices(devices: tuple[int, ...], ex: ExecConfig) -> None:
         )
 
 
-def import_ray():
+# Ray's own switch that makes this machine's Ray node address the loopback one, so that every
+# process of a local Ray listens on 127.0.0.1 only; read when Ray is first imported.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def import_ray(local: bool = False):
+    """Ray, imported. `local` (a Ray started for this command), when this is Ray's first import:
+    Ray keeps to the loopback address and asks for a token, a fresh random one unless one is set
+    where Ray looks; its processes inherit both, so anyone else on the machine is refused."""
+    if local and "ray" not in sys.modules:
+        os.environ.update(LOOPBACK_ENV)
+        os.environ["RAY_AUTH_MODE"] = "token"
+        if ray_auth_problem():
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     try:
         import ray
     except ImportError:

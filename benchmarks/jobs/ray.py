@@ -1,5 +1,8 @@
 """Jobs as Ray tasks: on a local Ray started for the command, or on an existing cluster.
 
+A local Ray listens on 127.0.0.1 only and asks for a token (a fresh random one unless the user
+has one), so neither another machine nor another user of this one can submit work to it.
+
 Each job is one task asking for a GPU, a share of one, or CPUs; scheduling, placement, retries
 after a worker dies and cancellation are Ray's. The task calls `train_job` with the job's spec,
 so a run fails, resumes and is logged as anywhere else. On the worker the data is found or
@@ -12,6 +15,7 @@ shown by name only), never through `runtime_env`, whose values Ray writes into i
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from collections.abc import Callable
@@ -104,9 +108,20 @@ def _cancel(ray, refs: list, log) -> None:
         ray.cancel(ref, force=True)
 
 
+def _require_loopback(ray) -> None:
+    ip = ray.util.get_node_ip_address()
+    if not ipaddress.ip_address(ip).is_loopback:
+        ray.shutdown()
+        raise ExecutorError(
+            f"the local Ray took the node address {ip}, so it would listen on every interface; "
+            f"run resbench in a process that has not imported Ray before"
+        )
+
+
 def start_ray(cfg: ExecutorConfig) -> bool:
-    """Join `cfg.address`, or start a local Ray; False when this process was already connected."""
-    ray = import_ray()
+    """Join `cfg.address`, or start a local Ray on 127.0.0.1 with token authentication; False when
+    this process was already connected."""
+    ray = import_ray(local=cfg.address is None)
     if ray.is_initialized():
         return False
     try:
@@ -121,6 +136,8 @@ def start_ray(cfg: ExecutorConfig) -> bool:
                 f"{(str(e).splitlines() or [''])[0]})"
             )
         ) from None
+    if cfg.address is None:
+        _require_loopback(ray)
     return True
 
 
@@ -149,7 +166,7 @@ def run_ray(
     cfg: ExecutorConfig, specs: list[JobSpec], log, task: Callable[[JobSpec], str] = train_job
 ) -> list[str]:
     """Each spec as one Ray task running `task(spec)`; returns the names that failed."""
-    ray = import_ray()
+    ray = import_ray(local=cfg.address is None)
     started = start_ray(cfg)
     try:
         resources, device = (
