@@ -69,7 +69,7 @@ def require_shared_store(uri: str, where: str) -> None:
     )
     raise TrackingError(
         f"runs on {where} cannot log to {uri} ({what}); start `mlflow server` on a machine they "
-        f"reach and pass --tracking-uri http://HOST:5000 (docs/DEPLOY.md)"
+        f"reach and pass --tracking-uri https://HOST (docs/DEPLOY.md)"
     )
 
 
