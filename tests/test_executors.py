@@ -103,7 +103,7 @@ def test_a_cluster_needs_a_tracking_server():
     for uri in ("http://mlflow.lab:5000", "https://mlflow.lab", "databricks"):
         require_shared_store(uri, where)
     with pytest.raises(
-        TrackingError, match=r"a file on this machine.*mlflow server.*--tracking-uri http://"
+        TrackingError, match=r"a file on this machine.*mlflow server.*--tracking-uri https://"
     ):
         require_shared_store("sqlite:///mlflow.db", where)
     with pytest.raises(TrackingError, match="a file on this machine"):

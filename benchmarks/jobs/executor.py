@@ -9,6 +9,7 @@ who reaches an open cluster runs code on it (and Ray before 2.52 ignores RAY_AUT
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import sys
@@ -81,10 +82,13 @@ def check(cfg: ExecutorConfig, ex: ExecConfig, uri: str) -> None:
         raise ExecutorError(
             f"--device {ex.device}: Ray picks each run's GPU; use --device cuda or auto"
         )
-    ray = import_ray(local=cfg.address is None)
-    if cfg.address is not None:  # an existing cluster: runs may land on any of its machines
-        require_shared_store(uri, f"the Ray cluster at {cfg.address}")
-        _require_token_auth(cfg.address, ray.__version__)
+    if cfg.address is None:  # a local Ray: imported when it starts, set to stay on this machine
+        if importlib.util.find_spec("ray") is None:
+            import_ray()  # the error saying how to install it
+        return
+    ray = import_ray()  # an existing cluster: runs may land on any of its machines
+    require_shared_store(uri, f"the Ray cluster at {cfg.address}")
+    _require_token_auth(cfg.address, ray.__version__)
 
 
 def ray_auth_problem(environ=None) -> str | None:
