@@ -102,13 +102,6 @@ class Entry:
     def config_hash(self, train: TrainConfig | None = None) -> str:
         return config_hash(self.model, train or self.train)
 
-    def identity(
-        self, train: TrainConfig, data_checksum: str, limit_train: int = 0, limit_test: int = 0
-    ) -> str:
-        return identity(
-            self.config_hash(train), data_checksum, self.version, limit_train, limit_test
-        )
-
 
 def describe_entry(e: Entry) -> dict:
     """One entry as plain values: architecture, budget columns, recipe and the paper's figures."""
@@ -139,15 +132,6 @@ def describe_entry(e: Entry) -> dict:
 def config_hash(model: ResNetConfig, train: TrainConfig) -> str:
     """Identity of what a run computes: the model and the training recipe, nothing else."""
     blob = json.dumps({"model": model.flat(), "train": asdict(train)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def identity(
-    config: str, data_checksum: str, version: int = 1, limit_train: int = 0, limit_test: int = 0
-) -> str:
-    """Identity of a run: its config hash, the data it read (checksum and limits), the entry's
-    version."""
-    blob = json.dumps([config, data_checksum, int(version), int(limit_train), int(limit_test)])
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

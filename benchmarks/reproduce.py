@@ -1,9 +1,10 @@
 """`resbench reproduce`: train every selected entry and seed not yet finished, then write the
 report.
 
-An (entry, seed) is done when the store holds a FINISHED run of it with the same identity
-(config hash, data checksum and limits, entry version); one whose identity changed is trained
-again, and `force` trains everything again. Planning reads the runs through `selection` (the
+An (entry, seed) is done when the store holds a FINISHED run of it with the same run key
+(benchmarks/runkey.py: config hash, data checksum and limits, entry version, and the mode it
+computes in: precision, pipeline, compilation); one whose key changed is trained again, and
+`force` trains everything again. Planning reads the runs through `selection` (the
 variant, matching and counted runs), never through the report. Before anything trains, the
 pre-flight (benchmarks/check.py) tries each entry to be trained on generated batches and stops
 on a broken one (`check=False` skips it). Each job is a `JobSpec` trained by `train_job`: one
@@ -15,20 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from benchmarks import check as preflight_mod
-from benchmarks import registry, selection
+from benchmarks import registry, runkey, selection
 from benchmarks.jobs import executor, local
 from benchmarks.jobs import ray as ray_jobs
 from benchmarks.jobs.spec import JobSettings
 from benchmarks.registry import Entry, RegistryError
 from benchmarks.report import build, render
 from benchmarks.report.commands import report_command
+from benchmarks.runkey import Mode
 from resnet.data import Dataset
 from tracking.store import connect
 
@@ -36,15 +39,11 @@ from tracking.store import connect
 @dataclass(frozen=True)
 class Job:
     """One (entry, seed) still to train, and why: "new", or "identity changed" (a finished run of
-    another)."""
+    its configuration exists under another key: code version, data, limits or mode)."""
 
     entry: Entry
     seed: int
     why: str = "new"
-
-    @property
-    def name(self) -> str:
-        return f"{self.entry.name} seed={self.seed}"
 
 
 def plan(
@@ -55,38 +54,42 @@ def plan(
     source: str,
     force: bool,
     checksum: str | None = None,
+    modes: Mapping[str, Mode] | None = None,
 ) -> tuple[list[Job], int]:
     """(jobs still to run, how many are already done).
 
-    Done means a FINISHED run of the same identity, given the data's `checksum`; without one,
-    of the same configuration, entry version and data source.
+    Done means a FINISHED run of the same key (benchmarks/runkey.py), given the data's `checksum`
+    and each entry's mode in `modes` (by entry name; default fp32, fast, not compiled); without a
+    checksum, of the same key in any data checksum.
     """
     todo, done = [], 0
     for e in entries:
-        mine = runs[selection.matching(runs, e, variant, source)]
-        if checksum is not None:
-            mine = mine[mine["identity"].eq(variant.identity(e, checksum))]
+        key = variant.key(e, source, checksum or "", (modes or {}).get(e.name, Mode()))
+        mine = runs[runkey.same(runs, key, () if checksum is not None else (runkey.CHECKSUM,))]
         finished = set(selection.counted(mine)["seed"])
-        before = set(
-            runs.loc[
-                runs["entry"].eq(e.name)
-                & runs["status"].eq("FINISHED")
-                & runs["config_hash"].eq(variant.config_hash(e)),
-                "seed",
-            ]
-        )
+        config = runkey.same(runs, key, _CONFIG_ONLY)
+        before = set(runs.loc[config & runs["status"].eq("FINISHED"), "seed"])
         for seed in range(seeds):
             if seed in finished and not force:
                 done += 1
             else:
-                todo.append(
-                    Job(
-                        e,
-                        seed,
-                        "identity changed" if seed in before and seed not in finished else "new",
-                    )
-                )
+                changed = seed in before and seed not in finished
+                todo.append(Job(e, seed, "identity changed" if changed else "new"))
     return todo, done
+
+
+# A finished run of the entry in the same configuration, whatever else its key says.
+_CONFIG_ONLY = (runkey.VERSION, runkey.DATA, runkey.CHECKSUM, runkey.LIMITS, runkey.MODE)
+
+
+def planned_mode(shared: JobSettings, entry: Entry, ray: bool) -> Mode:
+    """The mode `shared`'s jobs of `entry` run in: on this machine's device, or with Ray on the
+    workers' (a GPU, unless the device asked for is the CPU)."""
+    if ray:
+        device = "cpu" if shared.ex.device == "cpu" else "cuda"
+    else:
+        device = shared.ex.torch_device().type
+    return Mode.of(shared.ex, device, shared.variant.train(entry).optimizer)
 
 
 def _preflight(todo: list[Job], shared: JobSettings, ray: bool, data: Dataset, log) -> None:
@@ -145,7 +148,8 @@ def reproduce(
     )  # creates the store once, before any child could race to
     data = shared.data.load()
     runs = selection.load_runs(shared.tracking_uri, shared.experiment)
-    todo, done = plan(entries, seeds, runs, variant, data.source, force, data.checksum)
+    modes = {e.name: planned_mode(shared, e, placement.kind == "ray") for e in entries}
+    todo, done = plan(entries, seeds, runs, variant, data.source, force, data.checksum, modes)
     changed = sum(job.why == "identity changed" for job in todo)
     log(
         f"{len(entries)} entries x {seeds} seed(s) on {data.source}: {done} already finished, "
@@ -160,14 +164,22 @@ def reproduce(
         failed = run(placement, specs, log)
     else:
         failed = local.run_inline(specs, data, log)
+    wanted = _shared_fields(list(modes.values()))
     r = build.build(
         selection.load_runs(shared.tracking_uri, shared.experiment),
         shared.tracking_uri,
         shared.experiment,
         variant,
         source,
+        mode=wanted,
     )
     written = render.write(r, output)
-    command = report_command(variant, source, shared.tracking_uri, shared.experiment)
+    command = report_command(variant, source, shared.tracking_uri, shared.experiment, mode=wanted)
     log(f"tabulate: {command}")
     return written, failed
+
+
+def _shared_fields(modes: list[Mode]) -> dict[str, str]:
+    """The fields of a Mode that `modes` all agree on (what the report is asked to be about)."""
+    fields = [asdict(m) for m in modes]
+    return {k: v for k, v in fields[0].items() if all(f[k] == v for f in fields)} if fields else {}

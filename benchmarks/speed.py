@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from benchmarks.jobs.spec import DataSpec
-from benchmarks.jobs.tags import describe, git_version, precision_tags
+from benchmarks.jobs import tags
+from benchmarks.jobs.spec import DataSpec, JobSpec
+from benchmarks.jobs.tags import describe, git_version
 from benchmarks.registry import Entry
 from resnet.config import PIPELINES, ExecConfig
 from resnet.data import Dataset
@@ -193,35 +194,26 @@ def log_speed(
     df: pd.DataFrame,
     flops: Flops,
 ) -> str:
-    commit, dirty = git_version()
+    job = JobSpec.of(
+        {"batch_size": sc.batch_size} if sc.batch_size else None,
+        entry=entry.name,
+        seed=sc.seed,
+        data=spec,
+        ex=fast,
+    )
     device = fast.torch_device()
+    rec = tags.record(entry, job, tags.DataFacts.of(data), tags.Machine.of(device), git_version())
     params = {
+        **{k: v for k, v in rec.params.items() if k != "pipeline"},  # both pipelines are timed
         "entry": entry.name,
         "batch_size": int(df["batch"].iloc[0]),
         "steps": sc.steps,
         "warmup": sc.warmup,
         "pipelines": ",".join(sc.pipelines),
-        "seed": sc.seed,
-        **{k: v for k, v in dataclasses.asdict(fast).items() if k != "pipeline"},
-        "data": data.source,
-        "train_images": len(data.train_y),
-        "test_images": len(data.test_y),
-        "limit_train": spec.limit_train,
-        "limit_test": spec.limit_test,
     }
-    tags = {
-        names.TAG_ENTRY: entry.name,
-        names.TAG_GROUP: entry.group,
-        names.TAG_DATA_SOURCE: data.source,
-        names.TAG_DATA_CHECKSUM: data.checksum,
-        names.TAG_GIT_COMMIT: commit,
-        names.TAG_GIT_DIRTY: dirty,
-        names.TAG_TORCH: torch.__version__,
-        names.TAG_CUDA: torch.version.cuda or "none",
-        names.TAG_DEVICE: device_name(device),
-        **precision_tags(fast, device),
-        names.TAG_DESCRIPTION: f"Speed of {describe(entry)}",
-    }
+    # a speed run is no training run of its key: without the identity, nothing resumes it as one
+    run_tags = {k: v for k, v in rec.tags.items() if k != names.TAG_IDENTITY}
+    run_tags[names.TAG_DESCRIPTION] = f"Speed of {describe(entry)}"
     metrics = {names.FLOPS_FORWARD: flops.forward, names.FLOPS_TRAIN: flops.train}
     for row in df.to_dict("records"):
         metrics.update({f"{row['pipeline']}.{m}": row[m] for m in names.SPEED_METRICS})
@@ -233,4 +225,4 @@ def log_speed(
         {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
         for r in df.to_dict("records")
     ]
-    return log_speed_run(tracker, f"speed {entry.name}", params, tags, metrics, rows)
+    return log_speed_run(tracker, f"speed {entry.name}", params, run_tags, metrics, rows)

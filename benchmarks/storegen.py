@@ -1,7 +1,9 @@
 """Synthetic tracking stores: N finished training runs shaped like the ones `resbench run` writes.
 
 By default each run is what `resbench run ENTRY --data synthetic --epochs 80 --limit-train 64
---limit-test 32 --seed S` records, so `report` and `reproduce` with those flags count it.
+--limit-test 32 --seed S` records on a GPU (bf16, the fast pipeline, not compiled), so `report`
+and `reproduce` with those flags count it; its name, params and tags come from the same
+function as a real run's (benchmarks/jobs/tags.py's `record`).
 
 For benchmarks and tests of the reading side (`list`, `report`, `reproduce`'s plan) at scale,
 without training anything. Each run carries the tags and params a real run records (entry,
@@ -15,11 +17,12 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from benchmarks import registry
+from benchmarks.jobs import tags
+from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.registry import Entry
-from benchmarks.selection import apply_overrides
 from resnet.config import ExecConfig
 from tracking import names
 from tracking.store import connect
@@ -39,9 +42,8 @@ MACHINE = {
     names.TAG_TORCH: "2.14.1+cu130",
     names.TAG_TORCHVISION: "0.29.1",
     names.TAG_MLFLOW: "3.17.2",
-    names.TAG_GIT_COMMIT: "0" * 40,
-    names.TAG_GIT_DIRTY: "False",
 }
+COMMIT = ("0" * 40, False)  # the code version the runs record (commit, dirty)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class StoreSpec:
     limit_train: int = 64
     limit_test: int = 32
     seed: int = 0  # of the curves' noise
+    precision: str = "auto"  # --precision of the runs (auto: bf16, on the GPU they record)
 
     @property
     def checksum(self) -> str:
@@ -72,62 +75,24 @@ def chosen(spec: StoreSpec) -> list[Entry]:
     )
 
 
-def params_and_tags(entry: Entry, seed: int, spec: StoreSpec) -> tuple[dict, dict]:
-    """The params and tags `resbench run` logs for `entry` at `seed` with the spec's data flags."""
-    train = (
-        entry.train
-        if spec.epochs is None
-        else apply_overrides(entry.train, {"epochs": spec.epochs})
+def job(entry: Entry, seed: int, spec: StoreSpec) -> JobSpec:
+    """The job `resbench run` would train for `entry` at `seed` with the spec's flags, on a GPU."""
+    return JobSpec.of(
+        {"epochs": spec.epochs} if spec.epochs is not None else None,
+        entry=entry.name,
+        seed=seed,
+        data=DataSpec(spec.data, limit_train=spec.limit_train, limit_test=spec.limit_test),
+        ex=ExecConfig(device="cuda", precision=spec.precision),
     )
-    params = {
-        **entry.model.flat(),
-        **asdict(train),
-        **asdict(ExecConfig(device="cuda")),
-        "seed": seed,
-        "data": spec.data,
-        "limit_train": spec.limit_train,
-        "limit_test": spec.limit_test,
-        "train_images": spec.limit_train or 50_000,
-        "test_images": spec.limit_test or 10_000,
-    }
-    p = entry.paper
-    claim = ", ".join(
-        x
-        for x in (
-            p.accuracy is not None and f"{p.accuracy_text}% test accuracy",
-            p.params and f"{p.params} parameters",
-            p.epochs and f"{p.epochs} epochs",
-        )
-        if x
+
+
+def run_record(entry: Entry, seed: int, spec: StoreSpec) -> tags.Record:
+    """The name, params and tags `resbench run` logs for `entry` at `seed` with the spec's flags
+    (benchmarks/jobs/tags.py's record, on the GPU machine MACHINE describes)."""
+    facts = tags.DataFacts(
+        spec.data, spec.checksum, spec.limit_train or 50_000, spec.limit_test or 10_000
     )
-    tags = {
-        names.TAG_ENTRY: entry.name,
-        names.TAG_GROUP: entry.group,
-        names.TAG_SEED: seed,
-        names.TAG_KIND: "train",
-        names.TAG_CONFIG_HASH: entry.config_hash(train),
-        names.TAG_ENTRY_HASH: entry.config_hash(),
-        names.TAG_OVERRIDES: ",".join(
-            [k for k, v in asdict(train).items() if getattr(entry.train, k) != v]
-            + [k for k in ("limit_train", "limit_test") if getattr(spec, k)]
-        ),
-        names.TAG_DATA_SOURCE: spec.data,
-        names.TAG_DATA_CHECKSUM: spec.checksum,
-        names.TAG_IDENTITY: entry.identity(train, spec.checksum, spec.limit_train, spec.limit_test),
-        names.TAG_ENTRY_VERSION: entry.version,
-        **MACHINE,
-        names.TAG_DESCRIPTION: f"{entry.name}: {entry.description}"
-        + (f" Paper: {claim}." if claim else ""),
-    }
-    for tag, value in (
-        (names.TAG_PAPER_ACCURACY, p.accuracy),
-        (names.TAG_PAPER_PARAMS, p.params),
-        (names.TAG_PAPER_EPOCHS, p.epochs),
-        (names.TAG_PAPER_TEST_LOSS, p.test_loss),
-    ):
-        if value is not None:
-            tags[tag] = value
-    return params, tags
+    return tags.record(entry, job(entry, seed, spec), facts, tags.Machine("cuda", MACHINE), COMMIT)
 
 
 def curve(epochs: int, target: float, images: int, rng: random.Random) -> list[dict[str, float]]:
@@ -162,11 +127,11 @@ def generate(uri: str, experiment: str, spec: StoreSpec, log=None) -> list[str]:
     ids = []
     for i in range(spec.runs):
         entry, seed = entries[i % len(entries)], i // len(entries)
-        params, tags = params_and_tags(entry, seed, spec)
+        rec = run_record(entry, seed, spec)
         history = curve(
-            int(params["epochs"]), entry.paper.accuracy or 88.0, params["train_images"], rng
+            int(rec.params["epochs"]), entry.paper.accuracy or 88.0, rec.params["train_images"], rng
         )
-        with tracker.start_run(f"{entry.name} seed={seed}", params, tags) as run:
+        with tracker.start_run(rec.name, rec.params, rec.tags) as run:
             run.log_epochs(history)
             run.log_metrics(
                 {

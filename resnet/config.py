@@ -120,11 +120,26 @@ class ExecConfig:
             )
         return dev
 
-    def resolved_precision(self, device: torch.device) -> str:
-        """What `auto` stands for on `device`: bf16, tf32 or fp32."""
+    def resolved_precision(self, device: torch.device | str) -> str:
+        """The precision a run on `device` (or a device of this type: "cpu", "cuda") computes in:
+        `auto` is bf16 on CUDA with the fast pipeline, else fp32; bf16, tf32 and fp32 are
+        themselves."""
         if self.precision != "auto":
             return self.precision
-        return "bf16" if device.type == "cuda" and self.pipeline == "fast" else "fp32"
+        kind = getattr(device, "type", device)
+        return "bf16" if kind == "cuda" and self.pipeline == "fast" else "fp32"
+
+    def resolved_compile(self, device: torch.device | str, optimizer: str) -> str:
+        """What compiles the step on `device` (or a device of this type) with this optimizer:
+        "off", the mode asked for, or the one `auto` stands for there (cudagraph on CUDA with the
+        fast pipeline and Adam, else inductor)."""
+        if not self.compile:
+            return "off"
+        if self.compile_mode != "auto":
+            return self.compile_mode
+        kind = getattr(device, "type", device)
+        graphable = kind == "cuda" and self.pipeline == "fast" and optimizer == "adam"
+        return "cudagraph" if graphable else "inductor"
 
     def dtype(self, device: torch.device) -> torch.dtype:
         import torch

@@ -127,12 +127,8 @@ def resolve_compile_mode(
 ) -> str:
     """The mode `auto` stands for here: cudagraph where it applies (CUDA, fast pipeline, Adam), else
     inductor."""
-    if ex.compile_mode != "auto":
-        return ex.compile_mode
-    graphable = (
-        device.type == "cuda" and ex.pipeline == "fast" and isinstance(optimizer, torch.optim.Adam)
-    )
-    return "cudagraph" if graphable else "inductor"
+    name = "adam" if isinstance(optimizer, torch.optim.Adam) else type(optimizer).__name__.lower()
+    return ex.resolved_compile(device, name)
 
 
 def compile_step(

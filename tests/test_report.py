@@ -25,6 +25,7 @@ from benchmarks.report import build as report
 from benchmarks.report import figures, render, verdicts
 from benchmarks.reproduce import plan
 from benchmarks.reproduce import reproduce as reproduce_all
+from benchmarks.runkey import RunKey
 from resnet.config import ExecConfig, TrainConfig
 from resnet.train import Diverged
 from tests.conftest import fresh_uri
@@ -198,7 +199,7 @@ def test_reproduce_skips_what_is_finished(store):
 def test_runs_carry_their_identity(store):
     uri, ids = store
     tags = MlflowClient(uri).get_run(ids["a0"]).data.tags
-    expected = A.identity(A.train, SPEC.load().checksum, 64, 32)
+    expected = RunKey.of(A, A.train, "synthetic", SPEC.load().checksum, (64, 32)).identity
     assert tags[names.TAG_IDENTITY] == expected and tags[names.TAG_ENTRY_VERSION] == "1"
     assert selection.load_runs(uri, "t").set_index("run_id").loc[ids["a0"], "identity"] == expected
     for tag in (
@@ -242,8 +243,10 @@ def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, mon
     )
     row = r.table.iloc[0]
     assert row["n"] == 1 and row["run_ids"] != old and row["entry_version"] == 2
-    assert row["identity"] == bumped.identity(A.train, data.checksum, 64, 32)
-    assert row["identity"] != A.identity(A.train, data.checksum, 64, 32)
+    assert (
+        row["identity"] == RunKey.of(bumped, A.train, "synthetic", data.checksum, (64, 32)).identity
+    )
+    assert row["identity"] != RunKey.of(A, A.train, "synthetic", data.checksum, (64, 32)).identity
     assert r.other.set_index("run_id").loc[old, "why"] == "entry version 1 (now 2)"
 
 

@@ -341,3 +341,47 @@ def test_unwritable_output_directory(tmp_path, monkeypatch):
     )
     assert result.exit_code == 2 and "Not a directory" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.slow
+def test_a_run_is_resumed_only_in_its_own_mode(tmp_path, monkeypatch, straight, tiny_registered):
+    """A bf16 job fails after epoch 0; the fp32 job of the same entry and seed starts its own run
+    and says so; the bf16 job then continues its own run. Each run finishes in its mode."""
+    monkeypatch.chdir(tmp_path)
+    uri = fresh_uri(tmp_path)
+    real_save, calls = checkpoint.torch.save, []
+
+    def save(obj, f):
+        calls.append(1)
+        if len(calls) == 2:  # epoch 1's checkpoint
+            raise OSError(errno.EIO, "injected crash")
+        real_save(obj, f)
+
+    bf16 = ["run", *ARGS, "--precision", "bf16", "--tracking-uri", uri]
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    assert CliRunner().invoke(main, bf16).exit_code == 1
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    _, (crashed,) = runs(uri, names.DEFAULT_EXPERIMENT)
+    assert crashed.info.status == "FAILED"
+
+    result = CliRunner().invoke(main, ["run", *ARGS, "--precision", "fp32", "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: test/tiny seed=0: a bf16, fast pipeline, not compiled run exists (FAILED); "
+        "this fp32, fast pipeline, not compiled job starts its own run"
+    ) in result.stderr.splitlines()
+    result = CliRunner().invoke(main, bf16)
+    assert result.exit_code == 0, result.output
+    assert "note:" not in result.stderr
+
+    client, found = runs(uri, names.DEFAULT_EXPERIMENT)
+    by_precision = {r.data.params["precision"]: r for r in found}
+    assert sorted(by_precision) == ["bf16", "fp32"] and len(found) == 2
+    assert by_precision["bf16"].info.run_id == crashed.info.run_id  # continued, not replaced
+    for precision, run in by_precision.items():
+        assert run.info.status == "FINISHED"
+        assert run.data.tags[names.TAG_PRECISION] == precision
+        assert [s for s, _ in curves(client, run.info.run_id)["test_acc"]] == [0, 1, 2]
+    # the fp32 run is the uninterrupted fp32 run, bit for bit: nothing of the bf16 run in it
+    assert curves(client, by_precision["fp32"].info.run_id) == straight[0]
+    assert curves(client, crashed.info.run_id) != straight[0]

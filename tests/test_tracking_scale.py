@@ -21,6 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from benchmarks import registry, selection
+from benchmarks.runkey import Mode
 from benchmarks.storegen import StoreSpec, generate
 from resnet import flops
 from resnet.model import ResNetConfig, count_parameters
@@ -32,6 +33,7 @@ EPOCHS = 3
 SPEC = StoreSpec(runs=22, epochs=EPOCHS)  # 11 entries (table1/*, paper/*) x seeds 0 and 1
 VARIANT = selection.Variant.of({"epochs": EPOCHS}, SPEC.limit_train, SPEC.limit_test)
 KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
+GPU_DEFAULT = Mode("bf16", "fast", "off")  # what --precision auto runs in on a GPU
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +64,17 @@ def test_generated_runs_are_finished_runs_of_their_entries(generated):
     runs = selection.load_runs(uri, "t")
     assert set(ids) <= set(runs["run_id"]) and runs["status"].eq("FINISHED").all()
     for e in [e for e in registry.entries() if e.group in ("table1", "paper")]:
-        mine = runs[selection.matching(runs, e, VARIANT, "synthetic")]
+        mine = runs[selection.matching(runs, e, VARIANT, "synthetic", GPU_DEFAULT)]
         assert sorted(selection.counted(mine)["seed"]) == [0, 1], e.name
-        assert set(mine["identity"]) == {VARIANT.identity(e, SPEC.checksum)}
+        assert set(mine["key"]) == {VARIANT.key(e, "synthetic", SPEC.checksum, GPU_DEFAULT)}
     history = MlflowClient(uri).get_metric_history(ids[1], "test_acc")
     assert [m.step for m in history] == list(range(EPOCHS))
 
 
 @pytest.mark.slow
 def test_generated_run_records_what_a_real_run_records(tmp_path):
-    """Same params, resbench tags and metrics as `resbench run` writes, and the same identity."""
+    """Same params, resbench tags and metrics as `resbench run` writes, and the same key (in the
+    precision the CPU run computed in)."""
     uri = fresh_uri(tmp_path)
     real = resbench(
         "run",
@@ -96,7 +99,8 @@ def test_generated_run_records_what_a_real_run_records(tmp_path):
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        [made] = generate(uri, "t", StoreSpec(runs=1, epochs=2, entries=("table1/row1",)))
+        spec = StoreSpec(runs=1, epochs=2, entries=("table1/row1",), precision="fp32")
+        [made] = generate(uri, "t", spec)
     finally:
         os.chdir(cwd)
     client = MlflowClient(uri)

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import registry, selection
+from benchmarks import runkey, selection
 from benchmarks.registry import Entry, Paper, RegistryError, arch, get
 from benchmarks.report import build, figures, render, verdicts
+from benchmarks.runkey import RunKey
 from resnet.config import TrainConfig
 
 CIFAR = "cifar10"
@@ -78,7 +79,6 @@ def fake_runs(*specs) -> pd.DataFrame:
             "loss": 0.4,
             "loss_batchmean": 0.41,
             "wall": 1800.0,
-            "identity": registry.identity(config, checksum, version),
             "entry_version": version,
             "data_checksum": checksum,
             "git_commit": "abc1234def",
@@ -94,13 +94,20 @@ def fake_runs(*specs) -> pd.DataFrame:
             "test_images": "10000",
         }
         row.update(over)
+        # the key, read back from what the run recorded, as load_runs reads it
+        row["key"] = runkey.from_record({f"param_{k}": row[k] for k in MODE_PARAMS} | row)
+        row["identity"] = row["key"].identity
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+MODE_PARAMS = ("pipeline", "precision", "compile", "compile_mode")
+
+
 def make_report(runs, entries, source=CIFAR, variant=selection.Variant(), **kw) -> build.Report:
+    mode = selection.resolve_mode(runs, entries, variant, source, kw.get("mode"))
     rows, other = build.tabulate(
-        runs, variant, source, entries, kw.get("ui_url"), rank=kw.get("rank", False)
+        runs, variant, source, entries, kw.get("ui_url"), rank=kw.get("rank", False), mode=mode
     )
     curves = pd.DataFrame(columns=["entry", "run_id", "epoch", *build.CURVE_KEYS])
     return build.Report(
@@ -113,6 +120,7 @@ def make_report(runs, entries, source=CIFAR, variant=selection.Variant(), **kw) 
         curves,
         ranked=kw.get("rank", False),
         ui_url=kw.get("ui_url"),
+        mode=mode,
     )
 
 
@@ -271,7 +279,7 @@ def test_a_row_never_mixes_identities():
     r = make_report(runs, [bumped])
     row = r.table.iloc[0]
     assert row["n"] == 1 and row["final_mean"] == 51.0 and row["data_checksum"] == "new"
-    assert row["identity"] == registry.identity(bumped.config_hash(), "new", 2)
+    assert row["identity"] == RunKey.of(bumped, bumped.train, CIFAR, "new").identity
     assert "2 runs of another identity (data checksum) not counted" in row["notes"]
     why = r.other.set_index("run_id")["why"]
     assert (
@@ -400,3 +408,28 @@ def test_adam_sgd_and_long_run_figures(tmp_path):
     assert all(p.stat().st_size > 10_000 for p in figs.values())
     page = render.render(r, "html", figs)
     assert page.count('src="data:image/png;base64,') == 4 and "Adam against SGD" in page
+
+
+def test_a_later_limited_run_does_not_become_the_rows_run():
+    """Three full runs, then a `--limit-train 1000` smoke run of seed 0: the row counts the
+    three."""
+    runs = fake_runs(
+        (A, 0, 50.0),
+        (A, 1, 50.2),
+        (A, 2, 49.8),
+        (A, 0, 20.0, {"limit_train": 1000, "overrides": "limit_train=1000"}),
+    )
+    r = make_report(runs, [A])
+    row = r.table.iloc[0]
+    assert row["n"] == 3 and row["run_ids"].split(",") == list(runs["run_id"][:3])
+    assert r.other.set_index("run_id").loc[runs["run_id"][3], "why"] == "other configuration"
+
+
+def test_a_row_counts_one_mode():
+    """Seeds in fp32 and a later bf16 run of seed 0: the row counts the fp32 ones, the mode with
+    the most finished runs, and names the bf16 one apart."""
+    runs = fake_runs((A, 0, 50.0), (A, 1, 50.2), (A, 0, 48.0, {"precision": "bf16"}))
+    r = make_report(runs, [A])
+    row = r.table.iloc[0]
+    assert row["n"] == 2 and row["mode"] == "fp32, fast pipeline, not compiled"
+    assert list(r.other["why"]) == ["other mode (bf16, fast pipeline, not compiled)"]

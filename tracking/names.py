@@ -53,9 +53,12 @@ TAG_GIT_DIRTY = "resbench.git_dirty"
 TAG_TORCH = "resbench.torch"
 TAG_CUDA = "resbench.cuda"
 TAG_DEVICE = "resbench.device"
-TAG_IDENTITY = "resbench.identity"  # hash of config hash, data checksum and limits, entry version
-TAG_ENTRY_VERSION = "resbench.entry_version"  # the entry's code version (bumped by its author)
+TAG_IDENTITY = "resbench.identity"  # hash of the run key (benchmarks/runkey.py)
+# The execution mode that changes a run's numbers, as it ran (part of the run key):
 TAG_PRECISION = "resbench.precision"  # what --precision resolved to: bf16, tf32 or fp32
+TAG_PIPELINE = "resbench.pipeline"  # fast | reference
+TAG_COMPILE = "resbench.compile"  # off | cudagraph | inductor | a torch.compile mode
+TAG_ENTRY_VERSION = "resbench.entry_version"  # the entry's code version (bumped by its author)
 TAG_TF32 = "resbench.tf32"  # "on" where float32 convolutions and matmuls may use TensorFloat-32
 TAG_COMPILE_FALLBACK = "resbench.compile_fallback"  # why a --compile run's steps turned eager
 # The machine and software a run ran on, for the report's reproducibility cards.

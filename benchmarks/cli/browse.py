@@ -13,6 +13,7 @@ from benchmarks import registry
 from benchmarks.cli.options import checked, tracking_options, variant_options
 from benchmarks.report.render import FORMATS
 from benchmarks.selection import Variant
+from resnet.config import PIPELINES
 
 SUFFIXES = {f".{ext}": name for name, ext in FORMATS.items()}
 
@@ -46,6 +47,26 @@ SUFFIXES = {f".{ext}": name for name, ext in FORMATS.items()}
 )
 @click.option("--rank", is_flag=True, help="Sort the rows by measured accuracy, best first.")
 @click.option(
+    "--precision",
+    default=None,
+    help="Count runs that ran in this precision (fp32, bf16) [default: the mode with the most "
+    "finished runs].",
+)
+@click.option(
+    "--pipeline",
+    type=click.Choice(PIPELINES),
+    default=None,
+    help="Count runs of this input pipeline [default: as --precision says].",
+)
+@click.option(
+    "--compile",
+    "compiled",
+    default=None,
+    metavar="MODE",
+    help="Count runs whose step this compiled: off, cudagraph, inductor, ... "
+    "[default: as --precision says].",
+)
+@click.option(
     "--ui-url",
     default=None,
     metavar="URL",
@@ -54,14 +75,26 @@ SUFFIXES = {f".{ext}": name for name, ext in FORMATS.items()}
 )
 @tracking_options
 def report(
-    fmt, output, variant: Variant, data_source, group, rank, ui_url, tracking_uri, experiment
+    fmt,
+    output,
+    variant: Variant,
+    data_source,
+    group,
+    rank,
+    precision,
+    pipeline,
+    compiled,
+    ui_url,
+    tracking_uri,
+    experiment,
 ):
     """Regenerate Table 1 from the runs in MLflow, beside what the paper printed.
 
-    A row counts only finished runs of one identity: the entry's own configuration (or, with
-    --epochs/--set/--limit-*, that same variant for every entry), code version and data; other runs
-    are listed apart. Each row gets final- and best-epoch accuracies with 90% intervals, a verdict
-    on the one the paper's figure is (TOST at alpha 0.05), links to its runs and a card.
+    A row counts only finished runs of one run key: the entry's own configuration (or, with
+    --epochs/--set/--limit-*, that same variant for every entry), code version, data and mode
+    (--precision/--pipeline/--compile; by default the mode with the most finished runs); other
+    runs are listed apart. Each row gets final- and best-epoch accuracies with 90% intervals, a
+    verdict on the one the paper's figure is (TOST at alpha 0.05), links to its runs and a card.
     """
     from benchmarks import selection
     from benchmarks.report import build, render
@@ -79,6 +112,11 @@ def report(
         group=group,
         rank=rank,
         ui_url=ui_url,
+        mode={
+            k: v
+            for k, v in (("precision", precision), ("pipeline", pipeline), ("compile", compiled))
+            if v is not None
+        },
     )
     if output is None:
         click.echo(render.render(r, fmt or "markdown"), nl=False)

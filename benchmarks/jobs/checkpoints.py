@@ -1,6 +1,6 @@
 """Checkpoint slots: where a run keeps its state between epochs, and who may resume it.
 
-A slot is a folder per run identity (entry, config hash, data, limits, seed) holding the
+A slot is a folder per run key and seed (benchmarks/runkey.py) holding the
 MLflow run id, the last completed epoch's state and a lock. The lock (`filelock`, an flock
 on Unix) is held while a process trains: a killed process releases it, so a later `run` or
 `reproduce` can continue that MLflow run, while a live one is never resumed twice.
@@ -8,7 +8,7 @@ on Unix) is held while a process trains: a killed process releases it, so a late
 A slot lives on one machine's disk, so the state also goes to the store as the run's checkpoint
 artifact (tracking/handover.py), as often as SHARE_BUDGET allows (an upload of paper/final's
 59 MB over HTTP can take seconds): `resume_point` continues this machine's run, or, with no
-slot here, the unfinished run of the same identity and seed another machine left. A state from
+slot here, the unfinished run of the same key and seed another machine left. A state from
 the store may be a few epochs old; those epochs are trained again but not logged again.
 """
 
@@ -95,12 +95,6 @@ class Slot:
             handover.drop(run)
 
 
-def identity_tags(run_tags: dict) -> dict[str, str]:
-    """The tags that make two runs the same (entry, identity, seed): never two unfinished runs of
-    them."""
-    return {k: str(run_tags[k]) for k in (names.TAG_ENTRY, names.TAG_IDENTITY, names.TAG_SEED)}
-
-
 def _fetched(tracker: Tracker, slot: Slot, run_id: str) -> dict | None:
     """`run_id`'s checkpoint artifact, loaded; None when it has none that loads."""
     path = handover.fetch(tracker, run_id, slot.path)
@@ -116,14 +110,14 @@ def _fetched(tracker: Tracker, slot: Slot, run_id: str) -> dict | None:
 
 
 def resume_point(
-    tracker: Tracker, slot: Slot, identity: dict[str, str]
+    tracker: Tracker, slot: Slot, found: dict[str, str]
 ) -> tuple[str | None, dict | None]:
     """(run id, state) to continue, or (None, None) for a new run.
 
     This machine's run when the slot has one still unfinished, from the newer of the slot's state
     and the store's (another machine may have taken the run further since), or from scratch when
-    it has neither (it died in its first epoch); else the newest unfinished run of `identity` in
-    the store whose checkpoint artifact loads.
+    it has neither (it died in its first epoch); else the newest unfinished run with the tags
+    `found` (RunKey.resume_tags: its key and seed) in the store whose checkpoint artifact loads.
     """
     run_id = slot.run_id
     if run_id and handover.resumable(tracker, run_id):
@@ -134,7 +128,7 @@ def resume_point(
                 state = remote
         return run_id, state
     slot.clear()
-    for run_id in handover.unfinished(tracker, identity):
+    for run_id in handover.unfinished(tracker, found):
         state = _fetched(tracker, slot, run_id)
         if state is not None:
             slot.bind(run_id)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
+from benchmarks.registry import Entry
+from benchmarks.runkey import Mode, RunKey
 from benchmarks.selection import Variant
 from resnet.config import ExecConfig
 from resnet.data import Dataset
@@ -64,21 +66,12 @@ class JobSettings:
         """The overrides and data limits, as the run selection (and the report) knows them."""
         return Variant.of(dict(self.overrides), self.data.limit_train, self.data.limit_test)
 
-
-@dataclass(frozen=True)
-class JobSpec(JobSettings):
-    """One run: an entry and seed, with the settings it trains under."""
-
-    entry: str = field(kw_only=True)  # the registered entry's name
-    seed: int = field(default=0, kw_only=True)
-
-    def __post_init__(self):
-        if not self.entry:
-            raise ValueError("a job names its entry: JobSettings.job(entry, seed) makes one")
-
-    @property
-    def name(self) -> str:
-        return f"{self.entry} seed={self.seed}"
+    def key(self, entry: Entry, source: str, checksum: str, device_type: str) -> RunKey:
+        """The key of a run of `entry` (its registered self) with these settings on data of this
+        source and checksum, on a device of this type: what the run is resumed by and counted
+        as."""
+        mode = Mode.of(self.ex, device_type, self.variant.train(entry).optimizer)
+        return self.variant.key(entry, source, checksum, mode)
 
     def to_json(self) -> str:
         d = asdict(self)

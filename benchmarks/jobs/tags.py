@@ -1,15 +1,17 @@
-"""What a training run records about itself in MLflow: its flat params and its tags.
+"""What a run records about itself in MLflow: its name, flat params and tags (`record`).
 
 Params are the model's and the recipe's fields, the execution options, the seed and the data;
-tags make runs easy to find and compare (entry, group, seed, hashes and identity, overrides,
-data source and checksum, code version, hardware and software, what the paper printed).
-`resbench speed` tags its runs with the same code version and description.
+tags make runs easy to find and compare (the run key: entry, version, config hash, data source
+and checksum, identity, mode; then seed, group, overrides, code version, hardware and software,
+what the paper printed). `train_job`, the synthetic store generator (benchmarks/storegen.py) and
+`resbench speed` all build their runs' records here. Also MLflow's source and dataset inputs.
 """
 
 from __future__ import annotations
 
 import subprocess
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import torch
 from benchmarks import environment
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
+from benchmarks.runkey import RunKey
 from resnet import data as data_mod
 from resnet.config import ExecConfig, TrainConfig
 from resnet.data import Dataset
@@ -115,27 +118,33 @@ def describe(entry: Entry) -> str:
     return f"{entry.name}: {entry.description}" + (f" Paper: {', '.join(claim)}." if claim else "")
 
 
-def overridden(entry: Entry, cfg: TrainConfig, spec: JobSpec) -> list[str]:
-    """Fields in which this run differs from the entry as registered (limits included)."""
-    diff = [k for k, v in asdict(cfg).items() if getattr(entry.train, k) != v]
-    return diff + [k for k in ("limit_train", "limit_test") if getattr(spec.data, k)]
+@dataclass(frozen=True)
+class DataFacts:
+    """What a run records about its data: the source, its checksum and the images it read."""
+
+    source: str
+    checksum: str
+    train_images: int
+    test_images: int
+
+    @classmethod
+    def of(cls, data: Dataset) -> DataFacts:
+        return cls(data.source, data.checksum, len(data.train_y), len(data.test_y))
 
 
-def params(entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset) -> dict:
-    return {
-        **entry.model.flat(),
-        **asdict(cfg),
-        **asdict(spec.ex),
-        "seed": spec.seed,
-        "data": data.source,
-        "limit_train": spec.data.limit_train,
-        "limit_test": spec.data.limit_test,
-        "train_images": len(data.train_y),
-        "test_images": len(data.test_y),
-    }
+@dataclass(frozen=True)
+class Machine:
+    """Where a run trains: the device type ("cpu", "cuda") and its hardware and software tags."""
+
+    device_type: str
+    tags: Mapping[str, str]
+
+    @classmethod
+    def of(cls, device: torch.device) -> Machine:
+        return cls(device.type, environment.describe(device))
 
 
-def precision_tags(ex: ExecConfig, device: torch.device) -> dict:
+def precision_tags(ex: ExecConfig, device: torch.device | str) -> dict:
     """The arithmetic a run used: its resolved precision, and whether TF32 was allowed."""
     precision = ex.resolved_precision(device)
     return {
@@ -144,29 +153,54 @@ def precision_tags(ex: ExecConfig, device: torch.device) -> dict:
     }
 
 
-def tags(
-    entry: Entry, cfg: TrainConfig, spec: JobSpec, data: Dataset, device: torch.device
-) -> dict:
-    commit, dirty = git_version()
+@dataclass(frozen=True)
+class Record:
+    """A run's name, params and tags, as it records them once when it starts."""
+
+    name: str
+    params: dict
+    tags: dict
+    key: RunKey
+
+
+def overridden(entry: Entry, cfg: TrainConfig, spec: JobSpec) -> list[str]:
+    """Fields in which this run differs from the entry as registered (limits included)."""
+    diff = [k for k, v in asdict(cfg).items() if getattr(entry.train, k) != v]
+    return diff + [k for k in ("limit_train", "limit_test") if getattr(spec.data, k)]
+
+
+def record(
+    entry: Entry, spec: JobSpec, data: DataFacts, machine: Machine, commit: tuple[str, bool]
+) -> Record:
+    """What the run of `spec` (its entry `entry`, as registered) on `data` and `machine` records:
+    params are the model's and the recipe's fields, the execution options, the seed and the data;
+    tags its key (benchmarks/runkey.py), seed, group, overrides, code version (`commit`: commit,
+    dirty), machine and the paper's figures."""
+    cfg = spec.variant.train(entry)
+    key = spec.key(entry, data.source, data.checksum, machine.device_type)
+    params = {
+        **entry.model.flat(),
+        **asdict(cfg),
+        **asdict(spec.ex),
+        "seed": spec.seed,
+        "data": data.source,
+        "limit_train": spec.data.limit_train,
+        "limit_test": spec.data.limit_test,
+        "train_images": data.train_images,
+        "test_images": data.test_images,
+    }
     p = entry.paper
-    out = {
-        names.TAG_ENTRY: entry.name,
+    tags = {
+        **key.tags(),
         names.TAG_GROUP: entry.group,
         names.TAG_SEED: spec.seed,
         names.TAG_KIND: "train",
-        names.TAG_CONFIG_HASH: entry.config_hash(cfg),
         names.TAG_ENTRY_HASH: entry.config_hash(),
         names.TAG_OVERRIDES: ",".join(overridden(entry, cfg, spec)),
-        names.TAG_DATA_SOURCE: data.source,
-        names.TAG_DATA_CHECKSUM: data.checksum,
-        names.TAG_IDENTITY: spec.variant.identity(entry, data.checksum),
-        names.TAG_ENTRY_VERSION: entry.version,
-        **precision_tags(spec.ex, device),
-        names.TAG_GIT_COMMIT: commit,
-        names.TAG_GIT_DIRTY: dirty,
-        **environment.describe(
-            device
-        ),  # hardware and software, for the report's reproducibility cards
+        names.TAG_TF32: "on" if tf32_allowed(key.mode.precision) else "off",
+        names.TAG_GIT_COMMIT: commit[0],
+        names.TAG_GIT_DIRTY: commit[1],
+        **machine.tags,  # hardware and software, for the report's reproducibility cards
         names.TAG_DESCRIPTION: describe(entry),
     }
     for tag, value in (
@@ -176,5 +210,5 @@ def tags(
         (names.TAG_PAPER_TEST_LOSS, p.test_loss),
     ):
         if value is not None:
-            out[tag] = value
-    return out
+            tags[tag] = value
+    return Record(f"{entry.name} seed={spec.seed}", params, tags, key)

@@ -5,14 +5,15 @@ and its Ray tasks all call it, so every run is opened, resumed, logged and faile
 params and tags once (jobs/tags.py), one batched metrics call per epoch, then the summary metrics
 and the artifacts (config.json and learning_curve.png through MLflow's log_dict/log_figure), and
 last the network as the run's MLflow model. Every epoch is checkpointed (jobs/checkpoints.py)
-before it is logged; a run killed part way is continued by the next call with the same identity,
-on this machine or (from the checkpoint kept in the store) another, and never has a second
-unfinished run beside it.
+before it is logged; a run killed part way is continued by the next call with the same run key
+(benchmarks/runkey.py: its mode included), on this machine or (from the checkpoint kept in the
+store) another, and never has a second unfinished run beside it.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -22,10 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks import collapse, registry
+from benchmarks import collapse, registry, runkey, selection
 from benchmarks.jobs import checkpoints, curve, tags
 from benchmarks.jobs.spec import JobSpec
 from benchmarks.registry import Entry
+from benchmarks.runkey import RunKey
 from resnet.config import TrainConfig
 from resnet.data import Dataset
 from resnet.pipeline import DeviceLoader
@@ -61,12 +63,6 @@ def train_job(spec: JobSpec, data: Dataset | None = None) -> str:
         raise
     except Exception as err:
         raise JobFailed(one_line(err)) from None
-
-
-def slot_key(entry: Entry, spec: JobSpec, data: Dataset) -> str:
-    """One checkpoint slot per run identity and seed: a bumped entry version never resumes old
-    state."""
-    return f"{entry.name}-{spec.variant.identity(entry, data.checksum)}-s{spec.seed}"
 
 
 @contextmanager
@@ -113,29 +109,54 @@ def _input_example(data: Dataset) -> np.ndarray:
 def _open_run(
     tracker: Tracker,
     slot: checkpoints.Slot,
-    params: dict,
-    run_tags: dict,
-    name: str,
+    spec: JobSpec,
+    record: tags.Record,
     system_metrics: bool,
 ) -> tuple[RunLogger, dict | None]:
-    """The run to log into and the state to resume from: the unfinished run of this identity and
-    seed (this machine's, or one another machine left in the store: checkpoints.resume_point), or a
-    new one. Any other unfinished run of it is closed KILLED as superseded: one (entry, identity,
-    seed), one run."""
-    identity = checkpoints.identity_tags(run_tags)
-    run_id, state = checkpoints.resume_point(tracker, slot, identity)
+    """The run to log into and the state to resume from: the unfinished run of this key and seed
+    (this machine's, or one another machine left in the store: checkpoints.resume_point), or a new
+    one. Any other unfinished run of it is closed KILLED as superseded: one key and seed, one run.
+    An unfinished run of the same entry and seed in another mode is left alone, and said so."""
+    key = record.key
+    found = key.resume_tags(spec.seed)
+    run_id, state = checkpoints.resume_point(tracker, slot, found)
     if run_id is not None:
         run = tracker.reopen(run_id, system_metrics=system_metrics)
     else:
+        _note_other_modes(spec, key)
         with _uninterrupted():  # the run and the slot's record of it, both or neither
             run = tracker.start_run(
-                name, params, run_tags, source=tags.source(), system_metrics=system_metrics
+                record.name,
+                record.params,
+                record.tags,
+                source=tags.source(),
+                system_metrics=system_metrics,
             )
             slot.bind(run.run_id)
     handover.supersede(
-        tracker, [r for r in handover.unfinished(tracker, identity) if r != run.run_id], run.run_id
+        tracker, [r for r in handover.unfinished(tracker, found) if r != run.run_id], run.run_id
     )
     return run, state
+
+
+def _note_other_modes(spec: JobSpec, key: RunKey) -> None:
+    """One line for each unfinished run of this entry and seed that differs from `key` in its mode
+    alone: it is not resumed, this job starts its own run."""
+    runs = selection.load_runs(spec.tracking_uri, spec.experiment, entries=[key.entry])
+    mine = runs[
+        runs["seed"].eq(spec.seed)
+        & runs["status"].isin(handover.UNFINISHED)
+        & ~runs["diverged"]
+        & runs["superseded_by"].isna()
+        & runkey.differ(runs, key).eq(frozenset({runkey.MODE}))
+    ]
+    for other, status in zip(mine["key"], mine["status"], strict=True):
+        print(
+            f"note: {spec.name}: a {other.mode.describe()} run exists ({status}); this "
+            f"{key.mode.describe()} job starts its own run",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _train(spec: JobSpec, data: Dataset | None) -> str:
@@ -144,22 +165,18 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
     device = spec.ex.torch_device()
     tracker = connect(spec.tracking_uri, spec.experiment)
     data = data if data is not None else spec.data.load()
+    record = tags.record(
+        entry, spec, tags.DataFacts.of(data), tags.Machine.of(device), tags.git_version()
+    )
     slot = checkpoints.Slot(
-        spec.checkpoint_dir or checkpoints.default_dir(), slot_key(entry, spec, data)
+        spec.checkpoint_dir or checkpoints.default_dir(), record.key.slot(spec.seed)
     )
     with slot:
         # MLflow's system-metrics monitor: on by default where GPU use is worth watching
         system_metrics = (
             spec.system_metrics if spec.system_metrics is not None else device.type == "cuda"
         )
-        run, state = _open_run(
-            tracker,
-            slot,
-            tags.params(entry, cfg, spec, data),
-            tags.tags(entry, cfg, spec, data, device),
-            spec.name,
-            system_metrics,
-        )
+        run, state = _open_run(tracker, slot, spec, record, system_metrics)
         with run:
             _held(
                 run.log_datasets, tags.data_input(spec, data)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 
 import pandas as pd
 
-from benchmarks import registry
+from benchmarks import registry, runkey
 from benchmarks.registry import Entry, RegistryError
 from benchmarks.report.commands import other_variants, report_command
 from benchmarks.report.rows import Row, row
@@ -30,7 +31,8 @@ from benchmarks.report.verdicts import (
     PERCENT,
     REPRODUCED,
 )
-from benchmarks.selection import SOURCES, Variant, matching, resolve_source
+from benchmarks.runkey import Mode, RunKey
+from benchmarks.selection import SOURCES, Variant, matching, resolve_mode, resolve_source
 from tracking import query
 from tracking.credentials import redact
 from tracking.store import sqlite_path
@@ -50,6 +52,7 @@ class Report:
     group: str | None = None
     ranked: bool = False
     ui_url: str | None = None  # the MLflow UI the run links point into
+    mode: Mode | None = None  # the mode the rows count runs of; None: no run finished
     # with no run of this table's variant: (report command, runs it tabulates) for the others
     elsewhere: list[tuple[str, int]] = field(default_factory=list)
     over_cap: dict[str, str] = field(default_factory=dict)  # runs whose curves were left unread
@@ -81,6 +84,8 @@ class Report:
         return [
             f"Configuration: {what}.",
             f"Data: {SOURCES.get(self.source, self.source)}.",
+            f"Mode: {self.mode.describe() if self.mode else 'none (no run finished)'}; runs "
+            f"in another mode are listed under Other runs.",
             scope,
             f"Runs: experiment {self.experiment!r} in {self.where()}; generated {self.generated}.",
             f"Measured accuracy is the test accuracy at the last epoch (final) and at the best "
@@ -89,8 +94,8 @@ class Report:
             f"a row's verdict "
             f"is on the one the paper's figure is (the judged-on column). A row counts only "
             f"finished runs of one "
-            f"identity (configuration, entry version, data checksum), collapsed ones included and "
-            f"named; every "
+            f"run key (configuration, entry version, data checksum, mode), collapsed ones "
+            f"included and named; every "
             f"other run is listed under Other runs.",
         ] + self.over_cap_note()
 
@@ -180,26 +185,25 @@ class Report:
         return out
 
 
-def _why(
-    run: pd.Series, known: dict[str, Entry], variant: Variant, source: str, identities: dict
-) -> str:
-    entry = known.get(run["entry"])
+def _why(run: pd.Series, entry: Entry | None, template: RunKey, counted: RunKey | None) -> str:
+    """Why `run` is not counted in its entry's row: how its key differs from the row's (`counted`,
+    or the `template` of the table's configuration, data and mode, when nothing counts), and its
+    status."""
     if entry is None:
         return "entry not in the registry"
     why = []
-    if run["data"] != source:
+    differs = template.differs(run["key"])
+    if runkey.DATA in differs:
         why.append(f"other data ({run['data']})")
-    if (
-        run["config_hash"] != variant.config_hash(entry)
-        or run["limit_train"] != variant.limit_train
-        or run["limit_test"] != variant.limit_test
-    ):
+    if differs & {runkey.CONFIG, runkey.LIMITS}:
         why.append(
             "other configuration" if run["overrides"] else "the entry changed since this run"
         )
-    elif run["entry_version"] != entry.version:
+    elif runkey.VERSION in differs:
         why.append(f"entry version {run['entry_version']} (now {entry.version})")
-    elif not why and identities.get(entry.name) not in (None, run["identity"]):
+    if runkey.MODE in differs and run["key"] is not None:
+        why.append(f"other mode ({run['key'].mode.describe()})")
+    if not why and counted is not None and runkey.CHECKSUM in counted.differs(run["key"]):
         why.append(f"another identity (data checksum {str(run['data_checksum'])[:8]})")
     if run["status"] != "FINISHED":
         why.append(
@@ -233,17 +237,21 @@ def tabulate(
     ui_url: str | None = None,
     group: str | None = None,
     rank: bool = False,
+    mode: Mode | None = None,
 ) -> tuple[list[Row], pd.DataFrame]:
-    """(rows, other runs) from `runs` alone: no store is read."""
+    """(rows, other runs) from `runs` alone: no store is read. Each row counts runs in `mode`
+    (None, when no run of the table finished: any mode)."""
     rows = [
-        row(e, variant, runs[matching(runs, e, variant, source)], source, ui_url) for e in entries
+        row(e, variant, runs[matching(runs, e, variant, source, mode)], source, ui_url)
+        for e in entries
     ]
     if rank:  # best first, rows that did not run last; ties keep registry order
         rows = sorted(rows, key=lambda r: (r.interval.mean is None, -(r.interval.mean or 0.0)))
         rows = [dataclasses.replace(r, rank=i + 1 if r.n else None) for i, r in enumerate(rows)]
     used_ids = {i for r in rows for i in r.run_ids}
     known = {e.name: e for e in entries}
-    identities = {r.entry.name: r.identity for r in rows}
+    templates = {e.name: variant.key(e, source, mode=mode or Mode()) for e in entries}
+    counted_keys = {r.entry.name: r.key for r in rows}
     registered = {e.name for e in registry.entries()}
     # runs of registered entries outside this table are another table's business
     mine = runs["entry"].isin(known) | (
@@ -251,7 +259,10 @@ def tabulate(
         & (runs["entry"].str.startswith(f"{group}/") if group else True)
     )
     rest = runs[mine & ~runs["run_id"].isin(used_ids)].copy()
-    rest["why"] = [_why(r, known, variant, source, identities) for _, r in rest.iterrows()]
+    rest["why"] = [
+        _why(r, known.get(r["entry"]), templates.get(r["entry"]), counted_keys.get(r["entry"]))
+        for _, r in rest.iterrows()
+    ]
     rest["status"] = rest["status"].where(
         ~(rest["diverged"] & rest["status"].eq("FAILED")), "DIVERGED"
     )
@@ -277,24 +288,29 @@ def build(
     group: str | None = None,
     rank: bool = False,
     ui_url: str | None = None,
+    mode: Mapping[str, str] | None = None,
 ) -> Report:
     """The report over `runs` (from load_runs); histories are read for the counted runs only.
 
-    Run links point into `ui_url`, by default the tracking URI when it is an MLflow server.
+    Its rows count runs of one mode (selection.resolve_mode): the one `mode` names (fields of
+    runkey.Mode: precision, pipeline, compile), or the one with the most finished runs among
+    those agreeing with it. Run links point into `ui_url`, by default the tracking URI when it is
+    an MLflow server.
     """
     entries = entries if entries is not None else group_entries(group)
     ui_url = redact(
         ui_url or (uri if uri.startswith(("http://", "https://")) else None)
     )  # links show no password
     source = resolve_source(runs, entries, variant, data)
-    rows, other = tabulate(runs, variant, source, entries, ui_url, group, rank)
+    chosen = resolve_mode(runs, entries, variant, source, mode)
+    rows, other = tabulate(runs, variant, source, entries, ui_url, group, rank, chosen)
     ids = [(r.entry.name, i) for r in rows for i in r.run_ids]
     epochs = {i: r.train.epochs for r in rows for i in r.run_ids}
     curves = query.metric_histories(uri, [i for _, i in ids], CURVE_KEYS, epochs=epochs)
     over = curves.attrs.get(query.OVER_CAP, {})
     curves.insert(0, "entry", curves["run_id"].map({i: name for name, i in ids}))
     elsewhere = []
-    if not any(matching(runs, e, variant, source).any() for e in entries):
+    if not any(matching(runs, e, variant, source, None).any() for e in entries):
         elsewhere = [
             (report_command(v, data, uri, experiment, group), n)
             for v, data, n in other_variants(runs, entries, variant, source)
@@ -310,6 +326,7 @@ def build(
         group,
         rank,
         ui_url,
+        chosen,
         elsewhere=elsewhere,
         over_cap=over,
     )

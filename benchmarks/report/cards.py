@@ -59,11 +59,8 @@ def _values(runs: pd.DataFrame, col: str, count: bool = False) -> str:
 
 
 def _bf16(run: pd.Series) -> bool:
-    """Whether the run trained under bf16 autocast (ExecConfig.dtype's rule, from what it
-    recorded)."""
-    precision, pipeline = str(run.get("precision")), str(run.get("pipeline"))
-    on_gpu = str(run.get("device") or "cpu") != "cpu"
-    return precision == "bf16" or (precision == "auto" and pipeline == "fast" and on_gpu)
+    """Whether the run trained under bf16 autocast (its precision as it ran, from its key)."""
+    return str(run.get("precision")) == "bf16"
 
 
 def _hardware(runs: pd.DataFrame) -> str:
@@ -134,11 +131,11 @@ def deviations(
                 "authors' "
                 "torchvision transforms, drawn from a different random stream"
             )
-        compiled = runs[runs["compile"].astype(str).str.lower().eq("true")]
+        compiled = runs[runs["compile"].fillna("off").ne("off")]
         if len(compiled):
             out.append(
                 "execution: the training step was compiled, mode "
-                f"{_values(compiled, 'compile_mode')} (same mathematics, different kernels)"
+                f"{_values(compiled, 'compile')} (same mathematics, different kernels)"
             )
     applicable = known_deviations.applicable(entry)
     out += [
@@ -271,7 +268,7 @@ def card(row: Row, variant_text: str, source: str) -> Card:
             (
                 "Identity",
                 f"{row.identity} = hash(config {row.config_hash}, data checksum and limits, "
-                f"entry version {entry.version})",
+                f"entry version {entry.version}, mode: {row.key.mode.describe()})",
             ),
             (
                 "Code",

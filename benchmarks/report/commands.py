@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -30,9 +31,11 @@ def report_command(
     uri: str = names.DEFAULT_URI,
     experiment: str = names.DEFAULT_EXPERIMENT,
     group: str | None = None,
+    mode: Mapping[str, str] | None = None,
 ) -> str:
-    """The `resbench report` line whose table is about `variant` on `source` in that store
-    (its password masked: the line is printed)."""
+    """The `resbench report` line whose table is about `variant` on `source` in that store, in
+    `mode` (runkey.Mode's fields: precision, pipeline, compile) when given (its password masked:
+    the line is printed)."""
     args = ["resbench", "report"]
     for key, value in variant.overrides:
         args += ["--epochs", str(value)] if key == "epochs" else ["--set", f"{key}={value}"]
@@ -40,6 +43,8 @@ def report_command(
     args += ["--limit-test", str(variant.limit_test)] if variant.limit_test else []
     args += ["--data", source] if source != "cifar10" else []
     args += ["--group", group] if group else []
+    for field, value in (mode or {}).items():
+        args += [f"--{field}", value]
     args += ["--tracking-uri", redact(uri)] if uri != names.DEFAULT_URI else []
     args += ["--experiment", experiment] if experiment != names.DEFAULT_EXPERIMENT else []
     return shlex.join(args)
@@ -86,6 +91,6 @@ def other_variants(
 
 def _matches(runs: pd.DataFrame, entry: Entry, variant: Variant, source: str) -> int:
     try:
-        return int(matching(runs, entry, variant, source).sum())
+        return int(matching(runs, entry, variant, source, None).sum())
     except ConfigError:  # an override this entry refuses: no run of it is in that table
         return 0

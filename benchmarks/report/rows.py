@@ -1,8 +1,8 @@
 """One table row per entry, its values kept as values: the counted runs, their intervals and
 verdict.
 
-A row counts only FINISHED runs of one identity (`selection.row_identity`): the latest
-finished one's identity, the latest run of each seed (`selection.counted`). The row holds
+A row counts only FINISHED runs of one run key (`selection.row_key`, benchmarks/runkey.py): the
+latest finished one's key, the latest run of each seed (`selection.counted`). The row holds
 those runs (a DataFrame, by seed), their UI links, an `Interval` of the final-epoch and one of
 the best-epoch test accuracy, the `Verdict` on the one the paper's claim is (`Paper.metric`),
 and what was left out as notes. Collapsed runs (benchmarks/collapse.py) count like any
@@ -18,10 +18,11 @@ from functools import cache
 
 import pandas as pd
 
-from benchmarks import collapse, registry
+from benchmarks import collapse, registry, runkey
 from benchmarks.registry import BEST, Entry
 from benchmarks.report.verdicts import LEVEL, Interval, Verdict, accuracy_verdict, interval
-from benchmarks.selection import Variant, counted, row_identity
+from benchmarks.runkey import RunKey
+from benchmarks.selection import Variant, counted, row_key
 from benchmarks.text import params_note, params_verdict
 from resnet.config import TrainConfig
 from resnet.flops import flops_per_image
@@ -38,10 +39,14 @@ class Row:
     verdict: Verdict  # on `interval`, the paper's metric
     status: str  # finished [(n collapsed of N)] | running | diverged | failed | killed | not run
     notes: tuple[str, ...]  # what the row does not count, and a disagreeing parameter count
-    identity: str | None  # of the counted runs; None when nothing counts
+    key: RunKey | None  # of the counted runs; None when nothing counts
     config_hash: str
     mflops: float
     rank: int | None = None  # position by measured accuracy, in a ranked table that ran
+
+    @property
+    def identity(self) -> str | None:
+        return self.key.identity if self.key else None
 
     @property
     def n(self) -> int:
@@ -135,6 +140,7 @@ class Row:
             "run_ids": ",".join(self.run_ids),
             "run_urls": ",".join(u for u in self.urls if u),
             "identity": self.identity,
+            "mode": self.key.mode.describe() if self.key else None,
             "config_hash": self.config_hash,
             "entry_version": e.version,
             "data_checksum": _distinct(self.runs["data_checksum"]) or None,
@@ -208,10 +214,10 @@ def _distinct(values) -> str:
 
 
 def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url: str | None) -> Row:
-    """The row of `entry` from `runs`, the runs matching it in this variant and data source (any
-    status)."""
-    ident = row_identity(runs)
-    same = runs[runs["identity"].eq(ident)]
+    """The row of `entry` from `runs`, the runs matching it in this variant, data source and mode
+    (any status)."""
+    key = row_key(runs)
+    same = runs[runkey.same(runs, key)]
     use = counted(same)
     p = entry.paper
     final, best = interval(use["acc"]), interval(use["best"])
@@ -261,7 +267,7 @@ def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url:
         verdict,
         _status(same, use),
         tuple(x for x in notes if x),
-        ident if len(use) else None,
-        variant.config_hash(entry),
+        key if len(use) else None,
+        variant.key(entry, source).config_hash,
         round(_flops(entry.model).forward / 1e6, 1),
     )
