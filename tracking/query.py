@@ -156,19 +156,6 @@ def _table(found: list, columns: Mapping[str, Field]) -> pd.DataFrame:
     return pd.DataFrame(table, index=pd.RangeIndex(len(found)))
 
 
-def search_any(uri: str | None, experiment: str, filters: list[str]) -> pd.DataFrame:
-    """The runs matching any of `filters` (every run for []), newest first, in MLflow's own
-    search layout: run_id, experiment_id, status, start_time, then `metrics.*`, `params.*` and
-    `tags.*` columns (what `run_table` gives as plain columns)."""
-    found = _runs(uri, experiment, filters)
-    layout = {
-        f"{kind}.{name}": Field(kind, name)
-        for kind in ("metrics", "params", "tags")
-        for name in dict.fromkeys(k for r in found for k in getattr(r.data, kind))
-    }
-    return _table(found, layout)
-
-
 # MLflow's own limits on the HTTP endpoint: run ids per request, values per answer.
 HTTP_RUNS, HTTP_CAP = 100, 25_000
 HTTP_THREADS = 4  # requests in flight at once
