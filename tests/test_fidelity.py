@@ -304,7 +304,16 @@ def logged(tmp_path_factory):
     plan = {}
 
     def generated(
-        model_cfg, cfg, data, *, seed=0, ex=None, on_epoch=None, progress=None, resume=None
+        model_cfg,
+        cfg,
+        data,
+        *,
+        seed=0,
+        ex=None,
+        on_epoch=None,
+        progress=None,
+        resume=None,
+        on_fallback=None,
     ):
         history = _stats(plan["accs"][: cfg.epochs])
         for i, stats in enumerate(history):

@@ -60,7 +60,8 @@ def report_dir(tmp_path_factory):
     # data source, failure and a param
     tracker = connect(uri, "h")
     for i, value in enumerate(HOSTILE):
-        params, tags = storegen.params_and_tags(storegen.chosen(spec)[0], 100 + i, spec)
+        record = storegen.run_record(storegen.chosen(spec)[0], 100 + i, spec)
+        params, tags = record.params, record.tags
         tags.update(
             {
                 names.TAG_ENTRY: value if i % 2 else ENTRY,
