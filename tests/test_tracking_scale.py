@@ -246,7 +246,7 @@ def test_report_is_unchanged_by_bulk_reads_and_filtered_search(generated, monkey
     old = dataclasses.replace(
         build.build(runs, uri, "t", VARIANT, "synthetic"), generated=new.generated
     )
-    assert new.curves.equals(old.curves) and len(new.curves) == 20 * EPOCHS
+    assert new.curves.equals(old.curves) and len(new.curves) == SPEC.runs * EPOCHS
     for fmt in ("markdown", "json", "csv", "html"):
         assert render.render(new, fmt) == render.render(old, fmt)
         assert render.render(narrowed, fmt) == render.render(
