@@ -73,6 +73,22 @@ class JobSettings:
         mode = Mode.of(self.ex, device_type, self.variant.train(entry).optimizer)
         return self.variant.key(entry, source, checksum, mode)
 
+
+@dataclass(frozen=True)
+class JobSpec(JobSettings):
+    """One run: an entry and seed, with the settings it trains under."""
+
+    entry: str = field(kw_only=True)  # the registered entry's name
+    seed: int = field(default=0, kw_only=True)
+
+    def __post_init__(self):
+        if not self.entry:
+            raise ValueError("a job names its entry: JobSettings.job(entry, seed) makes one")
+
+    @property
+    def name(self) -> str:
+        return f"{self.entry} seed={self.seed}"
+
     def to_json(self) -> str:
         d = asdict(self)
         d["overrides"] = dict(self.overrides)
