@@ -47,7 +47,7 @@ class Deviation:
 
 REFERENCE_CURVE = Path(__file__).resolve().parent / "reference" / "final-model-curve.csv"
 PROVENANCE = (
-    "dcc500b, which the issue asking for authors/row3-100ep cites, is not a commit but a blob "
+    "dcc500b, cited as the commit behind authors/row3-100ep, is not a commit but a blob "
     "(`git cat-file -t dcc500b` in a clone gives `blob`): main.py as committed at bc5e69a and "
     "unchanged at 73e5de9, 4ddc9f9, d716447 and 7d0f6d4, the file these lines quote"
 )
@@ -62,7 +62,7 @@ DEVIATIONS = (
         "BatchNorm, parameters and "
         "Adam's state stay fp32; fp32 on CPU, with `--precision fp32` and with `--pipeline "
         "reference`",
-        f"{NOT_MEASURED} (no GPU run yet)",
+        f"{NOT_MEASURED}: needs a GPU run",
         "would: `bash scripts/gpu_check.sh full fp32` (paper/final, seed 0, bf16 against fp32; "
         "docs/PERFORMANCE.md)",
     ),

@@ -77,7 +77,7 @@ done
 [ ${#stages[@]} -gt 0 ] || read -r -a stages <<< "$ALL_STAGES"
 
 # Every setting, exported as GC_<NAME> for scripts/gpu_estimate.py and scripts/gpu_results.py.
-# Priors stand in for what is not measured yet; they are guesses for paper/final on an H100.
+# Priors stand in for what this machine has not measured; they are guesses for paper/final on an H100.
 for kv in ENTRY=paper/final EPOCHS=80 BATCH=128 LIMIT_TRAIN=0 LIMIT_TEST=0 \
     SPEED_MODES="off cudagraph fp32-cudagraph" SPEED_STEPS=200 SPEED_WARMUP=20 \
     PACK_SEEDS=3 PACK_EPOCHS=5 PACK_JOBS=3 COLLAPSE_ENTRY=table1/row1 COLLAPSE_SEEDS=4 COLLAPSE_EPOCHS=3 \

@@ -265,9 +265,7 @@ def targets(st: dict) -> dict:
         "full_run_process_s (target <= 40)": full["process_s"] if full else None,
         "full_run_train_s": full["train_s"] if full else None,
         "full_minus_fp32_test_acc": full["test_acc"] - fp32["test_acc"] if full and fp32 else None,
-        "collapsed_of_judged_seeds (issue 13)": f"{judged.count('true')} of {len(judged)}"
-        if judged
-        else None,
+        "collapsed_of_judged_seeds": f"{judged.count('true')} of {len(judged)}" if judged else None,
     }
 
 
@@ -280,7 +278,7 @@ def markdown(st: dict) -> str:
         ("Speed (fast pipeline against the reference)", "speed"),
         ("Full runs", "runs"),
         ("Packed runs", "packed"),
-        ("Collapse (issue 13: test accuracy per epoch, resbench.collapsed)", "collapse"),
+        ("Collapse (test accuracy per epoch, resbench.collapsed)", "collapse"),
     ):
         if st.get(key):
             parts.append(

@@ -150,7 +150,7 @@ def test_every_stage_runs_and_leaves_its_results(tmp_path):
     assert [s["stage"] for s in summary["stages"]] == STAGES
     assert summary["targets"]["full_run_process_s (target <= 40)"] > 0
     n = sum(r["collapsed"] == "true" for r in summary["collapse"])
-    assert summary["targets"]["collapsed_of_judged_seeds (issue 13)"] == f"{n} of 2"
+    assert summary["targets"]["collapsed_of_judged_seeds"] == f"{n} of 2"
     assert summary["epoch_s"]["collapse"] > 0  # a later window's estimate starts from it
     assert (
         "## Packed runs" in (out / "summary.md").read_text()
