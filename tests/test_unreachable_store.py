@@ -63,7 +63,6 @@ def test_every_read_of_a_store_probes_it_first(what, other_server):
     port = free_port() if what == "closed-port" else other_server
     uri = f"http://alice:{SECRET}@127.0.0.1:{port}"
     for read in (
-        lambda: query.search_any(uri, "x", []),
         lambda: query.run_table(uri, "x", {"entry": query.tag("entry")}, []),
         lambda: query.metric_histories(uri, ["0" * 32], ("test_acc",)),
     ):
