@@ -42,6 +42,7 @@ HOSTILE = [
     "\tTAB=1+1",
     "\rCR=1+1",
 ]
+FORMULA = '=HYPERLINK("http://evil.example","x")'
 ENTRY = "table1/row1"
 FLAGS = ["--data", "synthetic", "--limit-train", "64", "--limit-test", "32", "--epochs", "3"]
 
@@ -56,6 +57,9 @@ def report_dir(tmp_path_factory):
     # what the counted runs' cards show: their machine's tags
     for tag in (names.TAG_DEVICE, names.TAG_CPU, names.TAG_TORCH):
         client.set_tag(counted[0], tag, HOSTILE[0] + HOSTILE[1])
+    # what the CSV's row carries from the counted runs: their code version
+    client.set_tag(counted[0], names.TAG_GIT_COMMIT, FORMULA)
+    client.set_tag(counted[1], names.TAG_GIT_COMMIT, FORMULA)
     # runs the report lists but does not count: each hostile value as name, entry, overrides,
     # data source, failure and a param
     tracker = connect(uri, "h")
@@ -153,7 +157,8 @@ def test_csv_cells_never_start_a_formula(report_dir):
     cells = [cell for row in rows[1:] for cell in row]
     assert not [c for c in cells if c.startswith(("=", "+", "@", "\t", "\r"))]
     assert not [c for c in cells if c.startswith("-") and not _number(c)]
-    assert "entry" in header
+    row = dict(zip(header, rows[1], strict=True))
+    assert row["git_commit"] == "'" + FORMULA  # the value is there, as text
 
 
 def _number(text: str) -> bool:
