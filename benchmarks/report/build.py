@@ -152,8 +152,21 @@ class Report:
             rest = [
                 f"{counts[c]} {c}" for c in (NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN) if counts[c]
             ]
-            line = f"{counts[REPRODUCED]} of {len(claimed)} rows reproduced on CIFAR-10" + (
-                ", " + ", ".join(rest) if rest else ""
+            # reproduced over diverged or collapsed seeds is said apart, never plainly
+            marked = [
+                r.entry.name
+                for r in claimed
+                if r.verdict.code == REPRODUCED and r.seeds_of and r.seeds_of.short()
+            ]
+            plain = counts[REPRODUCED] - len(marked)
+            line = (
+                f"{plain} of {len(claimed)} rows reproduced on CIFAR-10"
+                + (
+                    f", {len(marked)} more only on the seeds that trained ({', '.join(marked)})"
+                    if marked
+                    else ""
+                )
+                + (", " + ", ".join(rest) if rest else "")
             )
         printed = [r for r in self.rows if r.params_verdict != "not printed"]
         if printed:
@@ -238,11 +251,13 @@ def tabulate(
     group: str | None = None,
     rank: bool = False,
     mode: Mode | None = None,
+    planned: int | None = None,
 ) -> tuple[list[Row], pd.DataFrame]:
     """(rows, other runs) from `runs` alone: no store is read. Each row counts runs in `mode`
-    (None, when no run of the table finished: any mode)."""
+    (None, when no run of the table finished: any mode); `planned` seeds (0..planned-1) of each
+    entry were asked for, None: the seeds that ran."""
     rows = [
-        row(e, variant, runs[matching(runs, e, variant, source, mode)], source, ui_url)
+        row(e, variant, runs[matching(runs, e, variant, source, mode)], source, ui_url, planned)
         for e in entries
     ]
     if rank:  # best first, rows that did not run last; ties keep registry order
@@ -289,6 +304,7 @@ def build(
     rank: bool = False,
     ui_url: str | None = None,
     mode: Mapping[str, str] | None = None,
+    planned: int | None = None,
 ) -> Report:
     """The report over `runs` (from load_runs); histories are read for the counted runs only.
 
@@ -303,7 +319,7 @@ def build(
     )  # links show no password
     source = resolve_source(runs, entries, variant, data)
     chosen = resolve_mode(runs, entries, variant, source, mode)
-    rows, other = tabulate(runs, variant, source, entries, ui_url, group, rank, chosen)
+    rows, other = tabulate(runs, variant, source, entries, ui_url, group, rank, chosen, planned)
     ids = [(r.entry.name, i) for r in rows for i in r.run_ids]
     epochs = {i: r.train.epochs for r in rows for i in r.run_ids}
     curves = query.metric_histories(uri, [i for _, i in ids], CURVE_KEYS, epochs=epochs)

@@ -205,6 +205,31 @@ def _collapsed(row: Row) -> str:
     )
 
 
+def _seeds(row: Row) -> str:
+    """Every seed of the row's key and what became of it."""
+    sd = row.seeds_of
+    named = [
+        f"{what}: {', '.join(map(str, seeds))}"
+        for what, seeds in (
+            ("finished", sd.finished),
+            ("diverged", sd.diverged),
+            ("collapsed", sd.collapsed),
+            ("killed", sd.killed),
+            ("failed", sd.failed),
+            ("running", sd.running),
+            ("never started", sd.never),
+        )
+        if seeds
+    ]
+    rerun = (
+        f"; seeds {', '.join(map(str, sd.retried))} diverged and finished on a rerun (the rerun "
+        "counts; the divergence stays on the row)"
+        if sd.retried
+        else ""
+    )
+    return f"{sd.text()} ({'; '.join(named)}){rerun}"
+
+
 def _run_label(r: pd.Series) -> str:
     """One counted run's line on the card: its accuracies and, where it has one, its shape."""
     mark = (
@@ -248,6 +273,8 @@ def card(row: Row, variant_text: str, source: str) -> Card:
         )
     )
     fields.append(("Test loss", _loss(row)))
+    if row.seeds_of is not None and row.seeds_of.planned:
+        fields.append(("Seeds", _seeds(row)))
     if n:
         fields.append(("Collapsed runs", _collapsed(row)))
     fits = "within" if entry.param_count <= BUDGET else "over"

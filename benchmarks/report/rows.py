@@ -20,6 +20,7 @@ import pandas as pd
 
 from benchmarks import collapse, registry, runkey
 from benchmarks.registry import BEST, Entry
+from benchmarks.report.seeds import Seeds, account, qualify
 from benchmarks.report.verdicts import LEVEL, Interval, Verdict, accuracy_verdict, interval
 from benchmarks.runkey import RunKey
 from benchmarks.selection import Variant, counted, row_key
@@ -42,6 +43,7 @@ class Row:
     key: RunKey | None  # of the counted runs; None when nothing counts
     config_hash: str
     mflops: float
+    seeds_of: Seeds | None = None  # what became of every seed of the row's key
     rank: int | None = None  # position by measured accuracy, in a ranked table that ran
 
     @property
@@ -135,6 +137,8 @@ class Row:
             "wall_seconds": self.mean_of("wall"),
             "gpu_hours": self.gpu_hours,
             "status": self.status,
+            **(self.seeds_of.record() if self.seeds_of else {}),
+            "seeds_account": self.seeds_of.text() if self.seeds_of else None,
             "seeds": ",".join(map(str, self.seeds)),
             "notes": "; ".join(self.notes),
             "run_ids": ",".join(self.run_ids),
@@ -172,13 +176,12 @@ def _flops(model):
     return flops_per_image(model)
 
 
-def _status(runs: pd.DataFrame, used: pd.DataFrame) -> str:
-    """finished (with "n collapsed of N" when some counted runs collapsed), or why nothing
-    counts."""
+def _status(runs: pd.DataFrame, used: pd.DataFrame, seeds: Seeds) -> str:
+    """finished (with what went wrong for the other seeds: "1 diverged, 1 collapsed of 4"), or
+    why nothing counts."""
     statuses, n = set(runs["status"]), len(used)
     if n:
-        k = int(used["collapsed"].sum())
-        return f"finished ({k} collapsed of {n})" if k else "finished"
+        return f"finished ({seeds.short()})" if seeds.short() else "finished"
     if "RUNNING" in statuses:
         return "running"
     if runs["diverged"].any():
@@ -213,9 +216,16 @@ def _distinct(values) -> str:
     return ",".join(dict.fromkeys(str(v) for v in values if v is not None and not pd.isna(v)))
 
 
-def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url: str | None) -> Row:
+def row(
+    entry: Entry,
+    variant: Variant,
+    runs: pd.DataFrame,
+    source: str,
+    ui_url: str | None,
+    planned: int | None = None,
+) -> Row:
     """The row of `entry` from `runs`, the runs matching it in this variant, data source and mode
-    (any status)."""
+    (any status); `planned` seeds (0..planned-1) were asked for, None: the seeds that ran."""
     key = row_key(runs)
     same = runs[runkey.same(runs, key)]
     use = counted(same)
@@ -230,6 +240,9 @@ def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url:
         p.metric,
         p.accuracy_text,
     )
+    seeds = account(same, use, planned)
+    judged = use.set_index("seed")["best" if p.metric == BEST else "acc"]
+    verdict = qualify(verdict, seeds, judged, interval)
     gone = use[use["collapsed"].astype(bool)]
     verdict = _naming_collapsed(verdict, gone, len(use))
     notes = [params_note(p.params, entry.param_count)]
@@ -247,9 +260,10 @@ def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url:
             f"{', '.join(str(int(x)) for x in slow['seed'])}"
         )
     left = same[~same["run_id"].isin(use["run_id"])]
-    for status, count in left["status"].value_counts().items():
-        if status != "FINISHED":
-            notes.append(f"{count} {status.lower()} run{'s' * (count > 1)} not counted")
+    fates = left["status"].str.lower().where(~left["diverged"].astype(bool), "diverged")
+    for status, count in fates.value_counts().items():
+        if status != "finished":
+            notes.append(f"{count} {status} run{'s' * (count > 1)} not counted")
     foreign = len(runs) - len(same)
     if foreign:
         notes.append(
@@ -265,9 +279,10 @@ def row(entry: Entry, variant: Variant, runs: pd.DataFrame, source: str, ui_url:
         final,
         best,
         verdict,
-        _status(same, use),
+        _status(same, use, seeds),
         tuple(x for x in notes if x),
         key if len(use) else None,
         variant.key(entry, source).config_hash,
         round(_flops(entry.model).forward / 1e6, 1),
+        seeds,
     )
