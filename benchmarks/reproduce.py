@@ -172,6 +172,7 @@ def reproduce(
         variant,
         source,
         mode=wanted,
+        planned=seeds,
     )
     written = render.write(r, output)
     command = report_command(variant, source, shared.tracking_uri, shared.experiment, mode=wanted)

@@ -67,6 +67,13 @@ SUFFIXES = {f".{ext}": name for name, ext in FORMATS.items()}
     "[default: as --precision says].",
 )
 @click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Seeds planned per entry (0..N-1, as `reproduce --seeds N`): a seed with no run reads "
+    "'never started' [default: the seeds that ran].",
+)
+@click.option(
     "--ui-url",
     default=None,
     metavar="URL",
@@ -84,6 +91,7 @@ def report(
     precision,
     pipeline,
     compiled,
+    seeds,
     ui_url,
     tracking_uri,
     experiment,
@@ -117,6 +125,7 @@ def report(
             for k, v in (("precision", precision), ("pipeline", pipeline), ("compile", compiled))
             if v is not None
         },
+        planned=seeds,
     )
     if output is None:
         click.echo(render.render(r, fmt or "markdown"), nl=False)
