@@ -58,12 +58,12 @@ def accuracy_panels(
     order: list[str],
     path: str | Path,
     title: str,
-    paper: dict[str, float] | None = None,
+    paper: dict[str, str] | None = None,
 ) -> Path:
     """Test accuracy against epoch, one small panel per entry in `order`.
 
     `curves` has columns entry, run_id, epoch, test_acc: each run is drawn thin, the mean
-    over runs bold, and the paper's final accuracy (from `paper`, by entry) as a dashed line.
+    over runs bold, and the paper's accuracy (from `paper`, by entry, as printed) as a dashed line.
     """
     cols = min(4, max(1, len(order)))
     rows = -(-len(order) // cols)
@@ -99,7 +99,7 @@ def accuracy_panels(
             )
         if paper and paper.get(name) is not None:
             ax.axhline(
-                paper[name], color="tab:red", ls="--", lw=1, label=f"paper {paper[name]:.2f}%"
+                float(paper[name]), color="tab:red", ls="--", lw=1, label=f"paper {paper[name]}%"
             )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
@@ -243,7 +243,7 @@ def figures_for(r, folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     order = [row.entry.name for row in r.rows]
     paper = {
-        row.entry.name: row.entry.paper.accuracy
+        row.entry.name: row.entry.paper.accuracy_text
         for row in r.rows
         if row.entry.paper.accuracy is not None
     }
