@@ -69,6 +69,20 @@ def collapsed(test_accuracies: Sequence[float]) -> bool | None:
     return None if s is None else s in COLLAPSED
 
 
+def tags(test_accuracies: Sequence[float]) -> dict[str, object]:
+    """The tags that record a curve's shape (tracking/names.py); {} while it is not judged."""
+    from tracking import names
+
+    s = shape(test_accuracies)
+    if s is None:
+        return {}
+    return {
+        names.TAG_COLLAPSED: str(s in COLLAPSED).lower(),
+        names.TAG_COLLAPSE_SHAPE: s,
+        names.TAG_COLLAPSE_EPOCHS: len(test_accuracies),
+    }
+
+
 def describe() -> str:
     """The definition in one sentence, for the report and the cards."""
     return (

@@ -10,7 +10,9 @@ without training anything. Each run carries the tags and params a real run recor
 identity, config hash, data source and checksum, machine and software) and a deterministic,
 plausible learning curve of the per-epoch metrics, written through `tracking` with one
 `log_batch` per 1,000 values; no artifacts. Runs go round-robin over the chosen entries with
-one seed per lap, so every run is a distinct (entry, seed) that a report counts.
+one seed per lap, so every run is a distinct (entry, seed) that a report counts. `StoreSpec.fates`
+gives runs other fates (a slow start, a collapse, a divergence, a kill) for tests of how the report
+accounts for them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from benchmarks import registry
+from benchmarks import collapse, registry
 from benchmarks.jobs import tags
 from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.registry import Entry
@@ -58,6 +60,13 @@ class StoreSpec:
     limit_test: int = 32
     seed: int = 0  # of the curves' noise
     precision: str = "auto"  # --precision of the runs (auto: bf16, on the GPU they record)
+    fates: tuple[str, ...] = ()  # run i's fate, one of FATES; runs past the end take off
+    first_seed: int = 0  # the first lap's seed (a second call with a higher one writes reruns)
+
+    def __post_init__(self):
+        unknown = set(self.fates) - set(FATES)
+        if unknown:
+            raise ValueError(f"fates: {sorted(unknown)[0]!r} is not one of {', '.join(FATES)}")
 
     @property
     def checksum(self) -> str:
@@ -95,13 +104,41 @@ def run_record(entry: Entry, seed: int, spec: StoreSpec) -> tags.Record:
     return tags.record(entry, job(entry, seed, spec), facts, tags.Machine("cuda", MACHINE), COMMIT)
 
 
-def curve(epochs: int, target: float, images: int, rng: random.Random) -> list[dict[str, float]]:
-    """The per-epoch metrics (names.EPOCH_METRICS) rising towards `target`% test accuracy; lr cosine
-    from 0.1."""
+# What becomes of a generated run: a curve shape (benchmarks/collapse.py), or a run that stops
+# halfway, diverged (FAILED and tagged, as train_job leaves one) or killed.
+FATES = (
+    collapse.TOOK_OFF,
+    collapse.SLOW_START,
+    collapse.NEVER,
+    collapse.FELL,
+    "diverged",
+    "killed",
+)
+
+
+def _level(fate: str, e: int, epochs: int) -> float:
+    """How far (0 to 1) a run of this fate has risen from chance towards its target at epoch e:
+    a slow start sits at chance for its first third, a fall to chance spends its last third
+    there, a run that never took off stays there."""
+    third = max(1, epochs // 3)
+    if fate == collapse.NEVER or (fate == collapse.FELL and e >= epochs - third):
+        return 0.0
+    if fate == collapse.SLOW_START:
+        if e < third:
+            return 0.0
+        e -= third
+    return 1 - math.exp(-(e + 1) / (epochs / 5))
+
+
+def curve(
+    epochs: int, target: float, images: int, rng: random.Random, fate: str = collapse.TOOK_OFF
+) -> list[dict[str, float]]:
+    """The per-epoch metrics (names.EPOCH_METRICS) rising towards `target`% test accuracy as
+    `fate` has it (FATES); lr cosine from 0.1."""
     rows = []
     for e in range(epochs):
-        rise = 1 - math.exp(-(e + 1) / (epochs / 5))
-        test_acc = 10 + (target - 10) * rise + rng.gauss(0, 0.4)
+        rise = _level(fate, e, epochs)
+        test_acc = collapse.CHANCE + (target - collapse.CHANCE) * rise + rng.gauss(0, 0.4)
         train_acc = min(99.9, test_acc + 8 * rise + rng.gauss(0, 0.3))
         seconds = 11.0 + rng.gauss(0, 0.2)
         test_loss = 2.3 * (1 - rise) + 0.3 + abs(rng.gauss(0, 0.02))
@@ -120,29 +157,57 @@ def curve(epochs: int, target: float, images: int, rng: random.Random) -> list[d
     return rows
 
 
+def _write(run, entry: Entry, history: list[dict[str, float]], fate: str) -> None:
+    """Log one run as train_job leaves a run of this fate: its curve and shape tags; a diverged
+    or killed one stops halfway, FAILED (tagged diverged) or KILLED, with no summary metrics."""
+    if fate in ("diverged", "killed"):
+        history = history[: max(1, len(history) // 2)]
+    run.log_epochs(history)
+    shape = collapse.tags([h["test_acc"] for h in history])
+    if shape:
+        run.set_tags(shape)
+    if fate == "diverged":
+        epoch = len(history)
+        run.set_tags(
+            {
+                names.TAG_DIVERGED_EPOCH: epoch,
+                names.TAG_FAILURE: f"Diverged: training diverged at epoch {epoch}: train loss nan",
+            }
+        )
+        run.finish("FAILED")
+    elif fate == "killed":
+        run.finish("KILLED")
+    else:
+        run.log_metrics(
+            {
+                names.PARAM_COUNT: entry.param_count,
+                names.TEST_ACCURACY: history[-1]["test_acc"],
+                names.BEST_TEST_ACCURACY: max(h["test_acc"] for h in history),
+                names.TEST_LOSS: history[-1]["test_loss"],
+                names.TEST_LOSS_BATCHMEAN_FINAL: history[-1][names.TEST_LOSS_BATCHMEAN],
+                names.WALL_SECONDS: sum(h["epoch_seconds"] for h in history),
+            }
+        )
+
+
 def generate(uri: str, experiment: str, spec: StoreSpec, log=None) -> list[str]:
-    """Write spec.runs finished runs into `experiment` at `uri` (created if needed); their run
-    ids."""
+    """Write spec.runs runs into `experiment` at `uri` (created if needed), finished unless
+    spec.fates stops them; their run ids."""
     tracker, entries, rng = connect(uri, experiment), chosen(spec), random.Random(spec.seed)
     ids = []
     for i in range(spec.runs):
-        entry, seed = entries[i % len(entries)], i // len(entries)
+        entry, seed = entries[i % len(entries)], spec.first_seed + i // len(entries)
+        fate = spec.fates[i] if i < len(spec.fates) else collapse.TOOK_OFF
         rec = run_record(entry, seed, spec)
         history = curve(
-            int(rec.params["epochs"]), entry.paper.accuracy or 88.0, rec.params["train_images"], rng
+            int(rec.params["epochs"]),
+            entry.paper.accuracy or 88.0,
+            rec.params["train_images"],
+            rng,
+            fate,
         )
         with tracker.start_run(rec.name, rec.params, rec.tags) as run:
-            run.log_epochs(history)
-            run.log_metrics(
-                {
-                    names.PARAM_COUNT: entry.param_count,
-                    names.TEST_ACCURACY: history[-1]["test_acc"],
-                    names.BEST_TEST_ACCURACY: max(h["test_acc"] for h in history),
-                    names.TEST_LOSS: history[-1]["test_loss"],
-                    names.TEST_LOSS_BATCHMEAN_FINAL: history[-1][names.TEST_LOSS_BATCHMEAN],
-                    names.WALL_SECONDS: sum(h["epoch_seconds"] for h in history),
-                }
-            )
+            _write(run, entry, history, fate)
         ids.append(run.run_id)
         if log and (i + 1) % 100 == 0:
             log(f"{i + 1}/{spec.runs} runs written")

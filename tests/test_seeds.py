@@ -2,6 +2,8 @@
 over diverged or collapsed seeds never reads plainly "reproduced", a rerun does not erase a
 divergence, and a collapsed seed's effect on the interval is stated."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,76 @@ def test_a_seed_killed_after_it_finished_counts_its_finished_run(later):
         runs.loc[2, "start_time"] = runs["start_time"].min() - np.timedelta64(1, "h")
     row = _row(runs)[1]
     assert row.seeds == (0, 1) and row.seeds_of.killed == ()
+
+
+# ------------------------------------------------------------------------------- a generated store
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """Runs as train_job leaves them, on CIFAR-10 in the entries' own configuration: table1/row3
+    with one diverged seed of four, table1/row1 with the four shapes of a curve."""
+    from benchmarks.storegen import StoreSpec, generate
+    from tests.conftest import fresh_uri
+
+    tmp = tmp_path_factory.mktemp("seeds")
+    uri = fresh_uri(tmp)
+    base = StoreSpec(runs=4, epochs=None, data="cifar10", limit_train=0, limit_test=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        generate(
+            uri, "t", replace(base, entries=(ROW3.name,), fates=("took-off",) * 3 + ("diverged",))
+        )
+        shapes = ("took-off", "slow-start", "never-took-off", "fell-to-chance")
+        generate(uri, "t", replace(base, entries=("table1/row1",), fates=shapes, seed=1))
+    return uri
+
+
+def _store_report(uri):
+    from benchmarks import selection
+    from benchmarks.report import build
+
+    entries = [ROW3, get("table1/row1")]
+    return build.build(selection.load_runs(uri, "t"), uri, "t", entries=entries, planned=4)
+
+
+def test_generated_a_row_with_one_diverged_seed_does_not_read_reproduced(generated):
+    r = _store_report(generated)
+    row3 = r.rows[0]
+    assert row3.n == 3 and row3.seeds_of.diverged == (3,)
+    assert row3.verdict.code == verdicts.REPRODUCED
+    assert row3.verdict.text == "reproduced on the seeds that trained (1 of 4 diverged)"
+    md = render.render(r, "markdown")
+    assert "reproduced on the seeds that trained (1 of 4 diverged)" in md
+    assert "| reproduced |" not in md
+
+
+def test_generated_the_three_collapse_shapes_are_labelled_apart(generated):
+    row1 = _store_report(generated).rows[1]
+    shapes = dict(zip(row1.runs["seed"].astype(int), row1.runs["shape"], strict=True))
+    assert shapes == {0: "took-off", 1: "slow-start", 2: "never-took-off", 3: "fell-to-chance"}
+    assert row1.seeds_of.collapsed == (2, 3) and row1.seeds_of.slow == (1,)
+    labels = [label for _, _, label in cards.card(row1, "", "cifar10").runs]
+    assert labels[1].endswith("(slow start)")
+    assert "(collapsed: never took off" in labels[2] and "(collapsed: fell to chance" in labels[3]
+    assert "seed 2 (never took off" in row1.verdict.why
+    assert "seed 3 (fell to chance" in row1.verdict.why
+    assert any("slow start" in n and "seed 1" in n for n in row1.notes)
+    assert row1.status == "finished (2 collapsed of 4)"
+
+
+def test_generated_a_rerun_keeps_the_divergence(tmp_path):
+    from benchmarks.storegen import StoreSpec, generate
+    from tests.conftest import fresh_uri
+
+    uri = fresh_uri(tmp_path)
+    base = StoreSpec(runs=4, epochs=None, data="cifar10", limit_train=0, limit_test=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        row3 = replace(base, entries=(ROW3.name,))
+        generate(uri, "t", replace(row3, fates=("took-off",) * 3 + ("diverged",)))
+        generate(uri, "t", replace(row3, runs=1, first_seed=3, seed=2))  # seed 3 again: finishes
+    row3 = _store_report(uri).rows[0]
+    assert row3.n == 4 and row3.seeds_of.retried == (3,) and row3.seeds_of.diverged == (3,)
+    assert "rerun after diverging" in row3.verdict.text
+    assert row3.verdict.text != "reproduced"

@@ -232,17 +232,10 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
 def _tag_collapse(run: RunLogger, accs: list[float]) -> None:
     """Tag the shape of the run's curve so far (benchmarks/collapse.py) and whether it is
     collapsed; nothing while it is shorter than K epochs. Called when the shape changes and at the
-    last epoch, so a killed run keeps the shape of its epochs so far."""
-    shape = collapse.shape(accs)
-    if shape is None:
-        return
-    run.set_tags(
-        {
-            names.TAG_COLLAPSED: str(shape in collapse.COLLAPSED).lower(),
-            names.TAG_COLLAPSE_SHAPE: shape,
-            names.TAG_COLLAPSE_EPOCHS: len(accs),
-        }
-    )
+    end, so a killed run keeps the shape of its epochs so far."""
+    shape_tags = collapse.tags(accs)
+    if shape_tags:
+        run.set_tags(shape_tags)
 
 
 def _log_results(
