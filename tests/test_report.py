@@ -105,7 +105,9 @@ def test_finished_runs_give_mean_and_std_over_seeds(store):
     bests = [client.get_run(ids[k]).data.metrics[names.BEST_TEST_ACCURACY] for k in ("a0", "a1")]
     r = build(store)
     a = row(r, A)
-    assert a["status"] == "finished" and a["n"] == 2 and a["seeds"] == "0,1"
+    # seed 2 failed (out of memory): the row counts seeds 0 and 1 and accounts for seed 2
+    assert a["status"] == "finished (1 failed of 3)" and a["n"] == 2 and a["seeds"] == "0,1"
+    assert (a["seeds_planned"], a["seeds_finished"], a["seeds_failed"]) == (3, 2, 1)
     assert set(a["run_ids"].split(",")) == {ids["a0"], ids["a1"]}
     kept = r.rows[0]  # the row itself keeps runs, interval and verdict as values
     assert kept.entry == A and set(kept.run_ids) == {ids["a0"], ids["a1"]} and kept.seeds == (0, 1)

@@ -260,7 +260,7 @@ def row(
             f"{', '.join(str(int(x)) for x in slow['seed'])}"
         )
     left = same[~same["run_id"].isin(use["run_id"])]
-    fates = left["status"].str.lower().where(~left["diverged"].astype(bool), "diverged")
+    fates = left["status"].astype(str).str.lower().where(~left["diverged"].astype(bool), "diverged")
     for status, count in fates.value_counts().items():
         if status != "finished":
             notes.append(f"{count} {status} run{'s' * (count > 1)} not counted")
