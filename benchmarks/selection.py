@@ -46,6 +46,7 @@ RECORDED = {
     "diverged_epoch": query.tag(names.TAG_DIVERGED_EPOCH),
     "collapsed": query.tag(names.TAG_COLLAPSED),  # benchmarks/collapse.py
     "shape": query.tag(names.TAG_COLLAPSE_SHAPE),
+    "tf32": query.tag(names.TAG_TF32),  # whether TF32 was allowed (the cards show it)
     "failure": query.tag(names.TAG_FAILURE),
     "superseded_by": query.tag(names.TAG_SUPERSEDED_BY),
     "entry_version": query.tag(names.TAG_ENTRY_VERSION),

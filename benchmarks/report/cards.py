@@ -51,6 +51,8 @@ def _text(v, count: bool = False) -> str:
 def _values(runs: pd.DataFrame, col: str, count: bool = False) -> str:
     """The runs' value of `col` (`count`: a number of things, shown 50,000): one value, or each
     distinct value with its run count."""
+    if col not in runs:  # a column older stores' runs never recorded
+        return NOT_RECORDED
     vals = runs[col].map(lambda v: _text(v, count))
     counts = vals.value_counts()
     if len(counts) <= 1:
@@ -330,7 +332,14 @@ def card(row: Row, variant_text: str, source: str) -> Card:
                 "Execution",
                 ", ".join(
                     f"{k}={_values(runs, k)}"
-                    for k in ("pipeline", "precision", "compile", "channels_last", "deterministic")
+                    for k in (
+                        "pipeline",
+                        "precision",
+                        "tf32",
+                        "compile",
+                        "channels_last",
+                        "deterministic",
+                    )
                 )
                 + (" (bf16 autocast)" if runs.apply(_bf16, axis=1).any() else ""),
             )
