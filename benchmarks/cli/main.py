@@ -25,6 +25,11 @@ COMMANDS = {
         "data on the "
         "device, and estimate the full run's wall time from a few timed steps.",
     ),
+    "compare": (
+        "benchmarks.cli.compare",
+        "compare",
+        "Is one row better than another, and did a change move any row?",
+    ),
     "deviations": (
         "benchmarks.cli.browse",
         "deviations",
@@ -70,6 +75,7 @@ COMMANDS = {
 def expected() -> tuple[type[Exception], ...]:
     """The failures that print one line; imported once one is raised (the command has loaded them by
     then)."""
+    from benchmarks.compare.sides import CompareError
     from benchmarks.jobs.checkpoints import SlotBusy
     from benchmarks.jobs.executor import ExecutorError
     from benchmarks.registry import RegistryError
@@ -77,7 +83,16 @@ def expected() -> tuple[type[Exception], ...]:
     from resnet.model import ConfigError
     from tracking.store import TrackingError
 
-    return ConfigError, DataError, RegistryError, TrackingError, SlotBusy, ExecutorError, OSError
+    return (
+        CompareError,
+        ConfigError,
+        DataError,
+        RegistryError,
+        TrackingError,
+        SlotBusy,
+        ExecutorError,
+        OSError,
+    )
 
 
 class Resbench(click.Group):

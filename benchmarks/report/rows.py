@@ -140,6 +140,9 @@ class Row:
             **(self.seeds_of.record() if self.seeds_of else {}),
             "seeds_account": self.seeds_of.text() if self.seeds_of else None,
             "seeds": ",".join(map(str, self.seeds)),
+            # each seed's value, in the order of `seeds`: what a paired comparison needs
+            "final_by_seed": ",".join(map(repr, map(float, self.runs["acc"]))),
+            "best_by_seed": ",".join(map(repr, map(float, self.runs["best"]))),
             "notes": "; ".join(self.notes),
             "run_ids": ",".join(self.run_ids),
             "run_urls": ",".join(u for u in self.urls if u),
