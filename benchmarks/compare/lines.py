@@ -78,7 +78,15 @@ def _notes(first: Side, second: Side, d: Difference, labels: tuple[str, str]) ->
             for label, s in zip(labels, (first, second), strict=True)
             if s.n < 2
         ]
-        notes.append(f"{' and '.join(few)}: no interval; run at least 2 seeds on each side")
+        notes.append(
+            f"{' and '.join(few)}: no interval; run at least 2 seeds on each side"
+            + (
+                f" (about {d.settle} per side would settle a difference of this size at the "
+                "other side's spread)"
+                if d.settle
+                else ""
+            )
+        )
     elif d.outcome == NO_DIFFERENCE:
         notes.append(
             f"about {d.settle} seeds per side would settle it at the observed spread"
@@ -112,7 +120,7 @@ def _set_line(name: str, old: Side | None, new: Side | None) -> Line:
     if new is None or not new.n:
         return Line(name, new, old, None, GONE, notes=("no finished run in the new set",))
     d = difference(new.sample, old.sample)
-    changes = identity_changes(new, old)
+    changes = identity_changes(old, new)  # named old first: "data: synthetic vs cifar10"
     status = f"{IDENTITY} ({', '.join(changes)})" if changes else STATUSES[d.outcome]
     return Line(name, new, old, d, status, changes, tuple(_notes(new, old, d, ("new", "old"))))
 

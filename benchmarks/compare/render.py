@@ -67,10 +67,7 @@ def _side_cells(s: Side) -> dict[str, str]:
 
 
 def _headline(line: Line, what: str) -> str:
-    d = line.difference
-    return f"**{line.status}**: {what} = {describe(d)}" + (
-        f", seeds {_seeds(d.seeds)}" if d.test == PAIRED else ""
-    )
+    return f"**{line.status}**: {what} = {describe(line.difference)}"
 
 
 def _rows_markdown(line: Line) -> list[str]:
@@ -86,7 +83,8 @@ def _rows_markdown(line: Line) -> list[str]:
         _headline(line, f"{_md(a.entry)} − {_md(b.entry)}"),
         "",
     ]
-    return out + [f"- {_md(n)}" for n in line.notes] + ["", f"Test: {TESTS}.", ""]
+    notes = [f"- {_md(n)}" for n in line.notes]
+    return out + notes + ([""] if notes else []) + [f"Test: {TESTS}.", ""]
 
 
 def _set_table(lines: list[Line]) -> pd.DataFrame:

@@ -125,6 +125,11 @@ def sides(report: dict, metric: str = JUDGED) -> dict[str, Side]:
     return {str(r["entry"]): side(report, r, metric) for r in report["rows"]}
 
 
+def _short(checksum: str) -> str:
+    """A checksum as people compare it: a digest's first 12 characters, a short name whole."""
+    return checksum if len(checksum) <= 24 else checksum[:12]
+
+
 def identity_changes(first: Side, second: Side, same_entry: bool = True) -> tuple[str, ...]:
     """What differs in how the two sides computed, each named: config (for one entry's two
     versions), data (source, files or limits). Empty when they are comparable."""
@@ -135,7 +140,7 @@ def identity_changes(first: Side, second: Side, same_entry: bool = True) -> tupl
     if a.data != b.data:
         changes.append(f"data: {a.data} vs {b.data}")
     elif a.data_checksum != b.data_checksum and a.data_checksum and b.data_checksum:
-        changes.append(f"data: files {a.data_checksum[:8]} vs {b.data_checksum[:8]}")
+        changes.append(f"data: files {_short(a.data_checksum)} vs {_short(b.data_checksum)}")
     if a.variant != b.variant:
         changes.append(f"variant: {a.variant or 'none'} vs {b.variant or 'none'}")
     elif same_entry and not changes and a.identity != b.identity and a.identity and b.identity:

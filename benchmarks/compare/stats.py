@@ -9,7 +9,8 @@ a difference first − second with the report's interval level (`verdicts.LEVEL`
   Welch–Satterthwaite degrees of freedom (quantiles from `scipy.stats.t`).
 An interval wholly above zero shows the first side higher, wholly below lower; one that holds
 zero shows no difference. A side with one run gives no interval: too few seeds, never a verdict.
-`to_settle` says how many seeds per side would settle an open interval at the observed spread.
+`Difference.settle` says how many seeds per side would settle an open interval at the observed
+spread (with one run on a side, at the other side's spread).
 """
 
 from __future__ import annotations
@@ -91,19 +92,29 @@ def _welch_df(var_first: float, n_first: int, var_second: float, n_second: int) 
     return (a + b) ** 2 / (a**2 / (n_first - 1) + b**2 / (n_second - 1))
 
 
+def _smallest(settles) -> int | None:
+    """The smallest n in [2, SETTLE_LIMIT] for which `settles(n)` holds (it stays true as n
+    grows), by bisection; None when even SETTLE_LIMIT does not."""
+    if not settles(SETTLE_LIMIT):
+        return None
+    low, high = 2, SETTLE_LIMIT
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (low, mid) if settles(mid) else (mid + 1, high)
+    return low
+
+
 def _settle_paired(mean: float, std: float) -> int | None:
-    for n in range(2, SETTLE_LIMIT + 1):
-        if _t(n - 1) * std / math.sqrt(n) < abs(mean):
-            return n
-    return None
+    return _smallest(lambda n: _t(n - 1) * std / math.sqrt(n) < abs(mean))
 
 
 def _settle_welch(mean: float, var_first: float, var_second: float) -> int | None:
-    for n in range(2, SETTLE_LIMIT + 1):
-        df = _welch_df(var_first, n, var_second, n)
-        if _t(df) * math.sqrt((var_first + var_second) / n) < abs(mean):
-            return n
-    return None
+    return _smallest(
+        lambda n: (
+            _t(_welch_df(var_first, n, var_second, n)) * math.sqrt((var_first + var_second) / n)
+            < abs(mean)
+        )
+    )
 
 
 def difference(first: Sample, second: Sample) -> Difference:
@@ -121,7 +132,10 @@ def difference(first: Sample, second: Sample) -> Difference:
             )
     if first.n < 2 or second.n < 2:
         mean = first.mean - second.mean if first.n and second.n else None
-        return Difference(None, mean, None, None, first.n, second.n)
+        # the one spread known (a side with two runs or more) stands for both
+        spread = next((s.std for s in (first, second) if s.n >= 2 and s.std), None)
+        settle = _settle_welch(mean, spread**2, spread**2) if mean and spread else None
+        return Difference(None, mean, None, None, first.n, second.n, settle=settle)
     mean = first.mean - second.mean
     var_first, var_second = first.std**2, second.std**2
     se = math.sqrt(var_first / first.n + var_second / second.n)
@@ -134,12 +148,17 @@ def difference(first: Sample, second: Sample) -> Difference:
 
 
 def describe(d: Difference, unit: str = "points") -> str:
-    """The difference as one phrase: "+1.20 points, 90% interval [+0.40, +2.00] (paired t, n=3)"."""
+    """The difference as one phrase, e.g. "+1.20 points, 90% interval [+0.40, +2.00] (paired t over
+    seeds 0, 1, 2)"."""
     if d.mean is None:
         return "no difference: a side has no finished run"
     if d.test is None:
         return f"{d.mean:+.2f} {unit}, no interval (n={d.n_first} and n={d.n_second})"
-    n = f"n={len(d.seeds)} seeds" if d.test == PAIRED else f"n={d.n_first} and n={d.n_second}"
+    n = (
+        f"over seeds {', '.join(map(str, d.seeds))}"
+        if d.test == PAIRED
+        else f"n={d.n_first} and n={d.n_second}"
+    )
     return (
-        f"{d.mean:+.2f} {unit}, {LEVEL:.0%} interval [{d.low:+.2f}, {d.high:+.2f}] ({d.test}, {n})"
+        f"{d.mean:+.2f} {unit}, {LEVEL:.0%} interval [{d.low:+.2f}, {d.high:+.2f}] ({d.test} {n})"
     )
