@@ -163,7 +163,9 @@ def test_one_seed_is_too_few_never_a_verdict(files):
     res = cli("table1/row1", "table1/row2", *flags(files["uris"]["a"]), "--fail-on", "0")
     assert res.exit_code == 0, res.output
     assert "**too few seeds**" in res.output and "table1/row2 has 1 run: no interval" in res.output
-    assert "per side would settle a difference of this size at the other side's spread" in res.output
+    assert (
+        "per side would settle a difference of this size at the other side's spread" in res.output
+    )
 
 
 def test_fail_on_between_two_rows(files):
@@ -274,7 +276,7 @@ def test_formats(files):
 
 
 def test_store_values_render_as_text(files):
-    hostile = '<img src=x onerror=alert(1)>|</table>'
+    hostile = '<img src=x onerror=alert(1)>|</table> $\\frac{$'
 
     def rename(report):
         row_of(report, "table1/row3")["entry"] = hostile

@@ -220,8 +220,14 @@ def to_csv(lines: list[Line], prefixes: tuple[str, str]) -> str:
     return table(lines, prefixes).to_csv(index=False)
 
 
-def plot(lines: list[Line], title: str) -> str | None:
-    """The differences as dots with their intervals, one per line that has one: a PNG, base64."""
+def _plain(text: str) -> str:
+    """Text matplotlib draws as written: a `$` would start its math mode."""
+    return str(text).replace("$", r"\$")
+
+
+def plot(lines: list[Line], title: str, what: str) -> str | None:
+    """The differences (`what`, e.g. "new − old") as dots with their intervals, one per line that
+    has one: a PNG, base64."""
     shown = [x for x in lines if x.difference is not None and x.difference.mean is not None]
     if not shown:
         return None
@@ -236,9 +242,10 @@ def plot(lines: list[Line], title: str) -> str | None:
             ax.plot([d.low, d.high], [i, i], color=colour, lw=2)
         ax.plot([d.mean], [i], "o" if d.low is not None else "x", color=colour)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(range(len(shown)), [x.name for x in reversed(shown)])
-    ax.set_xlabel(f"difference, accuracy points ({PERCENT} interval; × = one run, no interval)")
-    ax.set_title(title)
+    ax.set_yticks(range(len(shown)), [_plain(x.name) for x in reversed(shown)])
+    ax.set_ylim(-0.6, len(shown) - 0.4)
+    ax.set_xlabel(_plain(f"{what}, accuracy points ({PERCENT} interval; × = one run, no interval)"))
+    ax.set_title(_plain(title))
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, dpi=110, bbox_inches="tight", format="png")
@@ -254,7 +261,7 @@ def to_html(lines: list[Line], labels: tuple[str, str] | None, neither: list[str
         line = lines[0]
         a, b = line.first, line.second
         ca, cb = _side_cells(a), _side_cells(b)
-        title = f"{a.entry} against {b.entry}"
+        title, what = f"{a.entry} against {b.entry}", f"{a.entry} − {b.entry}"
         body = (
             f"<table><tr><th></th><th>{e(a.entry)}</th><th>{e(b.entry)}</th></tr>"
             + "".join(f"<tr><th>{e(k)}</th><td>{e(ca[k])}</td><td>{e(cb[k])}</td></tr>" for k in ca)
@@ -264,7 +271,7 @@ def to_html(lines: list[Line], labels: tuple[str, str] | None, neither: list[str
         )
         notes = list(line.notes)
     else:
-        title = f"{labels[1]} against {labels[0]}"
+        title, what = f"{labels[1]} against {labels[0]}", "new − old"
         body = (
             _set_table(lines).to_html(index=False, escape=True)
             + f"<p>Summary: {e(summary(lines))}</p>"
@@ -272,7 +279,7 @@ def to_html(lines: list[Line], labels: tuple[str, str] | None, neither: list[str
         notes = [f"{x.name}: {n}" for x in lines for n in x.notes if x.status not in (NEW, GONE)]
         if neither:
             notes.append(f"no finished run in either set: {', '.join(neither)}")
-    png = plot(lines, title)
+    png = plot(lines, title, what)
     figure = (
         f'<p><img alt="differences with their intervals" src="data:image/png;base64,{png}"></p>'
         if png
