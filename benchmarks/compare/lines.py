@@ -72,9 +72,9 @@ def _notes(first: Side, second: Side, d: Difference, labels: tuple[str, str]) ->
             notes.append(
                 f"{label}'s seeds {_seeds(only)} left out: the other side did not run them"
             )
-    if d.test is None and d.mean is not None:
+    if d.test is None:
         few = [
-            f"{label} has {s.n} run"
+            f"{label} has {'1 run' if s.n else 'no finished run'}"
             for label, s in zip(labels, (first, second), strict=True)
             if s.n < 2
         ]
