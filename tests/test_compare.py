@@ -103,6 +103,11 @@ def test_paired_interval_is_scipys_over_the_shared_seeds():
     assert (d.low, d.high) == (pytest.approx(ci.low), pytest.approx(ci.high))
 
 
+def test_a_constant_shift_on_every_seed_is_a_difference():
+    d = difference(Sample.of({0: 91.0, 1: 92.5}), Sample.of({0: 90.0, 1: 91.5}))
+    assert (d.outcome, d.low, d.high) == (stats.HIGHER, 1.0, 1.0)
+
+
 def test_one_run_a_side_gives_no_interval():
     d = difference(Sample.of({0: 91.0}), Sample.of({0: 80.0, 1: 81.0}))
     assert d.test is None and d.low is None and d.outcome == stats.TOO_FEW and d.mean == 10.5
@@ -187,6 +192,7 @@ def test_a_set_against_itself_is_unchanged(files):
     assert res.exit_code == 0, res.output
     assert "Summary: 3 unchanged within noise, 1 too few seeds." in res.output
     assert "no finished run in either set: table1/row2" not in res.output
+    assert "- table1/row3: no spread: the two sides agree on every value compared" in res.output
 
 
 def test_rows_that_appear_and_disappear(files):

@@ -87,6 +87,8 @@ def _notes(first: Side, second: Side, d: Difference, labels: tuple[str, str]) ->
                 else ""
             )
         )
+    elif d.low == d.high == 0:
+        notes.append("no spread: the two sides agree on every value compared")
     elif d.outcome == NO_DIFFERENCE:
         notes.append(
             f"about {d.settle} seeds per side would settle it at the observed spread"
