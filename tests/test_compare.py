@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from scipy import stats as scipy_stats
 
 from benchmarks.cli.main import main
-from benchmarks.compare import stats
+from benchmarks.compare import lines, sides, stats
 from benchmarks.compare.stats import PAIRED, WELCH, Sample, difference
 from benchmarks.storegen import StoreSpec, generate
 from tests.conftest import fresh_uri
@@ -181,6 +181,18 @@ def test_fail_on_between_two_rows(files):
         and "fail-on 1: worse by more than 1 points: table1/row1 vs" in res.stderr
     )
     assert cli(*args, "--fail-on", "20").exit_code == 0
+
+
+def test_two_rows_on_different_data_say_so_in_the_verdict():
+    def row(entry, values, data):
+        report = {"data": data, "overrides": "", "rows": [], "other_runs": []}
+        record = {"entry": entry, "n": 3, "seeds": "0,1,2", "verdict_metric": "best"}
+        record |= {"best_by_seed": ",".join(map(str, values)), "config_hash": entry}
+        return sides.side(report, record)
+
+    line = lines.rows(row("a/x", [92, 93, 94], "synthetic"), row("a/y", [80, 81, 83], "cifar10"))
+    assert line.status == "better (compared across data: synthetic vs cifar10)"
+    assert not line.comparable and not lines.regressions([line], 0)
 
 
 # ------------------------------------------------------------------------------- two result sets

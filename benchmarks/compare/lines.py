@@ -104,15 +104,11 @@ def rows(first: Side, second: Side) -> Line:
     d = difference(first.sample, second.sample)
     changes = identity_changes(first, second, same_entry=first.entry == second.entry)
     notes = _notes(first, second, d, (first.entry, second.entry))
-    notes += [f"compared across {c}: not like for like" for c in changes]
+    verdict = VERDICTS[d.outcome]
+    if changes:  # never across data or modes unsaid: the verdict itself names them
+        verdict += f" (compared across {', '.join(changes)})"
     return Line(
-        f"{first.entry} vs {second.entry}",
-        first,
-        second,
-        d,
-        VERDICTS[d.outcome],
-        changes,
-        tuple(notes),
+        f"{first.entry} vs {second.entry}", first, second, d, verdict, changes, tuple(notes)
     )
 
 
