@@ -304,6 +304,14 @@ def test_store_values_render_as_text(files):
     assert "<img src=x" not in md and "</table>" not in md and "&lt;img src=x" in md
     page = cli(a, b, "--format", "html").output
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    formula = '=HYPERLINK("http://x.example","y")'
+
+    def formula_name(report):
+        row_of(report, "table1/row3")["entry"] = formula
+
+    a, b = edited(files, "a", formula_name), edited(files, "b", formula_name)
+    table = pd.read_csv(io.StringIO(cli(a, b, "--format", "csv").output))
+    assert "'" + formula in set(table["name"]) and formula not in set(table["name"])
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import json
 
 import click
 
-from benchmarks.cli.options import tracking_options, variant_options
+from benchmarks.cli.options import checked, tracking_options, variant_options
 from benchmarks.compare.render import FORMATS
 from benchmarks.compare.sides import JUDGED, CompareError
 from benchmarks.registry import BEST, FINAL
@@ -22,8 +22,7 @@ def _current(uri, experiment, variant: Variant, data: str, entries, group=None) 
     from benchmarks import selection
     from benchmarks.report import build, render
 
-    for e in entries:
-        variant.train(e)
+    entries = checked(entries, variant)
     names = [f"{group}/*"] if group else [e.name for e in entries]
     runs = selection.load_runs(uri, experiment, entries=names)
     r = build.build(runs, uri, experiment, variant, data, entries, group=group)

@@ -21,6 +21,7 @@ import pandas as pd
 from benchmarks.compare.lines import GONE, IDENTITY, MOVED_DOWN, MOVED_UP, NEW, UNCHANGED, Line
 from benchmarks.compare.sides import Side
 from benchmarks.compare.stats import PAIRED, TOO_FEW, WELCH, describe
+from benchmarks.report.escape import csv_text, md_text
 from benchmarks.report.verdicts import LEVEL, METRIC_TEXT, PERCENT
 
 FORMATS = ("markdown", "json", "csv", "html")
@@ -28,12 +29,6 @@ TESTS = (
     f"{PAIRED} over the seeds both sides ran when they share two or more, else {WELCH} "
     f"(Welch–Satterthwaite degrees of freedom); a side with one run gives no interval"
 )
-
-
-def _md(value) -> str:
-    """A value as Markdown table text: no markup, no line breaks, no cell breaks."""
-    text = " ".join(str(value).split())
-    return html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
 
 
 def _num(value, fmt: str = "{:.2f}") -> str:
@@ -74,16 +69,16 @@ def _rows_markdown(line: Line) -> list[str]:
     a, b = line.first, line.second
     cells_a, cells_b = _side_cells(a), _side_cells(b)
     out = [
-        f"# {_md(a.entry)} against {_md(b.entry)}",
+        f"# {md_text(a.entry)} against {md_text(b.entry)}",
         "",
-        f"| | {_md(a.entry)} | {_md(b.entry)} |",
+        f"| | {md_text(a.entry)} | {md_text(b.entry)} |",
         "|---|---|---|",
-        *(f"| {k} | {_md(cells_a[k])} | {_md(cells_b[k])} |" for k in cells_a),
+        *(f"| {k} | {md_text(cells_a[k])} | {md_text(cells_b[k])} |" for k in cells_a),
         "",
-        _headline(line, f"{_md(a.entry)} − {_md(b.entry)}"),
+        _headline(line, f"{md_text(a.entry)} − {md_text(b.entry)}"),
         "",
     ]
-    notes = [f"- {_md(n)}" for n in line.notes]
+    notes = [f"- {md_text(n)}" for n in line.notes]
     return out + notes + ([""] if notes else []) + [f"Test: {TESTS}.", ""]
 
 
@@ -121,23 +116,26 @@ def summary(lines: list[Line]) -> str:
 def _sets_markdown(lines: list[Line], labels: tuple[str, str], neither: list[str]) -> list[str]:
     table = _set_table(lines)
     out = [
-        f"# {_md(labels[1])} against {_md(labels[0])}",
+        f"# {md_text(labels[1])} against {md_text(labels[0])}",
         "",
         f"Change = new − old, in points of each row's judged metric, with its {PERCENT} interval.",
-        f"Old: {_md(labels[0])}. New: {_md(labels[1])}.",
+        f"Old: {md_text(labels[0])}. New: {md_text(labels[1])}.",
         "",
         "| " + " | ".join(table.columns) + " |",
         "|" + "---|" * len(table.columns),
-        *("| " + " | ".join(_md(v) for v in r) + " |" for r in table.itertuples(index=False)),
+        *("| " + " | ".join(md_text(v) for v in r) + " |" for r in table.itertuples(index=False)),
         "",
         f"Summary: {summary(lines)}",
         "",
     ]
     notes = [
-        f"- {_md(x.name)}: {_md(n)}" for x in lines for n in x.notes if x.status not in (NEW, GONE)
+        f"- {md_text(x.name)}: {md_text(n)}"
+        for x in lines
+        for n in x.notes
+        if x.status not in (NEW, GONE)
     ]
     if neither:
-        notes.append(f"- no finished run in either set: {_md(', '.join(neither))}")
+        notes.append(f"- no finished run in either set: {md_text(', '.join(neither))}")
     return out + notes + ([""] if notes else []) + [f"Test: {TESTS}.", ""]
 
 
@@ -217,7 +215,8 @@ def to_json(lines: list[Line], prefixes: tuple[str, str], about: dict) -> str:
 
 
 def to_csv(lines: list[Line], prefixes: tuple[str, str]) -> str:
-    return table(lines, prefixes).to_csv(index=False)
+    """The records, a text cell a spreadsheet would take for a formula quoted (`csv_text`)."""
+    return table(lines, prefixes).map(csv_text).to_csv(index=False)
 
 
 def _plain(text: str) -> str:
