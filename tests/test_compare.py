@@ -8,6 +8,7 @@ images. The statistics are checked against scipy's own tests and for their error
 import io
 import json
 import random
+import time
 
 import pandas as pd
 import pytest
@@ -19,6 +20,7 @@ from benchmarks.compare import lines, sides, stats
 from benchmarks.compare.stats import PAIRED, WELCH, Sample, difference
 from benchmarks.storegen import StoreSpec, generate
 from tests.conftest import fresh_uri
+from tests.shared_server import free_port
 
 EPOCHS = 3
 
@@ -343,3 +345,13 @@ def test_files_that_are_not_reports(files, tmp_path):
         res = cli(a, str(tmp_path / name))
         assert res.exit_code == 2 and f"{name}: {error}" in res.stderr, res.stderr
         assert res.stderr.count("\n") == 1 and not res.stdout
+
+
+def test_an_unreachable_store_is_refused_within_seconds(files):
+    uri = f"http://alice:s3cret@127.0.0.1:{free_port()}"
+    for args in (["table1/row1", "table1/row3"], ["--baseline", str(files["paths"]["a"])]):
+        start = time.monotonic()
+        res = cli(*args, "--tracking-uri", uri)
+        assert res.exit_code == 2 and time.monotonic() - start < 10, res.output
+        assert res.stderr.startswith("error: tracking server http://alice:***@127.0.0.1:")
+        assert "s3cret" not in res.output
