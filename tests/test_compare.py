@@ -245,14 +245,39 @@ def test_summaries_alone_use_welch(files):
 def test_a_changed_identity_is_named(files):
     lines = lines_of(cli(str(files["paths"]["a"]), str(files["paths"]["c"]), "--format", "json"))
     row1 = lines["table1/row1"]
-    assert row1["status"].startswith("identity changed (data: files synthetic-64-32-0 vs")
-    assert "limit_train=64" in row1["status"] and "limit_train=128" in row1["status"]
+    assert row1["status"] == (
+        "identity changed (data: files synthetic-64-32-0 vs synthetic-128-32-0, "
+        "data limits: train 64, test 32 vs train 128, test 32)"
+    )
 
     def reconfigured(report):
         row_of(report, "table1/row3")["config_hash"] = "0" * 12
 
-    res = cli(str(files["paths"]["a"]), edited(files, "a", reconfigured), "--fail-on", "0")
+    row3 = row_of(json.loads(files["paths"]["a"].read_text()), "table1/row3")
+    other = "fp32" if row3["key_precision"] == "bf16" else "bf16"
+
+    def in_other_precision(report):
+        row_of(report, "table1/row3")["key_precision"] = other
+
+    a = str(files["paths"]["a"])
+    res = cli(a, edited(files, "a", reconfigured), "--fail-on", "0")
     assert res.exit_code == 0 and "| identity changed (config) |" in res.output
+    res = cli(a, edited(files, "a", in_other_precision), "--fail-on", "0")
+    rest = row3["mode"].split(", ", 1)[1]  # the pipeline and compilation, unchanged
+    assert res.exit_code == 0
+    assert f"| identity changed (mode: {row3['mode']} vs {other}, {rest}) |" in res.output
+
+
+def test_a_report_without_run_keys_is_compared_on_config_and_data(files):
+    def unkeyed(report):
+        for row in report["rows"]:
+            for column in sides.KEYED - {"data"}:
+                row.pop(column)
+
+    lines = lines_of(cli(edited(files, "a", unkeyed), str(files["paths"]["a"]), "--format", "json"))
+    row3 = lines["table1/row3"]
+    assert row3["status"] == "unchanged within noise" and row3["old_mode"] is None
+    assert "old: its report records no run mode or data limits" in row3["notes"]
 
 
 def test_collapsed_and_diverged_seeds_are_named(files):

@@ -67,6 +67,12 @@ def _notes(first: Side, second: Side, d: Difference, labels: tuple[str, str]) ->
                 f"{label}: {len(s.diverged)} diverged, no accuracy to pool: "
                 + ", ".join(s.diverged)
             )
+    for label, s in zip(labels, (first, second), strict=True):
+        if not s.keyed:
+            notes.append(
+                f"{label}: its report records no run mode or data limits; compared on "
+                "configuration and data alone"
+            )
     for label, only in zip(labels, d.left_out, strict=True):
         if only:
             notes.append(

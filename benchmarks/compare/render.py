@@ -56,7 +56,8 @@ def _side_cells(s: Side) -> dict[str, str]:
         "parameters": _num(s.params, "{:,}"),
         "forward MFLOPs per image": _num(s.mflops, "{:.1f}"),
         "wall time per run": _wall(s.wall),
-        "data": f"{s.identity.data}" + (f" ({s.identity.variant})" if s.identity.variant else ""),
+        "data": f"{s.data}" + (f" ({s.variant})" if s.variant else ""),
+        "mode": s.key.mode.describe() if s.key and s.keyed else "not recorded",
         "git commit": (s.git_commit or "—")[:12],
     }
 
@@ -179,7 +180,8 @@ def _side_record(prefix: str, s: Side | None) -> dict:
             "params": s.params,
             "mflops": s.mflops,
             "wall_seconds": s.wall,
-            "data": s.identity.data,
+            "data": s.data,
+            "mode": s.key.mode.describe() if s.key and s.keyed else None,
             "git_commit": s.git_commit,
         }
     return {f"{prefix}_{k}": v for k, v in s_fields.items()}

@@ -4,8 +4,9 @@ Both kinds of input arrive as the dictionary `resbench report --format json` wri
 file read by `read`, or the report of the current store built in memory (benchmarks/cli/compare.py).
 `sides` turns its rows into `Side`s: the metric a row is judged on and its values per seed (or
 only the mean, standard deviation and n a report without per-seed columns keeps), its collapsed
-and diverged seeds, its size and cost, and what makes it comparable (`Identity`).
-`identity_changes` is the one place that says whether two sides computed the same thing.
+and diverged seeds, its size and cost, and its run key (benchmarks/runkey.py), read back from the
+row's columns by `runkey.from_record`.
+`identity_changes` names how two sides' keys differ, through `RunKey.differs`.
 """
 
 from __future__ import annotations
@@ -15,27 +16,19 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import runkey
 from benchmarks.compare.stats import Sample
 from benchmarks.registry import FINAL, METRICS
+from benchmarks.runkey import RunKey
 
 JUDGED = "judged"  # each row on the metric its verdict is judged on (the report's verdict_metric)
+# the key's columns a report row carries beside entry, entry_version, config_hash, data_checksum
+KEYED = {"data", "limit_train", "limit_test", "key_precision", "key_pipeline", "key_compile"}
 MAX_BYTES = 64 * 2**20  # a report file larger than this is not a report
 
 
 class CompareError(ValueError):
     """An input that cannot be compared: a missing or malformed report, an impossible request."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What must agree for two runs of one entry to be the same computation."""
-
-    identity: str | None  # the report's identity string over all of these
-    config_hash: str | None
-    entry_version: int | None
-    data: str | None  # the data source, e.g. cifar10, synthetic
-    data_checksum: str | None
-    variant: str  # the report's overrides and data limits, as it printed them ("" for none)
 
 
 @dataclass(frozen=True)
@@ -49,7 +42,10 @@ class Side:
     mflops: float | None  # forward pass, per image
     wall: float | None  # mean seconds per counted run
     git_commit: str | None
-    identity: Identity
+    data: str | None  # the data source
+    variant: str  # the report's overrides and data limits, as it printed them ("" for none)
+    key: RunKey | None  # the counted runs' key (benchmarks/runkey.py)
+    keyed: bool  # the report recorded the whole key; else its mode and limits are unknown
 
     @property
     def n(self) -> int:
@@ -98,7 +94,6 @@ def side(report: dict, record: dict, metric: str = JUDGED) -> Side:
     """The `Side` of one row record of `report`, on `metric` (JUDGED, BEST or FINAL)."""
     chosen = record.get("verdict_metric") if metric == JUDGED else metric
     chosen = chosen if chosen in METRICS else FINAL
-    version = _number(record.get("entry_version"))
     return Side(
         entry=str(record["entry"]),
         metric=chosen,
@@ -109,14 +104,10 @@ def side(report: dict, record: dict, metric: str = JUDGED) -> Side:
         mflops=_number(record.get("mflops")),
         wall=_number(record.get("wall_seconds")),
         git_commit=record.get("git_commit"),
-        identity=Identity(
-            identity=record.get("identity"),
-            config_hash=record.get("config_hash"),
-            entry_version=None if version is None else int(version),
-            data=report.get("data"),
-            data_checksum=record.get("data_checksum"),
-            variant=str(report.get("overrides") or ""),
-        ),
+        data=record.get("data") or report.get("data"),
+        variant=str(report.get("overrides") or ""),
+        key=runkey.from_record({**record, "data": record.get("data") or report.get("data")}),
+        keyed=set(record) >= KEYED,
     )
 
 
@@ -130,21 +121,31 @@ def _short(checksum: str) -> str:
     return checksum if len(checksum) <= 24 else checksum[:12]
 
 
+def _limits(key: RunKey) -> str:
+    return f"train {key.limit_train or 'all'}, test {key.limit_test or 'all'}"
+
+
 def identity_changes(first: Side, second: Side, same_entry: bool = True) -> tuple[str, ...]:
-    """What differs in how the two sides computed, each named: config (for one entry's two
-    versions), data (source, files or limits). Empty when they are comparable."""
-    a, b = first.identity, second.identity
+    """How the two sides' run keys differ (`RunKey.differs`), each named: config (one entry's
+    configuration or code version), data (source, files, limits), mode. Empty when they are
+    comparable. A report without the whole key is compared on configuration and data alone."""
+    a, b = first.key, second.key
+    if a is None or b is None:
+        return ("run key unknown",)
+    differs = a.differs(b)
+    if not (first.keyed and second.keyed):
+        differs -= {runkey.LIMITS, runkey.MODE}
     changes = []
-    if same_entry and (a.config_hash, a.entry_version) != (b.config_hash, b.entry_version):
+    if same_entry and differs & {runkey.CONFIG, runkey.VERSION}:
         changes.append("config")
-    if a.data != b.data:
+    if runkey.DATA in differs:
         changes.append(f"data: {a.data} vs {b.data}")
-    elif a.data_checksum != b.data_checksum and a.data_checksum and b.data_checksum:
-        changes.append(f"data: files {_short(a.data_checksum)} vs {_short(b.data_checksum)}")
-    if a.variant != b.variant:
-        changes.append(f"variant: {a.variant or 'none'} vs {b.variant or 'none'}")
-    elif same_entry and not changes and a.identity != b.identity and a.identity and b.identity:
-        changes.append("identity (data limits or checksum)")
+    elif runkey.CHECKSUM in differs:
+        changes.append(f"data: files {_short(a.checksum)} vs {_short(b.checksum)}")
+    if runkey.LIMITS in differs:
+        changes.append(f"data limits: {_limits(a)} vs {_limits(b)}")
+    if runkey.MODE in differs:
+        changes.append(f"mode: {a.mode.describe()} vs {b.mode.describe()}")
     return tuple(changes)
 
 

@@ -101,6 +101,7 @@ class Row:
     def record(self) -> dict:
         """The row as CSV and JSON carry it: plain columns, run ids and links comma-joined."""
         e, p, m, iv, n = self.entry, self.entry.paper, self.entry.model, self.interval, self.n
+        k = self.key
         kernel = lambda v: v[0] if len(set(v)) == 1 else "[" + ",".join(map(str, v)) + "]"  # noqa: E731
         return {
             "num": p.num,
@@ -148,6 +149,13 @@ class Row:
             "run_urls": ",".join(u for u in self.urls if u),
             "identity": self.identity,
             "mode": self.key.mode.describe() if self.key else None,
+            # the rest of the counted runs' key, as runkey.from_record reads it back
+            "data": k and k.data,
+            "limit_train": k and k.limit_train,
+            "limit_test": k and k.limit_test,
+            "key_precision": k and k.mode.precision,
+            "key_pipeline": k and k.mode.pipeline,
+            "key_compile": k and k.mode.compile,
             "config_hash": self.config_hash,
             "entry_version": e.version,
             "data_checksum": _distinct(self.runs["data_checksum"]) or None,
