@@ -1,8 +1,9 @@
 """`resbench compare` over generated stores and the report JSONs written from them.
 
 Store A holds table1/row1, row3 and row6 and paper/final (three seeds each) and table1/row2 (one
-seed); store B holds row1, row3 and row4 with other noise; store C holds row1 on more training
-images. The statistics are checked against scipy's own tests and for their error rates.
+seed); store B holds row1, row3 and row4 with other noise, row3's seed 0 collapsed and its seed 1
+diverged; store C holds row1 on more training images. The statistics are checked against scipy's
+own tests and for their error rates.
 """
 
 import io
@@ -47,9 +48,10 @@ def files(tmp_path_factory):
         StoreSpec(12, EPOCHS, ("table1/row1", "table1/row3", "table1/row6", "paper/final")),
     )
     generate(uris["a"], "t", StoreSpec(1, EPOCHS, ("table1/row2",)))
-    generate(
-        uris["b"], "t", StoreSpec(9, EPOCHS, ("table1/row1", "table1/row3", "table1/row4"), seed=7)
-    )
+    # row3's seed 0 never takes off, its seed 1 diverges
+    fates = ("took-off", "never-took-off", "took-off", "took-off", "diverged")
+    b_entries = ("table1/row1", "table1/row3", "table1/row4")
+    generate(uris["b"], "t", StoreSpec(9, EPOCHS, b_entries, seed=7, fates=fates))
     generate(uris["c"], "t", StoreSpec(3, EPOCHS, ("table1/row1",), limit_train=128))
     paths = {}
     for name, uri in uris.items():
@@ -281,21 +283,20 @@ def test_a_report_without_run_keys_is_compared_on_config_and_data(files):
 
 
 def test_collapsed_and_diverged_seeds_are_named(files):
-    def broken(report):
-        row_of(report, "table1/row3")["collapsed_seeds"] = "1"
-        report["other_runs"].append(
-            {
-                "entry": "table1/row3",
-                "run_name": "table1/row3 seed=3",
-                "status": "DIVERGED",
-                "why": "diverged",
-                "run_id": "f" * 32,
-            }
-        )
-
-    res = cli(str(files["paths"]["a"]), edited(files, "a", broken))
-    assert "table1/row3: new: 1 collapsed of 3 counted (seed 1), in the difference" in res.output
-    assert "table1/row3: new: 1 diverged, no accuracy to pool: table1/row3 seed=3" in res.output
+    res = cli(str(files["paths"]["a"]), str(files["paths"]["b"]))
+    assert "- table1/row3: new: 3 seeds planned: 2 finished (1 collapsed), 1 diverged" in res.output
+    assert "- table1/row3: new: 1 collapsed of 2 counted (seed 0), in the difference" in res.output
+    assert "- table1/row3: new: diverged, not pooled: table1/row3 seed=1" in res.output
+    assert (
+        "- table1/row3: collapsed seeds set the spread, so no number of seeds is given"
+        in res.output
+    )
+    assert "; without them: " in res.output and "- table1/row3: about" not in res.output
+    row3 = lines_of(cli(str(files["paths"]["a"]), str(files["paths"]["b"]), "--format", "json"))[
+        "table1/row3"
+    ]
+    assert (row3["paired_seeds"], row3["new_collapsed_seeds"]) == ("0,2", "0")
+    assert row3["new_diverged_runs"] == "table1/row3 seed=1"
 
 
 def test_baseline_against_the_store(files):

@@ -14,7 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmarks.compare.sides import Side, identity_changes
-from benchmarks.compare.stats import HIGHER, LOWER, NO_DIFFERENCE, TOO_FEW, Difference, difference
+from benchmarks.compare.stats import (
+    HIGHER,
+    LOWER,
+    NO_DIFFERENCE,
+    TOO_FEW,
+    Difference,
+    describe,
+    difference,
+)
 from benchmarks.report.verdicts import METRIC_TEXT, PERCENT
 
 BETTER, WORSE = "better", "worse"
@@ -49,6 +57,24 @@ def _seeds(seeds) -> str:
     return ", ".join(str(s) for s in seeds)
 
 
+def _side_notes(label: str, s: Side) -> list[str]:
+    """What one side's seeds and report say: its seed account, collapsed and diverged runs."""
+    notes = [f"{label}: {s.account}"] if s.account and s.troubled else []
+    if s.collapsed:
+        notes.append(
+            f"{label}: {len(s.collapsed)} collapsed of {s.n} counted "
+            f"(seed{'s' * (len(s.collapsed) > 1)} {_seeds(s.collapsed)}), in the difference"
+        )
+    if s.diverged:
+        notes.append(f"{label}: diverged, not pooled: {', '.join(s.diverged)}")
+    if not s.keyed:
+        notes.append(
+            f"{label}: its report records no run mode or data limits; compared on "
+            "configuration and data alone"
+        )
+    return notes
+
+
 def _notes(first: Side, second: Side, d: Difference, labels: tuple[str, str]) -> list[str]:
     notes = []
     if first.metric != second.metric:
@@ -57,27 +83,26 @@ def _notes(first: Side, second: Side, d: Difference, labels: tuple[str, str]) ->
             f"{labels[1]} on its {METRIC_TEXT[second.metric]}"
         )
     for label, s in zip(labels, (first, second), strict=True):
-        if s.collapsed:
-            notes.append(
-                f"{label}: {len(s.collapsed)} collapsed of {s.n} counted "
-                f"(seed{'s' * (len(s.collapsed) > 1)} {_seeds(s.collapsed)}), in the difference"
-            )
-        if s.diverged:
-            notes.append(
-                f"{label}: {len(s.diverged)} diverged, no accuracy to pool: "
-                + ", ".join(s.diverged)
-            )
-    for label, s in zip(labels, (first, second), strict=True):
-        if not s.keyed:
-            notes.append(
-                f"{label}: its report records no run mode or data limits; compared on "
-                "configuration and data alone"
-            )
+        notes += _side_notes(label, s)
     for label, only in zip(labels, d.left_out, strict=True):
         if only:
             notes.append(
-                f"{label}'s seeds {_seeds(only)} left out: the other side did not run them"
+                f"{label}'s seed{'s' * (len(only) > 1)} {_seeds(only)} left out: "
+                "the other side did not run " + ("them" if len(only) > 1 else "it")
             )
+    collapsed = bool(first.collapsed or second.collapsed)
+    if collapsed:
+        # a collapsed seed sits at chance: it, not the number of seeds, sets the spread
+        kept = [s.sample.without(s.collapsed) for s in (first, second)]
+        without = difference(*kept) if None not in kept else None
+        notes.append(
+            "collapsed seeds set the spread, so no number of seeds is given that would settle it"
+            + (
+                f"; without them: {describe(without)}"
+                if without and without.mean is not None
+                else ""
+            )
+        )
     if d.test is None:
         few = [
             f"{label} has {'1 run' if s.n else 'no finished run'}"
@@ -89,13 +114,13 @@ def _notes(first: Side, second: Side, d: Difference, labels: tuple[str, str]) ->
             + (
                 f" (about {d.settle} per side would settle a difference of this size at the "
                 "other side's spread)"
-                if d.settle
+                if d.settle and not collapsed
                 else ""
             )
         )
     elif d.low == d.high == 0:
         notes.append("no spread: the two sides agree on every value compared")
-    elif d.outcome == NO_DIFFERENCE:
+    elif d.outcome == NO_DIFFERENCE and not collapsed:
         notes.append(
             f"about {d.settle} seeds per side would settle it at the observed spread"
             if d.settle

@@ -38,6 +38,8 @@ class Side:
     sample: Sample
     collapsed: tuple[int, ...]  # counted seeds that collapsed: in the sample, and named
     diverged: tuple[str, ...]  # runs that diverged: no accuracy to pool, named
+    account: str  # what became of every seed, as the report accounts for them; "" if it does not
+    troubled: bool  # some seed did not simply finish: diverged, collapsed, killed, failed, ...
     params: int | None
     mflops: float | None  # forward pass, per image
     wall: float | None  # mean seconds per counted run
@@ -90,6 +92,14 @@ def _diverged(report: dict, entry: str) -> tuple[str, ...]:
     )
 
 
+def _troubled(record: dict) -> bool:
+    """The report's seed account shows a seed that did not simply finish and take off."""
+    planned, finished = _number(record.get("seeds_planned")), _number(record.get("seeds_finished"))
+    return planned != finished or any(
+        _number(record.get(f"seeds_{fate}")) for fate in ("collapsed", "diverged")
+    )
+
+
 def side(report: dict, record: dict, metric: str = JUDGED) -> Side:
     """The `Side` of one row record of `report`, on `metric` (JUDGED, BEST or FINAL)."""
     chosen = record.get("verdict_metric") if metric == JUDGED else metric
@@ -100,6 +110,8 @@ def side(report: dict, record: dict, metric: str = JUDGED) -> Side:
         sample=_sample(record, chosen),
         collapsed=tuple(int(s) for s in _split(record.get("collapsed_seeds")) if s.isdigit()),
         diverged=_diverged(report, str(record["entry"])),
+        account=str(record.get("seeds_account") or ""),
+        troubled=_troubled(record),
         params=None if _number(record.get("params")) is None else int(record["params"]),
         mflops=_number(record.get("mflops")),
         wall=_number(record.get("wall_seconds")),

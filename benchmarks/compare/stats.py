@@ -39,6 +39,12 @@ class Sample:
         iv = interval(by_seed.values())
         return cls(iv.n, iv.mean, iv.std, dict(by_seed))
 
+    def without(self, seeds) -> Sample | None:
+        """The sample less `seeds`; None when only the summary is known."""
+        if self.by_seed is None:
+            return None
+        return Sample.of({s: v for s, v in self.by_seed.items() if s not in set(seeds)})
+
     @property
     def interval(self) -> Interval:
         """The side's own mean with its LEVEL t-interval, as the report gives a row's."""
