@@ -33,7 +33,7 @@ from benchmarks.report import build, render
 from benchmarks.report.commands import report_command
 from benchmarks.runkey import Mode
 from resnet.data import Dataset
-from tracking.store import connect
+from tracking.tracker import connect
 
 
 @dataclass(frozen=True)

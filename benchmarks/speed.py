@@ -31,7 +31,7 @@ from resnet.setup import resolve_compile_mode, setup
 from resnet.train import device_name, synchronize
 from tracking import names
 from tracking.speedlog import log_speed_run
-from tracking.store import Tracker
+from tracking.tracker import Tracker
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from benchmarks.jobs.spec import DataSpec, JobSpec
 from benchmarks.registry import Entry
 from resnet.config import ExecConfig
 from tracking import names
-from tracking.store import connect
+from tracking.tracker import connect
 
 GROUPS = ("table1", "paper")  # the paper's own entries: Table 1 and the final model's figures
 CIFAR10_CHECKSUM = "c58f30108f718f92721af3b95e74349a"  # stands in for the official files' digest

@@ -409,7 +409,7 @@ def test_ray_retries_a_killed_worker_into_the_same_run(ray_session, tmp_path, ma
 
     def dies_once(spec):
         from benchmarks.jobs.train import train_job
-        from tracking.store import RunLogger
+        from tracking.runlogger import RunLogger
 
         first = not marker.exists()
         if other:

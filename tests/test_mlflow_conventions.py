@@ -17,7 +17,7 @@ from benchmarks.registry import arch
 from resnet.network import build_model
 from tracking import names
 from tracking.conventions import DataInput, Source
-from tracking.store import connect
+from tracking.tracker import connect
 
 KIND = {names.TAG_EXPERIMENT_KIND: names.EXPERIMENT_KIND}
 

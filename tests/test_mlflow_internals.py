@@ -11,7 +11,8 @@ import pytest
 from mlflow.entities import Metric
 
 from tracking import internals
-from tracking.store import client, connect
+from tracking.store import client
+from tracking.tracker import connect
 
 
 @pytest.fixture

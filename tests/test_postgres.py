@@ -45,7 +45,8 @@ from tests.shared_server import (
     wait_until,
 )
 from tracking import names
-from tracking.store import TrackingError, connect
+from tracking.store import TrackingError
+from tracking.tracker import connect
 
 _BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
 PG_BIN = Path(_BIN[-1]).parent if _BIN[-1] else None

@@ -21,7 +21,8 @@ from benchmarks.jobs.executor import ExecutorConfig
 from benchmarks.jobs.spec import JobSpec
 from tracking import ui
 from tracking.credentials import redact
-from tracking.store import TrackingError, connect
+from tracking.store import TrackingError
+from tracking.tracker import connect
 
 SECRET = "s3cret-Pa55"
 

@@ -19,7 +19,7 @@ from benchmarks.cli.main import main
 from benchmarks.report.escape import csv_text, md_text, safe_url
 from tests.conftest import fresh_uri
 from tracking import names
-from tracking.store import connect
+from tracking.tracker import connect
 
 SECRET = "s3cret-Pa55"
 UI_URL = f"http://alice@lab.org:{SECRET}@ui.lab:5000"

@@ -21,7 +21,7 @@ from benchmarks.cli.main import main
 from resnet import checkpoint
 from tests.conftest import ROOT, fresh_uri, resbench
 from tracking import names
-from tracking.store import RunLogger
+from tracking.runlogger import RunLogger
 
 ARGS = [
     "test/tiny",

@@ -27,7 +27,7 @@ from resnet import flops
 from resnet.model import ResNetConfig, count_parameters
 from tests.conftest import fresh_uri, resbench
 from tracking import names, query
-from tracking.store import connect
+from tracking.tracker import connect
 
 EPOCHS = 3
 SPEC = StoreSpec(runs=22, epochs=EPOCHS)  # 11 entries (table1/*, paper/*) x seeds 0 and 1

@@ -19,7 +19,8 @@ from benchmarks.jobs.train import train_job
 from benchmarks.registry import Entry, Paper, arch
 from resnet.config import ExecConfig, TrainConfig
 from tracking import names, ui
-from tracking.store import TrackingError, connect
+from tracking.store import TrackingError
+from tracking.tracker import connect
 
 
 @pytest.fixture(scope="module")

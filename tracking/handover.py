@@ -20,7 +20,9 @@ from pathlib import Path
 
 from tracking import names
 from tracking.credentials import redact
-from tracking.store import RunLogger, StoredRun, Tracker, TrackingError
+from tracking.runlogger import RunLogger
+from tracking.store import TrackingError
+from tracking.tracker import StoredRun, Tracker
 
 UNFINISHED = ("RUNNING", "KILLED", "FAILED")
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import csv
 import io
 
 from tracking import names
-from tracking.store import Tracker
+from tracking.tracker import Tracker
 
 
 def log_speed_run(

@@ -84,7 +84,7 @@ def speed(name, sc, ex: ExecConfig, data: DataSpec, tracking_uri, experiment):
     """Time training steps and a test pass of NAME per pipeline, print the table, log a speed
     run."""
     from benchmarks import speed as speed_mod
-    from tracking.store import connect
+    from tracking.tracker import connect
 
     entry = registry.get(name)
     tracker = connect(tracking_uri, experiment)

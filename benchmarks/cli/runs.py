@@ -31,7 +31,7 @@ def run(names_, seed, job: JobSettings):
     """Train each entry NAME (names or globs such as 'table1/*') and log it to MLflow."""
     from benchmarks.jobs.local import run_inline
     from benchmarks.report.commands import report_command
-    from tracking.store import connect
+    from tracking.tracker import connect
 
     chosen = checked(registry.select(names_), job.variant)
     connect(

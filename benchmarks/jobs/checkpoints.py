@@ -24,7 +24,8 @@ from filelock import FileLock, Timeout
 from resnet import checkpoint
 from resnet.files import atomic_write
 from tracking import handover, names
-from tracking.store import RunLogger, Tracker
+from tracking.runlogger import RunLogger
+from tracking.tracker import Tracker
 
 ENV_DIR = "RESBENCH_CHECKPOINT_DIR"
 DEFAULT_DIR = ".resbench/checkpoints"

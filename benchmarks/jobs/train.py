@@ -34,7 +34,9 @@ from resnet.pipeline import DeviceLoader
 from resnet.train import Diverged, EpochStats, TrainResult, train
 from tracking import handover, names
 from tracking.credentials import redact
-from tracking.store import RunLogger, Tracker, TrackingError, connect
+from tracking.runlogger import RunLogger
+from tracking.store import TrackingError
+from tracking.tracker import Tracker, connect
 
 
 class JobFailed(RuntimeError):
