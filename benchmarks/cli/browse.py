@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from benchmarks import registry
-from benchmarks.cli.options import checked, tracking_options, variant_options
+from benchmarks.cli.options import tracking_options
+from benchmarks.cli.variant import checked, variant_options
 from benchmarks.report.render import FORMATS
 from benchmarks.selection import Variant
 from resnet.config import PIPELINES

@@ -10,7 +10,8 @@ import json
 
 import click
 
-from benchmarks.cli.options import checked, tracking_options, variant_options
+from benchmarks.cli.options import tracking_options
+from benchmarks.cli.variant import checked, variant_options
 from benchmarks.compare.render import FORMATS
 from benchmarks.compare.sides import JUDGED, CompareError
 from benchmarks.registry import BEST, FINAL

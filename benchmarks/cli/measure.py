@@ -8,14 +8,9 @@ import sys
 import click
 
 from benchmarks import registry
-from benchmarks.cli.options import (
-    checked,
-    data_options,
-    exec_options,
-    group,
-    tracking_options,
-    variant_options,
-)
+from benchmarks.cli.group import group
+from benchmarks.cli.options import data_options, exec_options, tracking_options
+from benchmarks.cli.variant import checked, variant_options
 from benchmarks.jobs.spec import DataSpec
 from benchmarks.selection import Variant
 from resnet.config import ExecConfig

@@ -1,140 +1,25 @@
-"""The command line's shared option groups, each building its spec object once, at the edge.
-
-A group adds its click options to a command and hands the command the object they make instead
-of the raw values: `variant` (--epochs, --set, --limit-*), `data` (DataSpec), `ex` (ExecConfig,
-with the options a command offers, its device checked on this machine), `job` (JobSettings: all
-of them plus the store and checkpoints) and `placement` (ExecutorConfig). `checked` applies a
-variant to the entries a command selected, once, before anything runs. Choices come from the
-constants of `resnet`; `--set FIELD=VALUE` is a click ParamType checked against TrainConfig's
-fields.
+"""The command line's shared option groups for running entries, each building its spec object once,
+at the edge: `data` (DataSpec), `ex` (ExecConfig, with the options a command offers, its device
+checked on this machine), the store (`tracking_uri`, `experiment`), `job` (JobSettings: all of
+them plus the variant's overrides, system metrics and checkpoints) and `placement`
+(ExecutorConfig). Choices come from the constants of `resnet`; the variant's own options live in
+benchmarks/cli/variant.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from functools import wraps
 
 import click
 
+from benchmarks.cli.group import group, param_names
+from benchmarks.cli.variant import limit_options, override_options, overrides_of
 from benchmarks.jobs.executor import KINDS, ExecutorConfig, parse_devices
 from benchmarks.jobs.spec import DataSpec, JobSettings
-from benchmarks.registry import Entry
-from benchmarks.selection import Variant
-from resnet.config import COMPILE_MODES, PIPELINES, PRECISIONS, ExecConfig, TrainConfig
+from resnet.config import COMPILE_MODES, PIPELINES, PRECISIONS, ExecConfig
 from resnet.data import SYNTHETIC
 from tracking import names
 from tracking.store import resolve_uri
-
-
-class Assignment(click.ParamType):
-    """--set FIELD=VALUE: a TrainConfig field and its value, converted to the field's type."""
-
-    name = "FIELD=VALUE"
-
-    def convert(self, value, param, ctx) -> tuple[str, object]:
-        if isinstance(value, tuple):
-            return value
-        fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-        key, sep, raw = value.partition("=")
-        if not sep or key not in fields:
-            self.fail(
-                f"{value!r}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}", param, ctx
-            )
-        kind = fields[key].type
-        try:
-            if kind == "bool":
-                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                return key, raw.lower() in ("true", "1", "yes")
-            return key, {"int": int, "float": float, "str": str}[kind](raw)
-        except ValueError:
-            self.fail(f"{key} expects {kind}, got {raw!r}", param, ctx)
-
-
-def _names(options: list) -> list[str]:
-    """The parameter names click gives `options`, read from a throwaway command they decorate."""
-
-    def probe():
-        pass
-
-    for opt in options:
-        probe = opt(probe)
-    return [param.name for param in click.command()(probe).params]
-
-
-def group(options: list, build: Callable[..., dict]) -> Callable:
-    """A decorator adding `options` to a command, whose values `build(**values)` turns into its
-    arguments."""
-    names_ = _names(options)
-
-    def decorate(fn):
-        @wraps(fn)
-        def command(*args, **kwargs):
-            built = build(**{n: kwargs.pop(n) for n in names_})
-            return fn(*args, **kwargs, **built)
-
-        for opt in reversed(options):
-            command = opt(command)
-        return command
-
-    return decorate
-
-
-def _overrides(epochs, sets) -> dict:
-    return dict(sets) | ({"epochs": epochs} if epochs is not None else {})
-
-
-def _override_options(epochs_help: str) -> list:
-    return [
-        click.option("--epochs", type=click.IntRange(min=1), default=None, help=epochs_help),
-        click.option(
-            "--set",
-            "sets",
-            type=Assignment(),
-            multiple=True,
-            metavar="FIELD=VALUE",
-            help=(
-                "Override a training field of every entry, e.g. --set lr=0.01 --set optimizer=sgd."
-            ),
-        ),
-    ]
-
-
-def checked(entries: list[Entry], variant: Variant) -> list[Entry]:
-    """`entries`, once `variant` is known to apply to each: a bad override (a value an entry's
-    configuration refuses) is an error before anything runs."""
-    for entry in entries:
-        variant.train(entry)
-    return entries
-
-
-def _limit_options(what: str) -> list:
-    return [
-        click.option(
-            "--limit-train",
-            type=click.IntRange(min=1),
-            default=None,
-            help=f"{what} the first N training images.",
-        ),
-        click.option(
-            "--limit-test",
-            type=click.IntRange(min=1),
-            default=None,
-            help=f"{what} the first N test images.",
-        ),
-    ]
-
-
-def variant_options(limits: str = "Tabulate runs limited to") -> Callable:
-    """--epochs, --set and --limit-*, as `variant`: what a table or pre-flight is about."""
-    return group(
-        _override_options("Override every entry's epochs.") + _limit_options(limits),
-        lambda epochs, sets, limit_train, limit_test: {
-            "variant": Variant.of(_overrides(epochs, sets), limit_train, limit_test)
-        },
-    )
-
 
 DATA = [
     click.option(
@@ -157,7 +42,7 @@ DATA = [
         show_default=True,
         help="Download CIFAR-10 (MD5-checked) when it is missing.",
     ),
-    *_limit_options("Use"),
+    *limit_options("Use"),
 ]
 
 
@@ -289,7 +174,7 @@ def job_options(
     the device itself once it knows where they run."""
     ex = [EXEC[f](None) for f in exec_fields]
     options = (
-        _override_options(epochs_help)
+        override_options(epochs_help)
         + DATA
         + ex
         + ([CHECKPOINTS] if checkpoints else [])
@@ -298,8 +183,8 @@ def job_options(
     )
 
     def build(**raw) -> dict:
-        data = _data(**{n: raw.pop(n) for n in _names(DATA)})
-        overrides = _overrides(raw.pop("epochs"), raw.pop("sets"))
+        data = _data(**{n: raw.pop(n) for n in param_names(DATA)})
+        overrides = overrides_of(raw.pop("epochs"), raw.pop("sets"))
         store = {
             "tracking_uri": resolve_uri(raw.pop("tracking_uri")),
             "experiment": raw.pop("experiment"),

@@ -13,7 +13,8 @@ import click
 
 from benchmarks import registry
 from benchmarks import sweep as sweep_mod
-from benchmarks.cli.options import checked, executor_options, job_options
+from benchmarks.cli.options import executor_options, job_options
+from benchmarks.cli.variant import checked
 from benchmarks.jobs.executor import ExecutorConfig
 from benchmarks.jobs.spec import JobSettings
 from benchmarks.registry import RegistryError
