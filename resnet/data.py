@@ -114,11 +114,9 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
             f"CIFAR-10 files missing in {folder}: {', '.join(missing)}; "
             f"point --data-dir / ${ENV_DATA_DIR} at a folder holding {FOLDER}/"
         )
-    from torchvision.datasets.utils import calculate_md5
-
     for n in FILE_MD5:
         _check_size(folder / n)
-    digests = {n: calculate_md5(folder / n) for n in FILE_MD5}
+    digests = {n: remote.file_md5(folder / n) for n in FILE_MD5}
     if digests == FILE_MD5:
         source = "cifar10"
     else:

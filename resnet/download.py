@@ -48,7 +48,8 @@ def shown(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
-def _md5(path: Path) -> str:
+def file_md5(path: Path) -> str:
+    """The MD5 hex digest of the file at `path`, read in 1 MiB chunks."""
     digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -92,7 +93,7 @@ def fetch(root: Path, wanted: list[str]) -> None:
                 raise DownloadError(
                     f"downloading {shown(url)} failed ({type(e).__name__}: {why})"
                 ) from None
-            got = _md5(archive)
+            got = file_md5(archive)
             if got != ARCHIVE_MD5:
                 raise DownloadError(
                     f"{shown(url)} served {archive.stat().st_size:,} bytes with MD5 {got}, not "
