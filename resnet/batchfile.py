@@ -1,81 +1,34 @@
 """One CIFAR-10 python batch file, read without an unpickler.
 
 A batch is a pickle of a fixed layout: a dict of `data` (uint8, N x 3072), `labels` (N ints
-0-9), `batch_label` and `filenames`. `read` walks the file's opcodes with
-`pickletools`' opcode table and builds only that: strings, numbers, lists, tuples and dicts, and the
-one numpy array, through the few numpy and codec calls that pickles of arrays use (Python 2's
-`_reconstruct` + raw string, Python 3's `_codecs.encode(..., "latin1")`, protocol 5's
-`_frombuffer`). Everything else is refused before it is built, and what is built is bounded: the
-file size, the number of opcodes, the memo, and the bytes that calls may make. A file under the
-size cap therefore costs at most a few times its size in memory and well under a second.
-Errors name opcodes, types and sizes, never the file's contents.
+0-9), `batch_label` and `filenames`. `read` walks the file's opcodes with `pickletools`' opcode
+table, refusing any outside the allow-list before its argument is read, and hands them to the
+cut-down stack machine of resnet/batchpickle.py, which builds only that. The file size and the
+number of opcodes are bounded here, the rest there: a file under the size cap therefore costs at
+most a few times its size in memory and well under a second. Errors name opcodes, types and
+sizes, never the file's contents.
 """
 
 from __future__ import annotations
 
-import math
 import pickletools
 from pathlib import Path
 
 import numpy as np
 
-# Bounds, from what an official batch holds: 10,000 images of 3 x 32 x 32 bytes (~31 MB on disk),
-# 10,000 labels and 10,000 file names (about 31,000 opcodes in all).
-MAX_FILE_BYTES = 64 << 20
-MAX_IMAGES = 10_000
-IMAGE_BYTES = 3 * 32 * 32
-MAX_ARRAY_BYTES = MAX_IMAGES * IMAGE_BYTES
-MAX_OPCODES = 100_000
-MAX_DIMS = 32
+from resnet.batchpickle import (
+    ALLOWED,
+    IMAGE_BYTES,
+    MAX_IMAGES,
+    MAX_OPCODES,
+    BatchError,
+    Machine,
+    Pending,
+    type_name,
+)
 
-# the callables a pickled uint8 array names, and what each stands for here
-_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): "reconstruct",
-    ("numpy._core.multiarray", "_reconstruct"): "reconstruct",
-    ("numpy.core.numeric", "_frombuffer"): "frombuffer",
-    ("numpy._core.numeric", "_frombuffer"): "frombuffer",
-    ("numpy", "ndarray"): "ndarray",
-    ("numpy", "dtype"): "dtype",
-    ("_codecs", "encode"): "encode",
-}
-_VALUES = {"NONE": lambda: None, "NEWTRUE": lambda: True, "NEWFALSE": lambda: False}
-_VALUES.update(EMPTY_DICT=dict, EMPTY_LIST=list, EMPTY_TUPLE=tuple)
-# opcodes whose argument is the value itself (decoded by pickletools, within the file's bytes)
-_LITERALS = {
-    "BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT",
-    "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING",
-    "SHORT_BINBYTES", "BINBYTES", "BINBYTES8", "BYTEARRAY8",
-}  # fmt: skip
-_STRUCTURE = {
-    "PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK",
-    "BINPUT", "LONG_BINPUT", "MEMOIZE", "BINGET", "LONG_BINGET",
-    "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "LIST", "DICT",
-    "APPEND", "APPENDS", "SETITEM", "SETITEMS",
-    "GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD",
-}  # fmt: skip
-_ALLOWED = _STRUCTURE | _LITERALS | set(_VALUES)
+MAX_FILE_BYTES = 64 << 20  # an official batch is ~31 MB on disk
 MAX_NAME = 256  # a GLOBAL's module or name, read up to a newline
-_KEY_TYPES = (str, bytes, int, type(None))  # cheap to hash, whatever they hold
-
-
-class BatchError(ValueError):
-    """A file that is not a CIFAR-10 batch; the message names types and sizes, not contents."""
-
-
-class _Global:
-    __slots__ = ("kind",)
-
-    def __init__(self, kind: str):
-        self.kind = kind
-
-
-class _Pending:
-    """`_reconstruct`'s empty array, waiting for its BUILD state."""
-
-    __slots__ = ("array",)
-
-    def __init__(self):
-        self.array = None
 
 
 class _File:
@@ -99,180 +52,6 @@ class _File:
         return self._f.tell()
 
 
-def _type(value) -> str:
-    return type(value).__name__
-
-
-class _Machine:
-    """The pickle stack machine, cut down to what a batch uses, with every allocation bounded."""
-
-    def __init__(self):
-        self.stack: list = []
-        self.marks: list[int] = []
-        self.memo: dict[int, object] = {}
-        self.made_bytes = 0  # bytes that encode calls have made
-
-    def pop(self):
-        if not self.stack or (self.marks and len(self.stack) <= self.marks[-1]):
-            raise BatchError("a pickle that pops an empty stack")
-        return self.stack.pop()
-
-    def pop_mark(self) -> list:
-        if not self.marks:
-            raise BatchError("a pickle that pops a mark it never set")
-        at = self.marks.pop()
-        items = self.stack[at:]
-        del self.stack[at:]
-        return items
-
-    def peek(self):
-        if not self.stack or (self.marks and len(self.stack) <= self.marks[-1]):
-            raise BatchError("a pickle that reads an empty stack")
-        return self.stack[-1]
-
-    def top(self, kind: type):
-        if type(self.peek()) is not kind:
-            raise BatchError(f"a pickle that fills a {_type(self.stack[-1])} as a {kind.__name__}")
-        return self.stack[-1]
-
-    def set_items(self, items: list) -> None:
-        if len(items) % 2:
-            raise BatchError("a pickle with a dict key and no value")
-        target = self.top(dict)
-        for key, value in zip(items[::2], items[1::2], strict=True):
-            if not isinstance(key, _KEY_TYPES):
-                raise BatchError(f"a pickle with a dict key of type {_type(key)}")
-            target[key.decode("latin1") if type(key) is bytes else key] = value
-
-    def step(self, name: str, arg) -> None:
-        if name in _LITERALS:
-            self.stack.append(arg)
-        elif name in _VALUES:
-            self.stack.append(_VALUES[name]())
-        elif name == "MARK":
-            self.marks.append(len(self.stack))
-        elif name in ("BINPUT", "LONG_BINPUT", "MEMOIZE"):
-            index = len(self.memo) if name == "MEMOIZE" else arg
-            if index > MAX_OPCODES:
-                raise BatchError(f"a memo index of {index:,} (a batch uses fewer than 100,000)")
-            self.memo[index] = self.peek()
-        elif name in ("BINGET", "LONG_BINGET"):
-            if arg not in self.memo:
-                raise BatchError(f"a memo index of {arg:,} that was never set")
-            self.stack.append(self.memo[arg])
-        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            items = [self.pop() for _ in range(int(name[-1]))]
-            self.stack.append(tuple(reversed(items)))
-        elif name == "TUPLE":
-            self.stack.append(tuple(self.pop_mark()))
-        elif name == "LIST":
-            self.stack.append(self.pop_mark())
-        elif name == "DICT":
-            items = self.pop_mark()
-            self.stack.append({})
-            self.set_items(items)
-        elif name == "APPEND":
-            value = self.pop()
-            self.top(list).append(value)
-        elif name == "APPENDS":
-            items = self.pop_mark()
-            self.top(list).extend(items)
-        elif name == "SETITEM":
-            value, key = self.pop(), self.pop()
-            self.set_items([key, value])
-        elif name == "SETITEMS":
-            self.set_items(self.pop_mark())
-        elif name == "POP":
-            self.pop()
-        elif name == "POP_MARK":
-            self.pop_mark()
-        elif name == "GLOBAL":
-            self.stack.append(_global(*(arg.split(" ", 1) + [""])[:2]))
-        elif name == "STACK_GLOBAL":
-            attr, module = self.pop(), self.pop()
-            if type(attr) is not str or type(module) is not str:
-                raise BatchError("a pickle that names a global with something other than text")
-            self.stack.append(_global(module, attr))
-        elif name == "REDUCE":
-            args, func = self.pop(), self.pop()
-            self.stack.append(self.call(func, args))
-        elif name == "BUILD":
-            state = self.pop()
-            self.build(self.peek(), state)
-        elif name not in ("PROTO", "FRAME"):
-            raise BatchError(f"opcode {name}, which no CIFAR-10 batch uses")
-
-    def call(self, func, args):
-        if type(func) is not _Global or type(args) is not tuple:
-            raise BatchError(f"a pickle that calls a {_type(func)}")
-        if func.kind == "reconstruct" and len(args) == 3 and type(args[0]) is _Global:
-            if args[0].kind == "ndarray":
-                return _Pending()
-        elif func.kind == "dtype" and args[:1] in (("u1",), (b"u1",), ("|u1",)):
-            return np.dtype(np.uint8)
-        elif func.kind == "encode" and len(args) == 2:
-            if args[1] not in ("latin1", "latin-1") or type(args[0]) is not str:
-                raise BatchError("a pickle that calls _codecs.encode other than on text to latin1")
-            self.made_bytes += len(args[0])
-            if self.made_bytes > MAX_ARRAY_BYTES:
-                raise BatchError(f"a pickle that encodes more than {MAX_ARRAY_BYTES:,} bytes")
-            try:
-                return args[0].encode("latin1")
-            except UnicodeEncodeError:
-                raise BatchError("a pickle whose array text is not latin1") from None
-        elif func.kind == "frombuffer" and len(args) == 4:
-            return _array(args[1], args[2], args[0], args[3] == "F")
-        raise BatchError(f"a pickle that calls {func.kind} with {len(args)} arguments it refuses")
-
-    def build(self, target, state) -> None:
-        if isinstance(target, np.dtype) and type(state) is tuple:
-            return  # uint8 has no byte order or fields to set
-        if type(target) is not _Pending or target.array is not None:
-            raise BatchError(f"a pickle that sets the state of a {_type(target)}")
-        if type(state) is not tuple or len(state) not in (4, 5):
-            raise BatchError(f"an array state of type {_type(state)} that is not numpy's")
-        shape, dtype, fortran, raw = state[-4:]
-        if type(raw) is str:
-            self.made_bytes += len(raw)
-            if self.made_bytes > MAX_ARRAY_BYTES:
-                raise BatchError(f"a pickle that encodes more than {MAX_ARRAY_BYTES:,} bytes")
-            try:
-                raw = raw.encode("latin1")
-            except UnicodeEncodeError:
-                raise BatchError("a pickle whose array text is not latin1") from None
-        target.array = _array(dtype, shape, raw, fortran is True)
-        self.stack[-1] = target.array
-
-
-def _global(module: str, name: str) -> _Global:
-    kind = _GLOBALS.get((module, name))
-    if kind is None:
-        what = f"{module}.{name}"
-        shown = what if len(what) <= 80 and what.isprintable() else f"a name of {len(what):,} chars"
-        raise BatchError(f"refusing to load {shown}")
-    return _Global(kind)
-
-
-def _array(dtype, shape, raw, fortran: bool) -> np.ndarray:
-    """A uint8 array of `shape` over `raw`, refused unless it is one batch's worth or less."""
-    if not isinstance(dtype, np.dtype) or dtype != np.uint8:
-        raise BatchError(f"an array whose dtype is a {_type(dtype)} other than uint8")
-    if not (
-        type(shape) is tuple
-        and len(shape) <= MAX_DIMS
-        and all(type(n) is int and 0 <= n <= MAX_ARRAY_BYTES for n in shape)
-    ):
-        raise BatchError(f"an array shape of type {_type(shape)} that is not a few sizes")
-    nbytes = math.prod(shape)
-    if nbytes > MAX_ARRAY_BYTES:
-        raise BatchError(
-            f"an array of {nbytes:,} bytes (a batch holds at most {MAX_ARRAY_BYTES:,})"
-        )
-    if type(raw) not in (bytes, bytearray) or len(raw) != nbytes:
-        raise BatchError(f"array data of {_type(raw)} that is not {nbytes:,} raw bytes")
-    return np.frombuffer(raw, np.uint8).reshape(shape, order="F" if fortran else "C")
-
-
 def _opcodes(f: _File):
     """(opcode, argument, byte offset) of each opcode, as `pickletools.genops` gives them, but
     refusing an opcode outside the allow-list before its argument is read."""
@@ -280,14 +59,14 @@ def _opcodes(f: _File):
         pos = f.tell()
         code = f.read(1)
         op = pickletools.code2op.get(code.decode("latin-1"))
-        if op is None or op.name not in _ALLOWED:
+        if op is None or op.name not in ALLOWED:
             what = "the end of the file" if not code else f"opcode {op.name if op else code[0]}"
             raise BatchError(f"{what}, which no CIFAR-10 batch has there")
         yield op, None if op.arg is None else op.arg.reader(f), pos
 
 
 def _parse(f, size: int):
-    machine = _Machine()
+    machine = Machine()
     pos = 0
     try:
         for count, (op, arg, at) in enumerate(_opcodes(_File(f, size)), 1):
@@ -302,14 +81,14 @@ def _parse(f, size: int):
     except BatchError as e:
         raise BatchError(f"{e} (at byte {pos or 0:,})") from None
     except Exception as e:  # pickletools' own errors can quote the bytes they choked on: not shown
-        raise BatchError(f"a malformed pickle ({_type(e)} at byte {pos or 0:,})") from None
+        raise BatchError(f"a malformed pickle ({type_name(e)} at byte {pos or 0:,})") from None
 
 
 def _checked(batch) -> tuple[np.ndarray, np.ndarray]:
     if type(batch) is not dict or "data" not in batch or "labels" not in batch:
-        raise BatchError(f"a {_type(batch)}, not a dict with 'data' and 'labels'")
+        raise BatchError(f"a {type_name(batch)}, not a dict with 'data' and 'labels'")
     x, labels = batch["data"], batch["labels"]
-    if type(x) is _Pending:
+    if type(x) is Pending:
         x = x.array
     if not (
         type(x) is np.ndarray
@@ -318,11 +97,11 @@ def _checked(batch) -> tuple[np.ndarray, np.ndarray]:
         and 0 < x.shape[0] <= MAX_IMAGES
     ):
         raise BatchError(
-            f"'data' ({_type(x)}) is not a uint8 array of at most {MAX_IMAGES} rows "
+            f"'data' ({type_name(x)}) is not a uint8 array of at most {MAX_IMAGES} rows "
             f"of {IMAGE_BYTES} bytes"
         )
     if type(labels) not in (list, tuple) or len(labels) != len(x):
-        raise BatchError(f"'labels' ({_type(labels)}) is not a list of {len(x)} labels")
+        raise BatchError(f"'labels' ({type_name(labels)}) is not a list of {len(x)} labels")
     if not all(type(v) is int and 0 <= v <= 9 for v in labels):
         raise BatchError("'labels' holds something other than the integers 0-9")
     return x.reshape(-1, 3, 32, 32).copy(), np.array(labels, dtype=np.int64)

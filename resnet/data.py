@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from resnet import download as remote
-from resnet.batchfile import MAX_FILE_BYTES, BatchError
+from resnet.batchfile import MAX_FILE_BYTES
 from resnet.batchfile import read as read_batch_file
+from resnet.batchpickle import BatchError
 
 FOLDER = remote.FOLDER
 # The official per-file MD5s (as torchvision's CIFAR10 lists them).
