@@ -5,15 +5,16 @@ The authors' run is their published code (github.com/Fieldwater/pytorch_cifar_re
 project1_model.py, Project1.ipynb) and what the paper says of it. Each `Deviation` says what
 they did, what resbench does, the effect measured so far and the command that measured it,
 or "not measured" (and then the command that would). `resbench deviations [NAME]` prints it
-(for one entry, the rows that apply to it), `markdown()` renders the table docs/FIDELITY.md
-keeps (a test holds the two equal), and each report card names the rows that apply.
+(for one entry, the rows that apply to it) through benchmarks/deviation_formats.py, whose
+`markdown()` renders the table docs/FIDELITY.md keeps (a test holds the two equal), and each
+report card names the rows that apply.
 """
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.registry import Entry
@@ -274,38 +275,6 @@ DEVIATIONS = (
 def applicable(entry: Entry) -> list[Deviation]:
     """The deviations that apply to `entry`, in table order."""
     return [d for d in DEVIATIONS if d.applies_to(entry)]
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def markdown(devs: tuple[Deviation, ...] | list[Deviation] = DEVIATIONS) -> str:
-    """The table as Markdown, as docs/FIDELITY.md keeps it."""
-    lines = [
-        "| deviation | the authors' run | resbench | measured effect | measured by | applies to |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    lines += [
-        f"| {' | '.join(_cell(v) for v in (d.name, d.authors, d.resbench, d.effect, d.command))} | "
-        f"{d.scope} |"
-        for d in devs
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def text(devs: list[Deviation]) -> str:
-    """The table for a terminal: one block per deviation."""
-    blocks = [
-        f"{d.name}\n  authors:  {d.authors}\n  resbench: {d.resbench}\n  effect:   {d.effect}\n"
-        f"  command:  {d.command}"
-        for d in devs
-    ]
-    return "\n\n".join(blocks) + "\n"
-
-
-def records(devs: list[Deviation]) -> list[dict]:
-    return [{**asdict(d), "when": d.when[0] if d.when else None} for d in devs]
 
 
 def fifty_epochs() -> str:

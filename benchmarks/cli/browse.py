@@ -155,13 +155,16 @@ def report(
 def deviations(name, fmt):
     """Every known way a run departs from the authors' run, with its measured effect and the command
     that measured it, or "not measured". With NAME, those that apply to that entry."""
+    from benchmarks import deviation_formats as formats
     from benchmarks import deviations as table
 
     chosen = table.applicable(registry.get(name)) if name else list(table.DEVIATIONS)
     if fmt == "json":
-        click.echo(json.dumps(table.records(chosen), indent=2))
+        click.echo(json.dumps(formats.records(chosen), indent=2))
     else:
-        click.echo(table.markdown(chosen) if fmt == "markdown" else table.text(chosen), nl=False)
+        click.echo(
+            formats.markdown(chosen) if fmt == "markdown" else formats.text(chosen), nl=False
+        )
 
 
 @click.command()
