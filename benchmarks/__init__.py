@@ -6,9 +6,10 @@ command line's edge (`benchmarks.cli.options`) and trained by `benchmarks.jobs.t
 whichever way it runs: `resbench run`, `reproduce` in this process, its child processes or its Ray
 tasks.
 
-The report is one package, `benchmarks.report`: runs (from `benchmarks.selection.load_runs`) →
-rows (`report.rows`, verdicts from `report.verdicts`) → the `Report` (`report.build`) → cards and
-figures → Markdown, HTML, CSV and JSON (`report.render`). It imports nothing of the jobs or CLI.
+The report is one package, `benchmarks.report`: a `TableRequest` (`report.table`) and the runs
+(from `benchmarks.selection.load_runs`) → rows (`report.rows`, verdicts from `report.verdicts`) →
+the `Report` (`report.build`) → cards and figures → Markdown, HTML, CSV and JSON
+(`report.render`). It imports nothing of the jobs or CLI.
 
 Uses `resnet` for models and training and `tracking` for MLflow; nothing imports it back.
 """

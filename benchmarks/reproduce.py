@@ -31,6 +31,7 @@ from benchmarks.jobs.spec import JobSettings
 from benchmarks.registry import Entry, RegistryError
 from benchmarks.report import build, render
 from benchmarks.report.commands import report_command
+from benchmarks.report.table import TableRequest
 from benchmarks.runkey import Mode
 from resnet.data import Dataset
 from tracking.tracker import connect
@@ -165,15 +166,9 @@ def reproduce(
     else:
         failed = local.run_inline(specs, data, log)
     wanted = _shared_fields(list(modes.values()))
-    r = build.build(
-        selection.load_runs(shared.tracking_uri, shared.experiment),
-        shared.tracking_uri,
-        shared.experiment,
-        variant,
-        source,
-        mode=wanted,
-        planned=seeds,
-    )
+    table = TableRequest.of(variant, source, mode=wanted, planned=seeds)
+    runs = selection.load_runs(shared.tracking_uri, shared.experiment)
+    r = build.build(runs, shared.tracking_uri, shared.experiment, table)
     written = render.write(r, output)
     command = report_command(variant, source, shared.tracking_uri, shared.experiment, mode=wanted)
     log(f"tabulate: {command}")

@@ -24,7 +24,8 @@ from benchmarks.jobs import train as train_mod
 from benchmarks.jobs.spec import DataSpec, JobSettings
 from benchmarks.jobs.train import train_job
 from benchmarks.registry import BEST, FINAL, Entry, Paper, RegistryError, arch, get
-from benchmarks.report import build, cards, render, verdicts
+from benchmarks.report import build, cards, display, render, verdicts
+from benchmarks.report.table import TableRequest
 from resnet.config import ExecConfig, TrainConfig
 from resnet.data import synthetic
 from resnet.model import count_parameters
@@ -352,8 +353,7 @@ def _report(uri):
         selection.load_runs(uri, "f"),
         uri,
         "f",
-        selection.Variant.of({}, 64, 32),
-        "synthetic",
+        TableRequest(selection.Variant.of({}, 64, 32), "synthetic"),
         entries=[get(ROW), get(FIN)],
     )
 
@@ -388,7 +388,7 @@ def test_table1_is_judged_on_the_best_epoch_and_the_final_model_on_the_last(logg
     assert t.loc[ROW, "verdict_metric"] == "best" and t.loc[FIN, "verdict_metric"] == "final"
     assert t.loc[ROW, "delta"] == pytest.approx(sum(bests) / 3 - 84.8)
     assert t.loc[FIN, "delta"] == pytest.approx(sum(lasts) / 4 - 90.86)
-    shown = render.display_table(r).set_index("entry")
+    shown = display.display_table(r).set_index("entry")
     assert list(shown["judged on"]) == ["best epoch", "final epoch"]
     assert shown.loc[ROW, "best-epoch acc (%), mean ± 90% CI"] == row1.best.text()
     assert shown.loc[ROW, "final-epoch acc (%), mean ± 90% CI"] == row1.final.text()
@@ -433,7 +433,7 @@ def test_a_collapsed_run_is_tagged_counted_and_named(logged):
         and rec["status"] == "finished (1 collapsed of 4)"
     )
     assert r.rows[0].status == "finished" and r.table.set_index("entry").loc[ROW, "collapsed"] == 0
-    card = render.cards(r)[1]
+    card = display.cards(r)[1]
     assert dict(card.fields)["Collapsed runs"].startswith("1 collapsed of 4 (seed 3: never took")
     assert ["(collapsed: never took off" in label for _, _, label in card.runs] == [
         False,
@@ -458,10 +458,9 @@ def test_a_collapsed_run_left_out_has_its_own_status(logged):
         pd.concat([runs, later], ignore_index=True),
         uri,
         "f",
-        selection.Variant.of({}, 64, 32),
-        "synthetic",
+        TableRequest(selection.Variant.of({}, 64, 32), "synthetic"),
         entries=[get(ROW), get(FIN)],
     )
     other = r.other.set_index("run_id")
     assert other.loc[ids[FIN, 3], "status"] == "COLLAPSED"
-    assert render.display_other(r).set_index("run id").loc[ids[FIN, 3], "status"] == "collapsed"
+    assert display.display_other(r).set_index("run id").loc[ids[FIN, 3], "status"] == "collapsed"

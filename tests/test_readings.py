@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from benchmarks.cli.main import main
 from benchmarks.registry import get
-from benchmarks.report import cards, render
+from benchmarks.report import cards, display, render
 from resnet.network import build_model
 from tests.test_verdicts import fake_runs, make_report
 
@@ -54,17 +54,17 @@ def test_the_report_shows_both_and_says_which_the_count_supports():
         "5,419,338 parameters, printed 5.4M): the parameter-count check supports "
         "table1/row5-as-counted." in summary
     )
-    arch_table = render.display_arch(r).set_index("entry")
+    arch_table = display.display_arch(r).set_index("entry")
     # a count that matches a truncated print (2,797,610 printed 2.79M) carries no mark
     assert arch_table.loc["table1/row2", "#params"] == "2,797,610"
     assert arch_table.loc["table1/row2", "params vs print"] == "matches (truncated print)"
     assert arch_table.loc[ROW5, "#params"] == "11,690,058 *"
     assert arch_table.loc[COUNTED, "#params"] == "5,419,338"
-    shown = render.display_table(r).set_index("entry")
+    shown = display.display_table(r).set_index("entry")
     assert shown.loc["table1/row1", "paper acc (%)"] == "84.8"
     assert shown.loc[ROW5, "paper acc (%)"] == shown.loc[COUNTED, "paper acc (%)"] == "88.43"
     assert "the paper's 84.8 ± 1" in r.rows[0].verdict.why
-    by_entry = {c.entry: dict(c.fields) for c in render.cards(r)}
+    by_entry = {c.entry: dict(c.fields) for c in display.cards(r)}
     assert by_entry["table1/row1"]["Paper"].startswith("84.8% best-epoch")
     for name, other in ((ROW5, COUNTED), (COUNTED, ROW5)):
         assert other in by_entry[name]["Sources and caveats"], name

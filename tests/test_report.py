@@ -22,7 +22,8 @@ from benchmarks.jobs.spec import DataSpec, JobSettings
 from benchmarks.jobs.train import JobFailed, train_job
 from benchmarks.registry import Entry, Paper, arch
 from benchmarks.report import build as report
-from benchmarks.report import figures, render, verdicts
+from benchmarks.report import display, figures, render, verdicts
+from benchmarks.report.table import Report, TableRequest
 from benchmarks.reproduce import plan
 from benchmarks.reproduce import reproduce as reproduce_all
 from benchmarks.runkey import RunKey
@@ -89,12 +90,13 @@ def store(tmp_path_factory):
     return uri, ids
 
 
-def build(store, variant=PAPER_CONFIG, data="synthetic") -> report.Report:
+def build(store, variant=PAPER_CONFIG, data="synthetic") -> Report:
     uri, _ = store
-    return report.build(selection.load_runs(uri, "t"), uri, "t", variant, data, entries=ENTRIES)
+    runs = selection.load_runs(uri, "t")
+    return report.build(runs, uri, "t", TableRequest(variant, data), entries=ENTRIES)
 
 
-def row(r: report.Report, entry: Entry) -> pd.Series:
+def row(r: Report, entry: Entry) -> pd.Series:
     return r.table.set_index("entry").loc[entry.name]
 
 
@@ -127,13 +129,13 @@ def test_finished_runs_give_mean_and_std_over_seeds(store):
     )  # t(0.95, 1) s / sqrt(n): the 90% interval TOST uses
     assert a["final_ci_low"] == pytest.approx(statistics.mean(accs) - half, abs=1e-3)
     assert a["verdict"] == "other data"  # generated data can never reproduce the paper
-    shown = render.display_table(r).set_index("entry").loc[A.name]
+    shown = display.display_table(r).set_index("entry").loc[A.name]
     assert (
         shown["final-epoch acc (%), mean ± 90% CI"]
         == f"{statistics.mean(accs):.2f} ± {half:.2f} (n=2)"
     )
     assert shown["judged on"] == "final epoch"
-    assert render.display_arch(r).set_index("entry").loc[A.name, "#params"] == "7,666 *"
+    assert display.display_arch(r).set_index("entry").loc[A.name, "#params"] == "7,666 *"
 
 
 def test_rows_not_run_failed_and_diverged(store):
@@ -142,7 +144,7 @@ def test_rows_not_run_failed_and_diverged(store):
     for entry, status in ((B, "not run"), (C, "failed"), (D, "diverged")):
         got = row(r, entry)
         assert got["status"] == status and got["n"] == 0 and pd.isna(got["final_mean"]), entry.name
-    shown = render.display_table(r).set_index("entry")
+    shown = display.display_table(r).set_index("entry")
     assert shown.loc[B.name, "final-epoch acc (%), mean ± 90% CI"] == "—"
     assert shown.loc[B.name, "Δ vs paper"] == "—"
     assert shown.loc[B.name, "verdict"] == "not run"
@@ -240,9 +242,8 @@ def test_reproduce_reruns_an_entry_whose_version_was_bumped(store, tmp_path, mon
     monkeypatch.undo()
     assert "0 already finished, 1 to run (1 because their identity changed)" in logs[0]
     assert any(line.startswith("pre-flight:") for line in logs)
-    r = report.build(
-        selection.load_runs(uri, "ident"), uri, "ident", PAPER_CONFIG, "synthetic", entries=[bumped]
-    )
+    runs = selection.load_runs(uri, "ident")
+    r = report.build(runs, uri, "ident", TableRequest(PAPER_CONFIG, "synthetic"), entries=[bumped])
     row = r.table.iloc[0]
     assert row["n"] == 1 and row["run_ids"] != old and row["entry_version"] == 2
     assert (

@@ -11,6 +11,7 @@ import pytest
 from benchmarks import registry, selection
 from benchmarks.registry import arch
 from benchmarks.report import build
+from benchmarks.report.table import Report, TableRequest
 from benchmarks.runkey import Mode, RunKey, from_record
 from benchmarks.storegen import StoreSpec, generate
 from resnet.config import TrainConfig
@@ -95,11 +96,11 @@ def store(folder, **runs: int) -> tuple[str, dict[str, list[str]]]:
     return uri, ids
 
 
-def report(uri, mode=None) -> build.Report:
+def report(uri, mode=None) -> Report:
     variant = selection.Variant.of({"epochs": 2}, 64, 32)
     runs = selection.load_runs(uri, "t")
     entries = [registry.get("table1/row1")]
-    return build.build(runs, uri, "t", variant, "synthetic", entries, mode=mode)
+    return build.build(runs, uri, "t", TableRequest.of(variant, "synthetic", mode=mode), entries)
 
 
 def test_a_report_over_two_precisions_counts_one(tmp_path):

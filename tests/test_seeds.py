@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from benchmarks.registry import get
-from benchmarks.report import cards, render, verdicts
+from benchmarks.report import cards, display, render, verdicts
+from benchmarks.report.table import Report, TableRequest
 from tests.test_verdicts import fake_runs, make_report
 
 ROW3 = get("table1/row3")  # paper 91.78, judged on the best epoch (fake_runs: best = acc + 0.5)
@@ -24,7 +25,7 @@ def _planned(runs, planned):
     from benchmarks.report import build
 
     rows, other = build.tabulate(runs, selection.Variant(), "cifar10", [ROW3], planned=planned)
-    return build.Report("exp", "sqlite:///x.db", "cifar10", selection.Variant(), rows, other, None)
+    return Report("exp", "sqlite:///x.db", "cifar10", selection.Variant(), rows, other, None)
 
 
 def good(seed):
@@ -50,7 +51,7 @@ def test_a_row_with_a_diverged_seed_does_not_read_reproduced():
     card = dict(cards.card(row, "", "cifar10").fields)
     assert card["Seeds"].startswith("4 seeds planned: 3 finished, 1 diverged, 0 killed")
     assert "diverged: 3" in card["Seeds"]
-    shown = render.display_table(r).iloc[0]
+    shown = display.display_table(r).iloc[0]
     assert shown["verdict"] != "reproduced" and "1 of 4 diverged" in shown["verdict"]
 
 
@@ -150,7 +151,8 @@ def _store_report(uri):
     from benchmarks.report import build
 
     entries = [ROW3, get("table1/row1")]
-    return build.build(selection.load_runs(uri, "t"), uri, "t", entries=entries, planned=4)
+    runs = selection.load_runs(uri, "t")
+    return build.build(runs, uri, "t", TableRequest(planned=4), entries)
 
 
 def test_generated_a_row_with_one_diverged_seed_does_not_read_reproduced(generated):

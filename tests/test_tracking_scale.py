@@ -226,25 +226,24 @@ def test_report_is_unchanged_by_bulk_reads_and_filtered_search(generated, monkey
     """The report over the same store: bulk histories against one-by-one, filtered search against
     all runs."""
     from benchmarks.report import build, render
+    from benchmarks.report.table import TableRequest
 
     uri, _, _ = generated
     runs = selection.load_runs(uri, "t")
-    new = build.build(runs, uri, "t", VARIANT, "synthetic")
+    new = build.build(runs, uri, "t", TableRequest(VARIANT, "synthetic"))
     narrowed = build.build(
         selection.load_runs(uri, "t", entries=["table1/*"]),
         uri,
         "t",
-        VARIANT,
-        "synthetic",
-        group="table1",
+        TableRequest(VARIANT, "synthetic", group="table1"),
     )
-    whole_group = build.build(runs, uri, "t", VARIANT, "synthetic", group="table1")
+    whole_group = build.build(runs, uri, "t", TableRequest(VARIANT, "synthetic", group="table1"))
     one_by_one = query.metric_histories
     monkeypatch.setattr(
         query, "metric_histories", lambda u, i, k, **kw: one_by_one(u, i, k, bulk=False, **kw)
     )
     old = dataclasses.replace(
-        build.build(runs, uri, "t", VARIANT, "synthetic"), generated=new.generated
+        build.build(runs, uri, "t", TableRequest(VARIANT, "synthetic")), generated=new.generated
     )
     assert new.curves.equals(old.curves) and len(new.curves) == SPEC.runs * EPOCHS
     for fmt in ("markdown", "json", "csv", "html"):

@@ -16,6 +16,7 @@ import pytest
 from benchmarks import runkey, selection
 from benchmarks.registry import Entry, Paper, RegistryError, arch, get
 from benchmarks.report import build, figures, render, verdicts
+from benchmarks.report.table import CURVE_KEYS, Report
 from benchmarks.runkey import RunKey
 from resnet.config import TrainConfig
 
@@ -104,13 +105,13 @@ def fake_runs(*specs) -> pd.DataFrame:
 MODE_PARAMS = ("pipeline", "precision", "compile", "compile_mode")
 
 
-def make_report(runs, entries, source=CIFAR, variant=selection.Variant(), **kw) -> build.Report:
+def make_report(runs, entries, source=CIFAR, variant=selection.Variant(), **kw) -> Report:
     mode = selection.resolve_mode(runs, entries, variant, source, kw.get("mode"))
     rows, other = build.tabulate(
         runs, variant, source, entries, kw.get("ui_url"), rank=kw.get("rank", False), mode=mode
     )
-    curves = pd.DataFrame(columns=["entry", "run_id", "epoch", *build.CURVE_KEYS])
-    return build.Report(
+    curves = pd.DataFrame(columns=["entry", "run_id", "epoch", *CURVE_KEYS])
+    return Report(
         "exp",
         "sqlite:///x.db",
         source,

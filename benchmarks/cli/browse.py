@@ -11,10 +11,10 @@ import click
 
 from benchmarks import registry
 from benchmarks.cli.options import tracking_options
-from benchmarks.cli.variant import checked, variant_options
+from benchmarks.cli.table import table_options
+from benchmarks.cli.variant import checked
 from benchmarks.report.render import FORMATS
-from benchmarks.selection import Variant
-from resnet.config import PIPELINES
+from benchmarks.report.table import TableRequest
 
 SUFFIXES = {f".{ext}": name for name, ext in FORMATS.items()}
 
@@ -34,69 +34,9 @@ SUFFIXES = {f".{ext}": name for name, ext in FORMATS.items()}
     help="A file, or a folder (existing, or ending in /) for every format plus the figures. "
     "Omitted: print to stdout.",
 )
-@variant_options(limits="Tabulate runs limited to")
-@click.option(
-    "--data",
-    "data_source",
-    default="cifar10",
-    show_default=True,
-    help="Data source of the runs to tabulate: cifar10 (the official files, else a rebuilt copy), "
-    "synthetic, or a source name such as cifar10-jpeg-rebuild.",
-)
-@click.option(
-    "--group", default=None, help="Only the entries of this group (a sweep's group, say)."
-)
-@click.option("--rank", is_flag=True, help="Sort the rows by measured accuracy, best first.")
-@click.option(
-    "--precision",
-    default=None,
-    help="Count runs that ran in this precision (fp32, bf16) [default: the mode with the most "
-    "finished runs].",
-)
-@click.option(
-    "--pipeline",
-    type=click.Choice(PIPELINES),
-    default=None,
-    help="Count runs of this input pipeline [default: as --precision says].",
-)
-@click.option(
-    "--compile",
-    "compiled",
-    default=None,
-    metavar="MODE",
-    help="Count runs whose step this compiled: off, cudagraph, inductor, ... "
-    "[default: as --precision says].",
-)
-@click.option(
-    "--seeds",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Seeds planned per entry (0..N-1, as `reproduce --seeds N`): a seed with no run reads "
-    "'never started' [default: the seeds that ran].",
-)
-@click.option(
-    "--ui-url",
-    default=None,
-    metavar="URL",
-    help="MLflow UI to link runs into, e.g. http://127.0.0.1:5000 from `resbench ui` "
-    "[default: the tracking URI when it is an http(s) server].",
-)
+@table_options()
 @tracking_options
-def report(
-    fmt,
-    output,
-    variant: Variant,
-    data_source,
-    group,
-    rank,
-    precision,
-    pipeline,
-    compiled,
-    seeds,
-    ui_url,
-    tracking_uri,
-    experiment,
-):
+def report(fmt, output, table: TableRequest, tracking_uri, experiment):
     """Regenerate Table 1 from the runs in MLflow, beside what the paper printed.
 
     A row counts only finished runs of one run key: the entry's own configuration (or, with
@@ -108,26 +48,11 @@ def report(
     from benchmarks import selection
     from benchmarks.report import build, render
 
-    entries = checked(build.group_entries(group), variant)
+    entries = checked(build.group_entries(table.group), table.variant)
     # a group's table lists only that group's runs: the store is asked for those alone
-    runs = selection.load_runs(tracking_uri, experiment, entries=[f"{group}/*"] if group else None)
-    r = build.build(
-        runs,
-        tracking_uri,
-        experiment,
-        variant,
-        data_source,
-        entries,
-        group=group,
-        rank=rank,
-        ui_url=ui_url,
-        mode={
-            k: v
-            for k, v in (("precision", precision), ("pipeline", pipeline), ("compile", compiled))
-            if v is not None
-        },
-        planned=seeds,
-    )
+    names = [f"{table.group}/*"] if table.group else None
+    runs = selection.load_runs(tracking_uri, experiment, entries=names)
+    r = build.build(runs, tracking_uri, experiment, table, entries)
     if output is None:
         click.echo(render.render(r, fmt or "markdown"), nl=False)
     else:

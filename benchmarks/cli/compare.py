@@ -15,19 +15,18 @@ from benchmarks.cli.variant import checked, variant_options
 from benchmarks.compare.render import FORMATS
 from benchmarks.compare.sides import JUDGED, CompareError
 from benchmarks.registry import BEST, FINAL
-from benchmarks.selection import Variant
+from benchmarks.report.table import TableRequest
 
 
-def _current(uri, experiment, variant: Variant, data: str, entries, group=None) -> dict:
+def _current(uri, experiment, table: TableRequest, entries) -> dict:
     """The store's report over `entries`, as the dictionary `report --format json` writes."""
     from benchmarks import selection
     from benchmarks.report import build, render
 
-    entries = checked(entries, variant)
-    names = [f"{group}/*"] if group else [e.name for e in entries]
+    entries = checked(entries, table.variant)
+    names = [f"{table.group}/*"] if table.group else [e.name for e in entries]
     runs = selection.load_runs(uri, experiment, entries=names)
-    r = build.build(runs, uri, experiment, variant, data, entries, group=group)
-    return json.loads(render.to_json(r))
+    return json.loads(render.to_json(build.build(runs, uri, experiment, table, entries)))
 
 
 def _store_label(report: dict) -> str:
@@ -98,14 +97,9 @@ def compare(
     files = [x for x in inputs if x.lower().endswith(".json")]
     if baseline is not None and not inputs:
         old = sides.read(baseline)
-        new = _current(
-            tracking_uri,
-            experiment,
-            variant,
-            data_source,
-            group_entries(group or old.get("group")),
-            group or old.get("group"),
-        )
+        group = group or old.get("group")
+        table = TableRequest(variant, data_source, group)
+        new = _current(tracking_uri, experiment, table, group_entries(group))
         labels = (baseline, _store_label(new))
     elif baseline is None and len(inputs) == 2 and len(files) == 2:
         old, new = sides.read(inputs[0]), sides.read(inputs[1])
@@ -114,7 +108,8 @@ def compare(
         first, second = (registry.get(name) for name in inputs)
         if first.name == second.name:
             raise CompareError(f"{first.name} against itself: name two different rows")
-        report = _current(tracking_uri, experiment, variant, data_source, [first, second])
+        table = TableRequest(variant, data_source)
+        report = _current(tracking_uri, experiment, table, [first, second])
         found = sides.sides(report, metric)
         line = lines_mod.rows(found[first.name], found[second.name])
         about = {"comparison": "rows", "first": first.name, "second": second.name}

@@ -3,29 +3,28 @@ paper.
 
 Built from a `Row` (benchmarks/report/rows.py): its entry, interval and verdict, and the tags and
 params its counted runs recorded (hardware, software, code and data versions, the execution
-settings): claim and verdict, the statistic and its runs, identity, code, data, hardware,
-software, every hyperparameter, cost, and the deviations from the paper. Values that differ
-between a row's runs are listed with counts; values a run did not record (runs older than the
-tag) read "not recorded".
+settings): claim and verdict, the statistic and its runs, the seeds and what became of them,
+identity, code, data, hardware, software, every hyperparameter, cost, and the deviations from the
+paper (benchmarks/report/departures.py). Recorded values read as benchmarks/report/recorded.py
+writes them: those that differ between a row's runs are listed with counts; values a run did not
+record (runs older than the tag) read "not recorded".
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass
 
 import pandas as pd
 
 from benchmarks import collapse
-from benchmarks import deviations as known_deviations
-from benchmarks.registry import BEST, BUDGET, FINAL, Entry
+from benchmarks.registry import BEST, BUDGET, FINAL
+from benchmarks.report.departures import deviations
+from benchmarks.report.recorded import NOT_RECORDED, bf16, hardware, values
 from benchmarks.report.rows import Row, shape_words
 from benchmarks.report.verdicts import ALPHA, METRIC_TEXT, PERCENT, Interval, t_quantile
 from benchmarks.selection import SOURCES
-from benchmarks.text import duration, params_note
-
-NOT_RECORDED = "not recorded"
+from benchmarks.text import duration
 
 
 @dataclass(frozen=True)
@@ -40,119 +39,6 @@ class Card:
 
 def anchor(name: str) -> str:
     return "card-" + re.sub(r"[^A-Za-z0-9_-]+", "-", name)
-
-
-def _text(v, count: bool = False) -> str:
-    if v is None or (not isinstance(v, str) and pd.isna(v)) or v == "":
-        return NOT_RECORDED
-    return f"{int(v):,}" if count and str(v).isdigit() else str(v)
-
-
-def _values(runs: pd.DataFrame, col: str, count: bool = False) -> str:
-    """The runs' value of `col` (`count`: a number of things, shown 50,000): one value, or each
-    distinct value with its run count."""
-    if col not in runs:  # a column older stores' runs never recorded
-        return NOT_RECORDED
-    vals = runs[col].map(lambda v: _text(v, count))
-    counts = vals.value_counts()
-    if len(counts) <= 1:
-        return counts.index[0] if len(counts) else NOT_RECORDED
-    return ", ".join(f"{v} ({c} run{'s' * (c > 1)})" for v, c in counts.items())
-
-
-def _bf16(run: pd.Series) -> bool:
-    """Whether the run trained under bf16 autocast (its precision as it ran, from its key)."""
-    return str(run.get("precision")) == "bf16"
-
-
-def _hardware(runs: pd.DataFrame) -> str:
-    cpu_only = runs["device"].fillna("cpu").eq("cpu").all()
-    where = (
-        f"CPU {_values(runs, 'cpu')}, no GPU"
-        if cpu_only
-        else (
-            f"GPU {_values(runs, 'device')} ({_values(runs, 'gpu_count')} visible), CPU "
-            f"{_values(runs, 'cpu')}"
-        )
-    )
-    stack = f"torch built for CUDA {_values(runs, 'cuda')}, cuDNN {_values(runs, 'cudnn')}"
-    if cpu_only:
-        return f"{where}; {_values(runs, 'platform')} ({stack}, unused)"
-    return (
-        f"{where}; NVIDIA driver {_values(runs, 'gpu_driver')}, {stack}; "
-        f"{_values(runs, 'platform')}"
-    )
-
-
-def deviations(
-    entry: Entry, train, variant_text: str, source: str, runs: pd.DataFrame
-) -> list[str]:
-    """Where this row, as configured and as run, departs from what the paper describes."""
-    p, out = entry.paper, []
-    from_paper = any(v is not None for v in (p.accuracy, p.params, p.epochs, p.num))
-    if not from_paper:
-        out.append(
-            "not one of the paper's experiments: a configuration of this suite, with no paper "
-            "figure"
-        )
-    if source != "cifar10":
-        out.append(f"data: {SOURCES.get(source, source)}")
-    if variant_text:
-        out.append(f"overrides applied to every row of this table: {variant_text}")
-    if from_paper and train.t_max != train.epochs:
-        cosine = (1 + math.cos(math.pi * (train.epochs - 1) / train.t_max)) / 2
-        last = train.eta_min + (train.lr - train.eta_min) * cosine  # the rate of the last epoch
-        out.append(
-            f"learning-rate schedule: CosineAnnealingLR(T_max={train.t_max}) stepped per epoch, as "
-            f"the "
-            f"authors' code has it (the paper only says 'cosine annealing'); over {train.epochs} "
-            f"epochs the "
-            f"rate only falls from {train.lr:g} to {last:.4g}"
-        )
-    note = params_note(p.params, entry.param_count)
-    if note:
-        out.append(f"parameter count: {note}")
-    if p.num is None and p.epochs is not None and train.epochs != p.epochs:
-        out.append(f"epochs: {train.epochs}, where the paper ran {p.epochs}")
-    if from_paper and len(runs):
-        out.append(
-            f"statistic: the paper reports one run (seed not given) and its "
-            f"{METRIC_TEXT[p.metric]}; this row "
-            f"is the mean of {len(runs)} seed{'s' * (len(runs) > 1)}"
-        )
-    if len(runs):
-        if runs.apply(_bf16, axis=1).any():
-            out.append(
-                "precision: bf16 autocast on the GPU (the authors trained in fp32; --precision "
-                "fp32 "
-                "runs as they did)"
-            )
-        if runs["pipeline"].eq("fast").any():
-            out.append(
-                "input pipeline: device-resident crop and flip, the same distribution as the "
-                "authors' "
-                "torchvision transforms, drawn from a different random stream"
-            )
-        compiled = runs[runs["compile"].fillna("off").ne("off")]
-        if len(compiled):
-            out.append(
-                "execution: the training step was compiled, mode "
-                f"{_values(compiled, 'compile')} (same mathematics, different kernels)"
-            )
-    applicable = known_deviations.applicable(entry)
-    out += [
-        f"assumed, {d.name}: {d.resbench}; the authors: {d.authors}; measured: {d.effect} "
-        f"({d.command})"
-        for d in applicable
-        if d.assumed
-    ]
-    out.append(
-        f"every known departure from the authors' run, with its measured effect: `resbench "
-        f"deviations "
-        f"{entry.name}` and docs/FIDELITY.md (here: "
-        f"{', '.join(d.name for d in applicable)})"
-    )
-    return out
 
 
 def _statistic(what: str, iv: Interval, seeds: str) -> str:
@@ -301,20 +187,20 @@ def card(row: Row, variant_text: str, source: str) -> Card:
             ),
             (
                 "Code",
-                f"git {_values(runs, 'git_commit')}"
+                f"git {values(runs, 'git_commit')}"
                 + (" with uncommitted changes" if row.git_dirty else ", clean checkout"),
             ),
             (
                 "Data",
-                f"{SOURCES.get(source, source)}; checksum {_values(runs, 'data_checksum')}; "
-                f"{_values(runs, 'train_images', True)} training and "
-                f"{_values(runs, 'test_images', True)} test images",
+                f"{SOURCES.get(source, source)}; checksum {values(runs, 'data_checksum')}; "
+                f"{values(runs, 'train_images', True)} training and "
+                f"{values(runs, 'test_images', True)} test images",
             ),
-            ("Hardware", _hardware(runs)),
+            ("Hardware", hardware(runs)),
             (
                 "Software",
-                f"Python {_values(runs, 'python')}, torch {_values(runs, 'torch')}, torchvision "
-                f"{_values(runs, 'torchvision')}, MLflow {_values(runs, 'mlflow')}",
+                f"Python {values(runs, 'python')}, torch {values(runs, 'torch')}, torchvision "
+                f"{values(runs, 'torchvision')}, MLflow {values(runs, 'mlflow')}",
             ),
         ]
     m = entry.model
@@ -331,7 +217,7 @@ def card(row: Row, variant_text: str, source: str) -> Card:
             (
                 "Execution",
                 ", ".join(
-                    f"{k}={_values(runs, k)}"
+                    f"{k}={values(runs, k)}"
                     for k in (
                         "pipeline",
                         "precision",
@@ -341,7 +227,7 @@ def card(row: Row, variant_text: str, source: str) -> Card:
                         "deterministic",
                     )
                 )
-                + (" (bf16 autocast)" if runs.apply(_bf16, axis=1).any() else ""),
+                + (" (bf16 autocast)" if runs.apply(bf16, axis=1).any() else ""),
             )
         )
         wall = runs["wall"].dropna()
