@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from resnet.config import TrainConfig
-from resnet.flops import flops_per_image
 from resnet.model import ConfigError, ResNetConfig, count_parameters
 
 BUDGET = 5_000_000  # the paper's parameter budget
@@ -43,10 +42,8 @@ class RegistryError(LookupError):
     """An unknown, duplicate or malformed entry."""
 
 
-BEST, FINAL = (
-    "best",
-    "final",
-)  # which epoch's test accuracy a paper figure is: the best one, or the last one
+# which epoch's test accuracy a paper figure is: the best one, or the last one
+BEST, FINAL = "best", "final"
 METRICS = (BEST, FINAL)
 
 
@@ -57,9 +54,8 @@ class Paper:
     accuracy: float | None = None  # test accuracy, percent
     params: str | None = None  # parameter count exactly as printed ("4.9M", "4,902,186")
     epochs: int | None = None
-    test_loss: float | None = (
-        None  # as the authors computed it: per-batch mean losses averaged over batches
-    )
+    # as the authors computed it: per-batch mean losses averaged over batches
+    test_loss: float | None = None
     num: int | None = None  # the row number in Table 1
     tolerance: float = 1.0  # accuracy points either side of `accuracy` that count as reproduced
     metric: str = FINAL  # `accuracy` is the best epoch's (BEST) or the last epoch's (FINAL)
@@ -101,32 +97,6 @@ class Entry:
 
     def config_hash(self, train: TrainConfig | None = None) -> str:
         return config_hash(self.model, train or self.train)
-
-
-def describe_entry(e: Entry) -> dict:
-    """One entry as plain values: architecture, budget columns, recipe and the paper's figures."""
-    m, flops = e.model, flops_per_image(e.model)
-    return {
-        "name": e.name,
-        "group": e.group,
-        "N": m.layers,
-        "blocks": list(m.blocks),
-        "channels": list(m.channels),
-        "F": list(m.conv_kernel),
-        "K": list(m.skip_kernel),
-        "P": m.pool_kernel,
-        "optimizer": e.train.optimizer,
-        "epochs": e.train.epochs,
-        "params": e.param_count,
-        "fits_5M": e.param_count <= BUDGET,
-        "mflops": round(flops.forward / 1e6, 1),
-        "train_gflops": round(flops.train / 1e9, 3),
-        "paper_params": e.paper.params,
-        "paper_acc": e.paper.accuracy,
-        "paper_acc_printed": e.paper.accuracy_text,
-        "paper_metric": e.paper.metric,
-        "description": e.description,
-    }
 
 
 def config_hash(model: ResNetConfig, train: TrainConfig) -> str:

@@ -1,8 +1,9 @@
 """`resbench list`: the registered entries, their architecture, budget columns and the paper's
 figures.
 
-A module of its own so that listing imports the registry and pandas only: no MLflow, report or
-jobs (parameters and FLOPs are formulas over each entry's config, resnet/model.py and flops.py).
+`describe_entry` gives an entry's row as plain values. A module of its own so that listing
+imports the registry and pandas only: no MLflow, report or jobs (parameters and FLOPs are
+formulas over each entry's config, resnet/model.py and flops.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,34 @@ import json
 import click
 
 from benchmarks import registry
+from benchmarks.registry import BUDGET, Entry
+from resnet.flops import flops_per_image
+
+
+def describe_entry(e: Entry) -> dict:
+    """One entry as plain values: architecture, budget columns, recipe and the paper's figures."""
+    m, flops = e.model, flops_per_image(e.model)
+    return {
+        "name": e.name,
+        "group": e.group,
+        "N": m.layers,
+        "blocks": list(m.blocks),
+        "channels": list(m.channels),
+        "F": list(m.conv_kernel),
+        "K": list(m.skip_kernel),
+        "P": m.pool_kernel,
+        "optimizer": e.train.optimizer,
+        "epochs": e.train.epochs,
+        "params": e.param_count,
+        "fits_5M": e.param_count <= BUDGET,
+        "mflops": round(flops.forward / 1e6, 1),
+        "train_gflops": round(flops.train / 1e9, 3),
+        "paper_params": e.paper.params,
+        "paper_acc": e.paper.accuracy,
+        "paper_acc_printed": e.paper.accuracy_text,
+        "paper_metric": e.paper.metric,
+        "description": e.description,
+    }
 
 
 @click.command("list")
@@ -31,7 +60,7 @@ def list_cmd(fmt, max_params, groups):
 
     rows = [
         r
-        for r in (registry.describe_entry(e) for e in registry.entries())
+        for r in (describe_entry(e) for e in registry.entries())
         if (max_params is None or r["params"] <= max_params)
         and (not groups or r["group"] in groups)
     ]
