@@ -193,8 +193,8 @@ DEVIATIONS = (
         "and a run whose compile or capture failed goes on eagerly, tagged "
         "`resbench.compile_fallback`",
         f"{NOT_MEASURED} on accuracy; graphed steps equal eager ones bit for bit on a CPU through "
-        "stand-ins for CUDA's graphs (fp32, and bf16 with channels_last); the GPU test "
-        "(within rtol 1e-4) has not run yet",
+        "stand-ins for CUDA's graphs (fp32, and bf16 with channels_last); on a GPU "
+        "(within rtol 1e-4), not measured",
         "would: the same entry and seeds with and without `--compile`; graphed against eager "
         "steps: `pytest -q tests/test_graphs.py` (CPU) and "
         "`pytest -q tests/test_pipeline.py -k cuda_graph` (on a GPU)",
