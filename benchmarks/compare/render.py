@@ -232,9 +232,9 @@ def plot(lines: list[Line], title: str, what: str) -> str | None:
     shown = [x for x in lines if x.difference is not None and x.difference.mean is not None]
     if not shown:
         return None
-    from benchmarks.report.figures import _pyplot
+    from benchmarks.report.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(shown) + 1.2))
     for i, x in enumerate(reversed(shown)):
         d = x.difference

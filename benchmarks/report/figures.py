@@ -21,7 +21,7 @@ ADAM, SGD, LONG = "paper/final", "paper/sgd", "paper/epochs120"
 PAPER_STOP = 80  # the epoch at which the paper stopped, having seen the 120-epoch run overfit
 
 
-def _pyplot():
+def pyplot():
     """matplotlib on its file-only backend, imported when a figure is drawn: reports that draw none
     (to stdout, CSV, JSON) do not pay for it. No display on the hosts that write reports."""
     import matplotlib
@@ -38,7 +38,7 @@ def _save(fig, path: str | Path) -> Path:
         with atomic_write(path, "wb") as f:
             fig.savefig(f, dpi=110, bbox_inches="tight", format="png")
     finally:
-        _pyplot().close(fig)
+        pyplot().close(fig)
     return path
 
 
@@ -48,7 +48,7 @@ def _marker(df: pd.DataFrame) -> str | None:
 
 
 def _epoch_axis(ax, last_epoch) -> None:
-    ax.xaxis.set_major_locator(_pyplot().MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(pyplot().MaxNLocator(integer=True))
     if last_epoch is not None and last_epoch < 5:  # a lone point would get a ±0.05 axis
         ax.set_xlim(-0.5, max(last_epoch, 1) + 0.5)
 
@@ -67,7 +67,7 @@ def accuracy_panels(
     """
     cols = min(4, max(1, len(order)))
     rows = -(-len(order) // cols)
-    fig, axes = _pyplot().subplots(
+    fig, axes = pyplot().subplots(
         rows, cols, figsize=(3.4 * cols, 2.7 * rows), sharey=True, squeeze=False
     )
     for ax, name in zip(axes.flat, order, strict=False):
@@ -129,7 +129,7 @@ def runs_vs_reference(
     `curves` has columns run_id, epoch, train_acc, test_acc, train_loss, test_loss (it may be
     empty); `reference` has the same columns but run_id.
     """
-    fig, (acc, loss) = _pyplot().subplots(1, 2, figsize=(10, 3.8))
+    fig, (acc, loss) = pyplot().subplots(1, 2, figsize=(10, 3.8))
     m = _marker(curves) if len(curves) else None
     for ax, kind, unit in ((acc, "acc", "accuracy (%)"), (loss, "loss", "cross-entropy")):
         for split, colour in (("train", "tab:blue"), ("test", "tab:orange")):
@@ -174,7 +174,7 @@ def _mean(df: pd.DataFrame, key: str) -> pd.Series:
 def _axes(ax, unit: str) -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel(unit)
-    ax.xaxis.set_major_locator(_pyplot().MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(pyplot().MaxNLocator(integer=True))
     low, high = ax.dataLim.y0, ax.dataLim.y1
     if unit == "cross-entropy" and low > 0 and high / low > 100:
         ax.set_yscale("log")  # one blown-up loss would flatten every other curve to a line at zero
@@ -186,7 +186,7 @@ def _axes(ax, unit: str) -> None:
 def optimizers(curves: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
     """Accuracy and loss against epoch for each optimiser (mean over its runs): train dashed, test
     solid."""
-    fig, (acc, loss) = _pyplot().subplots(1, 2, figsize=(10, 3.8))
+    fig, (acc, loss) = pyplot().subplots(1, 2, figsize=(10, 3.8))
     colours = dict(zip(curves, ("tab:blue", "tab:red", "tab:green"), strict=False))
     for ax, kind, unit in ((acc, "acc", "accuracy (%)"), (loss, "loss", "cross-entropy")):
         for label, df in curves.items():
@@ -212,7 +212,7 @@ def optimizers(curves: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
 
 def long_run(curves: pd.DataFrame, path: Path, title: str, stop: int = PAPER_STOP) -> Path:
     """Accuracy and loss of the long run (mean over runs), with a marker where the paper stopped."""
-    fig, (acc, loss) = _pyplot().subplots(1, 2, figsize=(10, 3.8))
+    fig, (acc, loss) = pyplot().subplots(1, 2, figsize=(10, 3.8))
     last = int(curves["epoch"].max())
     marker = "o" if curves["epoch"].nunique() <= 5 else None
     for ax, kind, unit in ((acc, "acc", "accuracy (%)"), (loss, "loss", "cross-entropy")):
