@@ -99,9 +99,8 @@ def _preflight(todo: list[Job], shared: JobSettings, ray: bool, data: Dataset, l
     planned = Counter(job.entry.name for job in todo)
     entries = list({job.entry.name: job.entry for job in todo}.values())
     ex = shared.ex
-    if (
-        ray and not torch.cuda.is_available()
-    ):  # the workers have the devices; this driver checks on its CPU
+    # the workers have the devices; this driver checks on its CPU
+    if ray and not torch.cuda.is_available():
         ex = dataclasses.replace(ex, device="cpu")
     preflight_mod.preflight(
         entries,
@@ -141,12 +140,10 @@ def reproduce(
     """
     _registered(entries)
     variant = shared.variant
-    executor.check(
-        placement, shared.ex, shared.tracking_uri
-    )  # e.g. a Ray cluster with a local store: refused first
-    connect(
-        shared.tracking_uri, shared.experiment
-    )  # creates the store once, before any child could race to
+    # e.g. a Ray cluster with a local store: refused first
+    executor.check(placement, shared.ex, shared.tracking_uri)
+    # creates the store once, before any child could race to
+    connect(shared.tracking_uri, shared.experiment)
     data = shared.data.load()
     runs = selection.load_runs(shared.tracking_uri, shared.experiment)
     modes = {e.name: planned_mode(shared, e, placement.kind == "ray") for e in entries}

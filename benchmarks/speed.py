@@ -81,9 +81,8 @@ class _Stream:
         try:
             x, y = next(self.it)
         except StopIteration:
-            self.it = iter(
-                self.loader
-            )  # a new epoch: reshuffle (and, for the reference, new workers)
+            # a new epoch: reshuffle (and, for the reference, new workers)
+            self.it = iter(self.loader)
             x, y = next(self.it)
         self.images += len(y)
         return x, y

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING
 
 from resnet.model import ConfigError
 
-if (
-    TYPE_CHECKING
-):  # torch is imported where a device is resolved: configs alone (the registry, `list`) need none
+# torch is imported where a device is resolved: configs alone (the registry, `list`) need none
+if TYPE_CHECKING:
     import torch
 
 OPTIMIZERS = ("adam", "sgd")

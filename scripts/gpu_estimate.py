@@ -133,9 +133,8 @@ def estimate(stage: str) -> tuple[float, str]:
         seeds, epochs = num("PACK_SEEDS"), num("PACK_EPOCHS")
         work = seeds * epochs * (spe + num("EPOCH_FIXED"))
         seq = run_overhead(st, 0) + (seeds - 1) * num("RUN_SETUP") + work + num("REPORT_S")
-        jobs = (
-            run_overhead(st, 0) + overhead(st) + work + num("REPORT_S")
-        )  # no gain from packing assumed
+        # no gain from packing assumed
+        jobs = run_overhead(st, 0) + overhead(st) + work + num("REPORT_S")
         return seq + jobs, f"{seeds:.0f} seeds x {epochs:.0f} epochs, twice, at {how}; {start}"
     if stage == "collapse":  # as packed's sequential half: one process, its runs one after another
         spe, how = epoch_seconds(st, "collapse")

@@ -116,9 +116,8 @@ def test_the_link_resbench_ui_prints_opens_the_runs_table(served, browser):
     table = page.get_by_role("grid").first
     for column in ("Run Name", "Dataset", "Source", "Models"):
         assert table.get_by_text(column, exact=True).count(), column
-    assert (
-        table.get_by_text(re.compile(r"^synthetic \(\w+-train")).count() >= 2
-    )  # the Dataset column, per run
+    # the Dataset column, per run
+    assert table.get_by_text(re.compile(r"^synthetic \(\w+-train")).count() >= 2
     page.screenshot(path=str(SHOTS / "runs.png"))
 
 
@@ -126,9 +125,8 @@ def test_a_click_on_the_experiment_opens_its_runs_once_model_training_is_picked(
     url, _ = served
     page = _page(browser)
     page.goto(url + "/#/experiments")
-    page.get_by_text("Model training", exact=True).first.click(
-        timeout=WAIT_MS
-    )  # the switch, once per browser
+    # the switch, once per browser
+    page.get_by_text("Model training", exact=True).first.click(timeout=WAIT_MS)
     page.get_by_role("link", name="browse").first.click(timeout=WAIT_MS)
     for name in RUNS:
         _visible(page, name)
@@ -148,9 +146,8 @@ def test_a_run_shows_its_dataset_model_and_test_acc_curve(served, browser):
     assert page.get_by_text("resbench run").count()  # the Source, with its commit
     page.screenshot(path=str(SHOTS / "run.png"), full_page=True)
     page.get_by_role("tab", name="Model metrics").click()
-    _visible(
-        page, f"{RUNS[0]} (test_acc)"
-    )  # the curve's legend: one line per run, drawn from its steps
+    # the curve's legend: one line per run, drawn from its steps
+    _visible(page, f"{RUNS[0]} (test_acc)")
     card = page.locator("h4[title='test_acc']").locator(
         "xpath=ancestor::div[contains(@data-testid, 'compare-runs-card')][1]"
     )

@@ -63,9 +63,8 @@ def test_the_command_and_the_doc_show_one_table():
     cli = CliRunner()
     res = cli.invoke(main, ["deviations", "--format", "markdown"])
     assert res.exit_code == 0 and res.output == markdown()
-    assert (
-        markdown() in (ROOT / "docs" / "FIDELITY.md").read_text()
-    )  # regenerate the doc if this fails
+    # regenerate the doc if this fails
+    assert markdown() in (ROOT / "docs" / "FIDELITY.md").read_text()
     res = cli.invoke(main, ["deviations", "paper/sgd"])
     assert res.exit_code == 0 and "SGD settings" in res.output and "not measured" in res.output
     res = cli.invoke(main, ["deviations", "paper/sgd", "--format", "json"])

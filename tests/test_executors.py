@@ -38,9 +38,8 @@ from tracking import names
 from tracking.store import TrackingError, require_shared_store
 
 ROW1 = get("table1/row1")
-TINY_ENTRIES = (
-    ROOT / "tests" / "entries"
-)  # test/tiny, which Ray workers find through $RESBENCH_ENTRIES_PATH
+# test/tiny, which Ray workers find through $RESBENCH_ENTRIES_PATH
+TINY_ENTRIES = ROOT / "tests" / "entries"
 TINY = DataSpec("synthetic", None, limit_train=64, limit_test=32)
 CPU = ExecConfig(device="cpu")
 
@@ -145,9 +144,8 @@ def test_ray_token_auth_is_on_only_with_the_mode_and_a_token(
         with pytest.raises(ExecutorError, match="export RAY_AUTH_MODE=token") as err:
             executor.check(cfg, CPU, uri)
         assert "\n" not in str(err.value)
-    executor.check(
-        ExecutorConfig(kind="ray"), CPU, uri
-    )  # a local Ray, started for the command: not asked
+    # a local Ray, started for the command: not asked
+    executor.check(ExecutorConfig(kind="ray"), CPU, uri)
 
 
 def test_a_cluster_without_token_auth_is_refused_before_anything_is_created(tmp_path, monkeypatch):
@@ -444,9 +442,8 @@ def test_ray_retries_a_killed_worker_into_the_same_run(ray_session, tmp_path, ma
             1,
             2,
         ], key
-    if (
-        other
-    ):  # machine a's slot still holds its epoch 0; b resumed from the store and cleared its own
+    # machine a's slot still holds its epoch 0; b resumed from the store and cleared its own
+    if other:
         assert len(list((tmp_path / "ckpt" / "a").glob("*/state.pt"))) == 1
         assert not list((tmp_path / "ckpt" / "b").glob("*/state.pt"))
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")] == []
@@ -460,9 +457,10 @@ def test_ctrl_c_cancels_the_tasks_and_their_runs_end_killed_then_resume(ray_sess
     specs = [shared.job("test/tiny", s) for s in range(3)]
     pressed: list[float] = []
 
+    # the two running jobs train side by side, however late Ray starts the second worker
     def together(
         spec,
-    ):  # the two running jobs train side by side, however late Ray starts the second worker
+    ):
         from benchmarks.jobs.train import train_job
 
         (tmp_path / f"started-{spec.seed}").touch()
@@ -484,9 +482,8 @@ def test_ctrl_c_cancels_the_tasks_and_their_runs_end_killed_then_resume(ray_sess
 
     with pytest.raises(KeyboardInterrupt):
         ray_jobs.run_ray(ExecutorConfig(kind="ray"), specs, log, task=together)
-    assert (
-        time.time() - pressed[0] < ray_jobs.CANCEL_GRACE_S
-    )  # they stopped when asked, not killed at the end
+    # they stopped when asked, not killed at the end
+    assert time.time() - pressed[0] < ray_jobs.CANCEL_GRACE_S
     client, runs = runs_of(shared.tracking_uri, "ctrl-c")
     assert sorted(r.info.status for r in runs) == [
         "KILLED",
@@ -499,9 +496,8 @@ def test_ctrl_c_cancels_the_tasks_and_their_runs_end_killed_then_resume(ray_sess
     client, runs = runs_of(shared.tracking_uri, "ctrl-c")
     assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
     by_seed = {r.data.tags[names.TAG_SEED]: r.info.run_id for r in runs}
-    assert all(
-        by_seed[seed] == run_id for seed, run_id in killed.items()
-    )  # continued, not replaced
+    # continued, not replaced
+    assert all(by_seed[seed] == run_id for seed, run_id in killed.items())
     for run_id in by_seed.values():
         assert sorted(m.step for m in client.get_metric_history(run_id, "test_acc")) == list(
             range(6)

@@ -183,12 +183,12 @@ def test_batch_mean_loss_against_a_hand_count():
     )
     per_image, acc, batch_mean = stats.loss, stats.acc, stats.loss_batchmean
     assert batch_mean == pytest.approx(sum(losses) / 3, rel=1e-6)  # the authors': 1.052704
+    # 1.383963
     assert per_image == pytest.approx(
         sum(n * x for n, x in zip(sizes, losses, strict=True)) / 9, rel=1e-6
-    )  # 1.383963
-    assert (
-        abs(batch_mean - per_image) > 0.3 and acc == 100.0
-    )  # a = 0 is a tie, which argmax gives to label 0
+    )
+    # a = 0 is a tie, which argmax gives to label 0
+    assert abs(batch_mean - per_image) > 0.3 and acc == 100.0
 
 
 def test_training_logs_the_authors_loss_on_the_real_test_pass():

@@ -237,9 +237,8 @@ def test_a_trained_run_fills_in_mlflows_fields(trained):
     run = client.get_run(run_id)
     tags = run.data.tags
     assert tags[names.TAG_SOURCE_NAME] == "resbench run" and tags[names.TAG_SOURCE_TYPE] == "LOCAL"
-    assert (
-        tags.get(names.TAG_SOURCE_COMMIT, "unknown") == tags[names.TAG_GIT_COMMIT]
-    )  # "unknown" outside git
+    # "unknown" outside git
+    assert tags.get(names.TAG_SOURCE_COMMIT, "unknown") == tags[names.TAG_GIT_COMMIT]
     sets = _datasets(client, run_id)
     assert {d.name for d in sets.values()} == {"synthetic"}
     assert json.loads(sets[names.CONTEXT_TRAINING].profile)["images"] == 64

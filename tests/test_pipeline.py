@@ -139,9 +139,8 @@ def test_device_augmentation_is_uniform_and_independent():
 
 def test_device_augmentation_matches_torchvision(reference_draws):
     (draws,) = device_draws(16_200, seed=1)
-    assert (
-        p_uniform(cell(reference_draws)) > P_MIN
-    )  # the reference itself: uniform offsets, fair flips
+    # the reference itself: uniform offsets, fair flips
+    assert p_uniform(cell(reference_draws)) > P_MIN
     assert p_same_all(draws, reference_draws) > P_MIN / 4  # Bonferroni over the four tests
 
 

@@ -178,9 +178,8 @@ def tls_server(postgres, tmp_path_factory):
         proxy = start_python_proxy(cert, key, proxy_port, port)
     url = f"https://{public}"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(
-            "MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert)
-        )  # as docs/DEPLOY.md says for your own CA
+        # as docs/DEPLOY.md says for your own CA
+        mp.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
         try:
             wait_until(lambda: answers(f"{url}/health", verify=cert), "the TLS proxy", 60)
             mp.setenv("MLFLOW_TRACKING_USERNAME", "admin")
@@ -344,9 +343,8 @@ def test_behind_tls_only_the_public_name_and_its_pages_get_through(tls_server):
     url, port = tls_server.url, tls_server.port
     cert = os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"]
     direct = f"http://127.0.0.1:{port}{SEARCH}"
-    assert (
-        _status(direct, headers={"Host": url.removeprefix("https://")}) == 200
-    )  # what the proxy passes on
+    # what the proxy passes on
+    assert _status(direct, headers={"Host": url.removeprefix("https://")}) == 200
     assert _status(direct) == 403 and _status(direct, headers={"Host": "attacker.example"}) == 403
     create = f"{url}/api/2.0/mlflow/experiments/create"
     assert (

@@ -133,9 +133,8 @@ def server(tmp_path_factory):
 def ray_session():
     """A local Ray in its own short temp folder, started with no credentials in its environment."""
     ray = pytest.importorskip("ray", reason="Ray is missing: pip install -e '.[ray]'")
-    temp = Path(
-        tempfile.mkdtemp(prefix="rs-", dir="/tmp")
-    )  # short: Ray's socket paths must fit 107 bytes
+    # short: Ray's socket paths must fit 107 bytes
+    temp = Path(tempfile.mkdtemp(prefix="rs-", dir="/tmp"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(registry.ENV_PATH, str(TINY_ENTRIES))  # workers find test/tiny
         for k in FORWARDED:
@@ -180,9 +179,8 @@ def assert_nowhere(
     log: list[str],
 ) -> None:
     sessions = list(ray_temp.glob("session_2*"))
-    assert sessions and any(
-        (s / "logs").is_dir() for s in sessions
-    )  # the folder Ray really wrote its logs to
+    # the folder Ray really wrote its logs to
+    assert sessions and any((s / "logs").is_dir() for s in sessions)
     assert files_holding(ray_temp, secret) == []
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
@@ -266,9 +264,8 @@ def test_a_password_inside_the_tracking_uri_is_shown_nowhere(
     with_password = url.replace("http://", f"http://admin:{CANARY}@")
     log = reproduce_on_ray(tiny, with_password, "canary-uri", 1, tmp_path)
     report = (tmp_path / "out" / "report.md").read_text()
-    assert (
-        f"http://admin:***@{url.removeprefix('http://')}" in report
-    )  # where the runs are, shown masked
+    # where the runs are, shown masked
+    assert f"http://admin:***@{url.removeprefix('http://')}" in report
     assert_nowhere(CANARY, ray_temp, with_password, "canary-uri", artifacts, tmp_path / "out", log)
 
 

@@ -28,16 +28,14 @@ def test_the_papers_entries_in_order():
 def test_entry_is_well_formed(e):
     assert "\n" not in e.description and e.description
     assert e.group == e.name.split("/")[0]
-    assert (
-        e.config_hash(TrainConfig(epochs=e.train.epochs + 1)) != e.config_hash()
-    )  # the recipe is in the hash
+    # the recipe is in the hash
+    assert e.config_hash(TrainConfig(epochs=e.train.epochs + 1)) != e.config_hash()
 
 
 def test_config_hashes_tell_configurations_apart():
     hashes = {(e.model, e.train): e.config_hash() for e in ENTRIES}
-    assert len(set(hashes.values())) == len(
-        hashes
-    )  # e.g. paper/final and paper/sgd: one model, two recipes
+    # e.g. paper/final and paper/sgd: one model, two recipes
+    assert len(set(hashes.values())) == len(hashes)
 
 
 def test_authors_recipe_is_the_default():

@@ -124,9 +124,8 @@ def test_finished_runs_give_mean_and_std_over_seeds(store):
     assert (
         "disagrees with the paper's 1.0M" in a["notes"] and "1 failed run not counted" in a["notes"]
     )
-    half = (
-        6.313752 * statistics.stdev(accs) / 2**0.5
-    )  # t(0.95, 1) s / sqrt(n): the 90% interval TOST uses
+    # t(0.95, 1) s / sqrt(n): the 90% interval TOST uses
+    half = 6.313752 * statistics.stdev(accs) / 2**0.5
     assert a["final_ci_low"] == pytest.approx(statistics.mean(accs) - half, abs=1e-3)
     assert a["verdict"] == "other data"  # generated data can never reproduce the paper
     shown = display.display_table(r).set_index("entry").loc[A.name]

@@ -96,9 +96,8 @@ def test_interrupted_run_resumes_into_the_same_run(tmp_path, straight, sig, stat
     uri = fresh_uri(tmp_path)
     code, err = start_and_interrupt(tmp_path, uri, sig)
     client, (run,) = runs(uri, names.DEFAULT_EXPERIMENT)
-    assert (
-        run.info.status == status
-    )  # SIGKILL leaves no chance to say anything; Ctrl-C marks KILLED
+    # SIGKILL leaves no chance to say anything; Ctrl-C marks KILLED
+    assert run.info.status == status
     if sig == signal.SIGINT:
         assert code == 130 and "rerun to resume" in err and "Traceback" not in err
     proc = resbench("run", *ARGS, "--tracking-uri", uri, cwd=tmp_path, env=ENV)
@@ -165,9 +164,8 @@ def test_a_run_killed_on_one_machine_is_continued_on_another(
     assert proc.returncode == 0, proc.stderr
     client, found = runs(uri, names.DEFAULT_EXPERIMENT)
     done = [r for r in found if r.info.status == "FINISHED"]
-    assert (
-        len(done) == 1 and curves(client, done[0].info.run_id) == straight[0]
-    )  # bitwise, every epoch once
+    # bitwise, every epoch once
+    assert len(done) == 1 and curves(client, done[0].info.run_id) == straight[0]
     if store_has_checkpoint:
         assert [r.info.run_id for r in found] == [first.info.run_id]  # the same run, continued
     else:

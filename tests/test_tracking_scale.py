@@ -50,9 +50,8 @@ def generated(tmp_path_factory):
             uri, "t", dataclasses.replace(SPEC, runs=2, data="cifar10", limit_train=0, limit_test=0)
         )
         logger = connect(uri, "t").reopen(ids[0])
-        logger.log_metrics(
-            {"test_acc": 12.5, "train_loss": float("nan")}, step=EPOCHS - 1
-        )  # a step logged again
+        # a step logged again
+        logger.log_metrics({"test_acc": 12.5, "train_loss": float("nan")}, step=EPOCHS - 1)
         logger.finish("FINISHED")
     finally:
         os.chdir(cwd)

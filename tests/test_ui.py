@@ -89,9 +89,8 @@ def test_resbench_ui_serves_the_runs_and_stops_on_ctrl_c(store, tmp_path):
             .endswith(f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
         )
         kind = MlflowClient(uri).get_experiment(experiment_id).tags[names.TAG_EXPERIMENT_KIND]
-        assert (
-            kind == names.EXPERIMENT_KIND
-        )  # set again by `resbench ui`, after MLflow's UI had marked it
+        # set again by `resbench ui`, after MLflow's UI had marked it
+        assert kind == names.EXPERIMENT_KIND
         found = requests.post(
             f"{url}/api/2.0/mlflow/runs/search",
             json={"experiment_ids": [experiment_id]},

@@ -270,13 +270,14 @@ def test_other_data_summary_names_the_data():
 
 def test_a_row_never_mixes_identities():
     bumped = tiny("a", version=2, num=1, accuracy=50.0)
+    # the latest data
     runs = fake_runs(
         (A, 0, 50.0),
         (A, 1, 50.2),  # before the bump
         (bumped, 0, 49.0, {"checksum": "old"}),
         (bumped, 1, 49.1, {"checksum": "old"}),  # older data
         (bumped, 0, 51.0, {"checksum": "new"}),
-    )  # the latest data
+    )
     r = make_report(runs, [bumped])
     row = r.table.iloc[0]
     assert row["n"] == 1 and row["final_mean"] == 51.0 and row["data_checksum"] == "new"

@@ -55,9 +55,8 @@ def log_model(
     )
     try:
         net = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).eval()
-        with (
-            torch.no_grad()
-        ):  # the signature from one plain forward pass, not MLflow's pyfunc wrapper
+        # the signature from one plain forward pass, not MLflow's pyfunc wrapper
+        with torch.no_grad():
             output = net(torch.from_numpy(input_example)).numpy()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / names.MODEL_NAME

@@ -39,9 +39,10 @@ class RunLogger:
         """The trained network as the run's logged model (tracking/models.py); returns its model id.
 
         Log the final metrics first: the model is linked to the run's latest values."""
+        # torch and mlflow.pytorch: only a run that trained a model needs them
         from tracking import (
             models,
-        )  # torch and mlflow.pytorch: only a run that trained a model needs them
+        )
 
         with store_errors(self.run_id):
             return models.log_model(self.client, self.run_id, model, input_example, step)
@@ -120,10 +121,11 @@ class RunLogger:
         if self.monitor is not None:  # its last samples go in before the run ends
             self.monitor.finish()
             self.monitor = None
+        # MLflow prints the run's link: no password in it
         with (
             store_errors(self.run_id),
             printed_redacted(),
-        ):  # MLflow prints the run's link: no password in it
+        ):
             self.client.set_terminated(self.run_id, status=status)
         self.status = status
 

@@ -35,9 +35,8 @@ def run(names_, seed, job: JobSettings):
     from tracking.tracker import connect
 
     chosen = checked(registry.select(names_), job.variant)
-    connect(
-        job.tracking_uri, job.experiment
-    )  # the store first: a bad one is bad input, before the data loads
+    # the store first: a bad one is bad input, before the data loads
+    connect(job.tracking_uri, job.experiment)
     data = job.data.load()
     failed = run_inline([job.job(e.name, seed) for e in chosen], data, _echo_err, click.echo)
     if len(failed) < len(chosen):

@@ -97,9 +97,8 @@ def _cancel(ray, refs: list, log) -> None:
         f"the next reproduce"
     )
     for ref in refs:
-        ray.cancel(
-            ref
-        )  # a KeyboardInterrupt in the task: its run is marked KILLED, like Ctrl-C on `run`
+        # a KeyboardInterrupt in the task: its run is marked KILLED, like Ctrl-C on `run`
+        ray.cancel(ref)
     try:
         _, left = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S)
     except KeyboardInterrupt:
@@ -146,9 +145,8 @@ def _collect(ray, cfg: ExecutorConfig, refs: dict, log) -> list[str]:
     failed, pending, i = [], list(refs), 0
     try:
         while pending:
-            done, pending = ray.wait(
-                pending, num_returns=1, timeout=1.0
-            )  # a timeout keeps Ctrl-C prompt
+            # a timeout keeps Ctrl-C prompt
+            done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
             for ref in done:
                 i, spec = i + 1, refs[ref]
                 try:

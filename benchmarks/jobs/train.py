@@ -74,9 +74,8 @@ def _uninterrupted():
     A SIGINT landing inside a store write can leave the store's connection unusable, so the
     run could not be marked KILLED and would stay RUNNING; held back, it lands between writes.
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-    ):  # signals reach the main thread only
+    # signals reach the main thread only
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
@@ -180,9 +179,8 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
         )
         run, state = _open_run(tracker, slot, spec, record, system_metrics)
         with run:
-            _held(
-                run.log_datasets, tags.data_input(spec, data)
-            )  # again on a resume: MLflow keeps one of each
+            # again on a resume: MLflow keeps one of each
+            _held(run.log_datasets, tags.data_input(spec, data))
             accs: list[float] = []  # test accuracy per epoch, for the collapse judgement
             # epochs this run already logged: a state from the store may be older, and an epoch is
             # logged once
@@ -196,9 +194,8 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
 
             def on_epoch(stats: EpochStats, snapshot) -> None:
                 with _uninterrupted():
-                    slot.save(
-                        snapshot(), run
-                    )  # here, and now and then in the store for another machine
+                    # here, and now and then in the store for another machine
+                    slot.save(snapshot(), run)
                     if stats.epoch not in logged:
                         run.log_metrics(stats.metrics(), step=stats.epoch)
                     accs.append(stats.test_acc)
@@ -218,14 +215,12 @@ def _train(spec: JobSpec, data: Dataset | None) -> str:
                 )
             except Diverged as e:
                 run.set_tags({names.TAG_DIVERGED_EPOCH: e.epoch})
-                slot.clear(
-                    run
-                )  # a diverged run is rerun from scratch, not resumed into the same NaN
+                # a diverged run is rerun from scratch, not resumed into the same NaN
+                slot.clear(run)
                 raise
             _tag_collapse(run, [h.test_acc for h in result.history])  # the whole curve
-            _log_results(
-                run, entry, cfg, spec, data, result
-            )  # Ctrl-C between its writes: the run is KILLED
+            # Ctrl-C between its writes: the run is KILLED
+            _log_results(run, entry, cfg, spec, data, result)
             _held(run.finish, "FINISHED")
         slot.clear(run)
         return run.run_id

@@ -136,9 +136,8 @@ def build(
     """
     variant = request.variant
     entries = entries if entries is not None else group_entries(request.group)
-    ui_url = redact(
-        request.ui_url or (uri if uri.startswith(("http://", "https://")) else None)
-    )  # links show no password
+    # links show no password
+    ui_url = redact(request.ui_url or (uri if uri.startswith(("http://", "https://")) else None))
     source = resolve_source(runs, entries, variant, request.data)
     chosen = resolve_mode(runs, entries, variant, source, dict(request.mode))
     rows, other = tabulate(

@@ -160,9 +160,8 @@ def runs_vs_reference(
         len(curves)
         and curves[["train_loss", "test_loss"]].max().max() > 100 * reference["test_loss"].max()
     ):
-        loss.set_yscale(
-            "log"
-        )  # a blown-up measured loss would flatten the paper's curve to nothing
+        # a blown-up measured loss would flatten the paper's curve to nothing
+        loss.set_yscale("log")
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -255,9 +254,8 @@ def figures_for(r, folder: Path) -> dict[str, Path]:
     }
     if ADAM in order:
         final = c[c["entry"] == ADAM]
-        if (
-            "test_loss_batchmean" in final
-        ):  # the notebook's test loss is a mean over batches: compare like with like
+        # the notebook's test loss is a mean over batches: compare like with like
+        if "test_loss_batchmean" in final:
             final = final.assign(test_loss=final["test_loss_batchmean"].fillna(final["test_loss"]))
         out[f"{ADAM}: measured against the paper's own curve"] = runs_vs_reference(
             final,

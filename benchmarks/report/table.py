@@ -146,9 +146,8 @@ class Report:
 
     def where(self) -> str:
         db = sqlite_path(self.uri)
-        return (
-            f"sqlite:///{db.resolve()}" if db is not None else redact(self.uri)
-        )  # never a password
+        # never a password
+        return f"sqlite:///{db.resolve()}" if db is not None else redact(self.uri)
 
     def summary(self) -> str:
         """One line: how many rows with a paper figure reproduced, and what became of the others."""

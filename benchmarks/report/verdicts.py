@@ -75,9 +75,10 @@ def t_quantile(df: int) -> float:
     """t(1 − ALPHA, df) = t(0.95, df): the quantile of the two-sided 90% Student-t interval."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    # here, not at the top: it takes longer to import than a CLI command to run
     from scipy import (
         stats,
-    )  # here, not at the top: it takes longer to import than a CLI command to run
+    )
 
     return float(stats.t.ppf(1 - ALPHA, df))
 
