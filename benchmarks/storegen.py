@@ -178,16 +178,7 @@ def _write(run, entry: Entry, history: list[dict[str, float]], fate: str) -> Non
     elif fate == "killed":
         run.finish("KILLED")
     else:
-        run.log_metrics(
-            {
-                names.PARAM_COUNT: entry.param_count,
-                names.TEST_ACCURACY: history[-1]["test_acc"],
-                names.BEST_TEST_ACCURACY: max(h["test_acc"] for h in history),
-                names.TEST_LOSS: history[-1]["test_loss"],
-                names.TEST_LOSS_BATCHMEAN_FINAL: history[-1][names.TEST_LOSS_BATCHMEAN],
-                names.WALL_SECONDS: sum(h["epoch_seconds"] for h in history),
-            }
-        )
+        run.log_metrics(tags.summary(entry.param_count, history))
 
 
 def generate(uri: str, experiment: str, spec: StoreSpec, log=None) -> list[str]:

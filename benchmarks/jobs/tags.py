@@ -212,3 +212,19 @@ def record(
         if value is not None:
             tags[tag] = value
     return Record(f"{entry.name} seed={spec.seed}", params, tags, key)
+
+
+def summary(param_count: int, history: list[Mapping]) -> dict[str, float]:
+    """A finished run's summary metrics from its epochs (`EpochStats` fields, one mapping each):
+    the last epoch's test accuracy and losses (what the paper reports), the best epoch's
+    accuracy, the parameter count and the wall time."""
+    last = history[-1]
+    batchmean = last.get(names.TEST_LOSS_BATCHMEAN)
+    return {
+        names.PARAM_COUNT: param_count,
+        names.TEST_ACCURACY: last["test_acc"],
+        names.BEST_TEST_ACCURACY: max(h["test_acc"] for h in history),
+        names.TEST_LOSS: last["test_loss"],
+        **({} if batchmean is None else {names.TEST_LOSS_BATCHMEAN_FINAL: batchmean}),
+        names.WALL_SECONDS: sum(h["epoch_seconds"] for h in history),
+    }

@@ -243,23 +243,8 @@ def _log_results(
     data: Dataset,
     result: TrainResult,
 ) -> None:
-    history = pd.DataFrame([asdict(s) for s in result.history])
-    last = result.history[-1]
-    _held(
-        run.log_metrics,
-        {
-            names.PARAM_COUNT: result.param_count,
-            names.TEST_ACCURACY: last.test_acc,
-            names.BEST_TEST_ACCURACY: history["test_acc"].max(),
-            names.TEST_LOSS: last.test_loss,
-            **(
-                {names.TEST_LOSS_BATCHMEAN_FINAL: last.test_loss_batchmean}
-                if last.test_loss_batchmean is not None
-                else {}
-            ),
-            names.WALL_SECONDS: history["epoch_seconds"].sum(),
-        },
-    )
+    epochs = [asdict(s) for s in result.history]
+    _held(run.log_metrics, tags.summary(result.param_count, epochs))
     config = {
         "entry": entry.name,
         "model": entry.model.flat(),
@@ -269,7 +254,7 @@ def _log_results(
         "data": asdict(spec.data) | {"source": data.source, "checksum": data.checksum},
     }
     _held(run.log_dict, config, names.ARTIFACT_CONFIG)
-    fig = curve.learning_curve(history, spec.name)
+    fig = curve.learning_curve(pd.DataFrame(epochs), spec.name)
     try:
         _held(run.log_figure, fig, names.ARTIFACT_CURVE, dpi=110, bbox_inches="tight")
     finally:
@@ -278,4 +263,4 @@ def _log_results(
     # torch.export). It is the run's one copy of the weights (its state_dict loads into
     # resnet.network.build_model). Should logging it fail, the job fails and the slot keeps the
     # last epoch's checkpoint: a slot is cleared only once its run has finished.
-    _held(run.log_model, result.model, _input_example(data), step=last.epoch)
+    _held(run.log_model, result.model, _input_example(data), step=result.history[-1].epoch)
